@@ -1,0 +1,23 @@
+# Mat-Label (ICCV 2023): pseudo-labels for weakly supervised semantic segmentation by image matting.
+#   snakemake --cores 16 --resources gpu=1 results/table1.csv               # the paper's VOC 2012 setting
+#   snakemake --cores 2 --configfile config/demo.yaml results/table1.csv    # synthetic demo on CPU
+# The data flow, stage by stage, is in README.md; each stage is one file under rules/.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/cam.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/table1.csv",

@@ -1,0 +1,119 @@
+"""The CAM baseline (Zhou et al., CVPR 2016) as IRN trains and exports it (Table 1 row "CAM").
+
+Model: backbone → global average pooling → 1×1 convolution without bias (num_fg classes); the class
+activation map of class c is ReLU(w_c · f(x)) at the backbone's output stride (IRN net/resnet50_cam.py).
+Export: multi-scale {1.0, 0.5, 1.5, 2.0} + horizontal flip, summed, upsampled to the image size, each
+present class divided by its own maximum (IRN step/make_cam.py). Seeds: background is a constant plane at
+``bg_threshold`` and every pixel takes the argmax (IRN step/eval_cam.py).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from matlabel.backbone import ResNetBackbone
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class CAMNet(nn.Module):
+    """Classifier whose class activation maps are read off the last feature map.
+
+    ``forward(x)`` → (B, num_fg) logits; ``cam(x)`` → (B, num_fg, h, w) non-negative maps at the
+    backbone's output stride. Every map-producing method of the workflow (CAM, D2CAM, ReCAM) exposes
+    ``cam`` so the export rule is shared.
+    """
+
+    def __init__(self, num_fg: int, backbone: ResNetBackbone):
+        super().__init__()
+        self.backbone = backbone
+        self.classifier = nn.Conv2d(backbone.out_channels, num_fg, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.backbone(x)
+        return self.classifier(f.mean((2, 3), keepdim=True)).flatten(1)
+
+    def cam(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.classifier(self.backbone(x)))
+
+    def param_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """(pretrained backbone parameters, newly added parameters) for the 1× / 10× learning rates."""
+        trainable = [p for p in self.backbone.parameters() if p.requires_grad]
+        return trainable, list(self.classifier.parameters())
+
+
+def normalize(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB → (3, H, W) float32 normalised with the ImageNet mean/std."""
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (x - mean) / std
+
+
+@torch.no_grad()
+def multiscale_cams(model: nn.Module, image: np.ndarray, classes, scales=(1.0, 0.5, 1.5, 2.0), flip: bool = True,
+                    device: str | torch.device = "cpu", amp: bool = False) -> np.ndarray:
+    """Class activation maps of the present classes, averaged over scales (and flips), at image size.
+
+    Parameters
+    ----------
+    model : has ``cam(x) -> (B, num_fg, h, w)`` with non-negative maps.
+    image : (H, W, 3) uint8 RGB.
+    classes : foreground class indices present in the image (1-based, background = 0 excluded).
+    scales : input rescaling factors (paper Sec. 4.2: {0.5, 1.0, 1.5, 2.0}).
+
+    Returns
+    -------
+    (len(classes), H, W) float32 in [0, 1]: each map divided by its own maximum (+1e-5), as IRN.
+    As in IRN, each scale's map is upsampled to the stride-padded size (ceil(H/s)·s) and cropped, so map
+    cells stay aligned with the pixels they cover.
+    """
+    h, w = image.shape[:2]
+    if len(classes) == 0:  # an image without labels has no maps; its seed is all background
+        return np.zeros((0, h, w), dtype=np.float32)
+    idx = torch.as_tensor([c - 1 for c in classes], dtype=torch.long, device=device)
+    x0 = normalize(image).unsqueeze(0).to(device)
+    total = torch.zeros((len(classes), h, w), device=device)
+    for s in scales:
+        size = (max(1, round(h * s)), max(1, round(w * s)))
+        # bicubic rescale of the input, as IRN's pil_rescale(img, s, order=3)
+        x = x0 if s == 1.0 else F.interpolate(x0, size=size, mode="bicubic", align_corners=False)
+        if flip:
+            x = torch.cat([x, x.flip(-1)], 0)
+        with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
+            maps = model.cam(x).float()
+        maps = maps[:, idx]
+        maps = maps[0] + maps[1].flip(-1) if flip else maps[0]
+        stride = _stride_of(size, maps.shape[-2:])
+        up = (maps.shape[-2] * stride, maps.shape[-1] * stride)
+        maps = F.interpolate(maps.unsqueeze(0), size=up, mode="bilinear", align_corners=False)[0]
+        # the crop to the rescaled size, then back to the image size
+        maps = maps[:, : size[0], : size[1]]
+        if size != (h, w):
+            maps = F.interpolate(maps.unsqueeze(0), size=(h, w), mode="bilinear", align_corners=False)[0]
+        total += maps
+    total /= total.flatten(1).amax(1).view(-1, 1, 1) + 1e-5
+    return total.cpu().numpy().astype(np.float32)
+
+
+def _stride_of(size: tuple[int, int], feat: tuple[int, int]) -> int:
+    """The network stride that maps an input of ``size`` to a feature map of ``feat`` (ceil division)."""
+    for stride in (4, 8, 16, 32):
+        if (-(-size[0] // stride), -(-size[1] // stride)) == tuple(feat):
+            return stride
+    # tiny inputs can round oddly; fall back to the nearest ratio
+    return max(1, round(size[0] / feat[0]))
+
+
+def cams_to_labels(cams: np.ndarray, classes, bg_threshold: float) -> np.ndarray:
+    """Seed label map from normalised maps: background = constant plane at ``bg_threshold``, then argmax.
+
+    cams : (k, H, W) in [0, 1]; classes : the k class indices. Returns (H, W) uint8 (0 = background).
+    """
+    keys = np.concatenate([[0], np.asarray(classes, dtype=np.int64)])
+    h, w = cams.shape[-2:]
+    stacked = np.concatenate([np.full((1, h, w), bg_threshold, dtype=np.float32), cams.astype(np.float32)], 0)
+    return keys[stacked.argmax(0)].astype(np.uint8)

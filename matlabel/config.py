@@ -1,0 +1,24 @@
+"""Checks of the configuration that JSON Schema cannot express (run by the Snakefile before any job).
+
+The schema (schemas/config.schema.yaml) rejects unknown keys, wrong types and out-of-range values; this
+module rejects combinations that are each valid alone but wrong together, with a message naming the keys.
+"""
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message names the key(s) and the fix."""
+
+
+def check_config(config: dict) -> None:
+    errors = []
+    lo, hi = config["augment"]["resize_long"]
+    if lo > hi:
+        errors.append(f"augment.resize_long must be [min, max] with min <= max, got [{lo}, {hi}]")
+    syn = config.get("data", {}).get("synthetic", {})
+    if syn.get("min_objects", 1) > syn.get("max_objects", 3):
+        errors.append("data.synthetic.min_objects must be <= data.synthetic.max_objects")
+    if config["evaluate"]["bg_threshold"] not in config["evaluate"]["bg_threshold_sweep"]:
+        errors.append("evaluate.bg_threshold must be one of evaluate.bg_threshold_sweep (it is reported beside it)")
+    if errors:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(errors))

@@ -1,0 +1,104 @@
+"""The VOC layout every dataset of the workflow is written in, and its manifest.
+
+A dataset root holds::
+
+    <root>/JPEGImages/<id>.jpg
+    <root>/SegmentationClass/<id>.png          palette PNG, class indices, 255 = ignore
+    <root>/SegmentationClassAug/<id>.png       (VOC 2012 + SBD only) masks of train_aug
+    <root>/ImageSets/Segmentation/<split>.txt  one image id per line
+    <root>/cls_labels.json                     {id: [foreground class indices, sorted]}
+
+and next to it a manifest ``dataset.json`` (written last by the rule that prepares the dataset, so
+its presence means the dataset is complete)::
+
+    {"name": ..., "root": <root relative to the manifest>, "num_classes": K (background included),
+     "class_names": [...], "mask_dir": "SegmentationClass", "splits": {split: n_images}}
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from matlabel.io import read_json, write_json
+
+VOC_CLASSES = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)
+IGNORE_INDEX = 255
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a prepared dataset contains; ``root`` is absolute once loaded."""
+
+    name: str
+    root: Path
+    num_classes: int
+    class_names: tuple[str, ...]
+    mask_dir: str = "SegmentationClass"
+    splits: dict[str, int] = field(default_factory=dict)
+
+    def split_ids(self, split: str) -> list[str]:
+        return read_split(self.root, split)
+
+    def image_path(self, image_id: str) -> Path:
+        return self.root / "JPEGImages" / f"{image_id}.jpg"
+
+    def mask_path(self, image_id: str, mask_dir: str | None = None) -> Path:
+        return self.root / (mask_dir or self.mask_dir) / f"{image_id}.png"
+
+    def labels(self) -> dict[str, list[int]]:
+        return read_json(self.root / "cls_labels.json")
+
+
+def write_manifest(path: str | os.PathLike, name: str, root: str | os.PathLike, class_names, mask_dir: str,
+                   splits: dict[str, int]) -> None:
+    """Write ``dataset.json`` (atomically) describing a dataset rooted at ``root``."""
+    path = Path(path)
+    rel = os.path.relpath(Path(root).resolve(), path.parent.resolve())
+    write_json(path, {
+        "name": name, "root": rel, "num_classes": len(class_names), "class_names": list(class_names),
+        "mask_dir": mask_dir, "splits": dict(splits),
+    })
+
+
+def load_manifest(path: str | os.PathLike) -> Manifest:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: dataset manifest missing; build it with `snakemake {path}`.")
+    d = read_json(path)
+    return Manifest(name=d["name"], root=(path.parent / d["root"]).resolve(), num_classes=int(d["num_classes"]),
+                    class_names=tuple(d["class_names"]), mask_dir=d.get("mask_dir", "SegmentationClass"),
+                    splits=dict(d.get("splits", {})))
+
+
+def read_split(root: str | os.PathLike, split: str) -> list[str]:
+    """Image ids of ``split``, in file order, blank lines skipped."""
+    path = Path(root) / "ImageSets" / "Segmentation" / f"{split}.txt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: split list missing (is the dataset prepared? is '{split}' a split of it?)")
+    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_split(root: str | os.PathLike, split: str, ids) -> None:
+    from matlabel.io import write_text
+
+    write_text(Path(root) / "ImageSets" / "Segmentation" / f"{split}.txt", "".join(f"{i}\n" for i in ids))
+
+
+def write_cls_labels(root: str | os.PathLike, labels: dict[str, list[int]]) -> None:
+    """Write ``cls_labels.json``: image id → sorted foreground class indices (1..K-1)."""
+    write_json(Path(root) / "cls_labels.json", {k: sorted(int(c) for c in v) for k, v in sorted(labels.items())})
+
+
+def labels_from_mask(mask, num_classes: int) -> list[int]:
+    """Foreground classes present in a label map (0 = background and 255 = ignore excluded)."""
+    import numpy as np
+
+    vals = np.unique(mask)
+    bad = vals[(vals >= num_classes) & (vals != IGNORE_INDEX)]
+    if bad.size:
+        raise ValueError(f"label values {bad.tolist()} outside 0..{num_classes - 1}/255")
+    return [int(v) for v in vals if 0 < v < num_classes]

@@ -1,0 +1,142 @@
+"""Atomic file writing and the typed on-disk formats of the workflow.
+
+Every output is written to a temporary name in the same directory and renamed into place, so a
+killed job leaves either the whole file or nothing (DESIGN.md, "Contracts").
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None):
+    """Yield a temporary path next to ``path``; rename it to ``path`` if the block succeeds.
+
+    The temporary name keeps the file extension (``suffix`` overrides it), so writers that pick a
+    format from the name (PIL, numpy) still work.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix if suffix is None else suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would have
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike):
+    """Yield a temporary directory next to ``path``; move it to ``path`` if the block succeeds.
+
+    Used for shard outputs (one directory of per-image files): the shard appears whole or not at all.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """Write ``obj`` as indented, key-sorted JSON atomically (byte-stable for equal inputs)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | os.PathLike):
+    return json.loads(Path(path).read_text())
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def voc_palette(n: int = 256) -> np.ndarray:
+    """The PASCAL VOC colour map: (n, 3) uint8, index 0 black, 255 the ignore colour (224, 224, 192).
+
+    This is the bit-interleaving colour map of the VOC devkit (VOCcolormap.m), so our PNGs open with
+    the same colours as the official masks.
+    """
+    cmap = np.zeros((n, 3), dtype=np.uint8)
+    for i in range(n):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        cmap[i] = (r, g, b)
+    return cmap
+
+
+def write_label_png(path: str | os.PathLike, label: np.ndarray) -> None:
+    """Write an (H, W) uint8 label map as a palette PNG with the VOC colour map, atomically."""
+    label = np.asarray(label)
+    if label.ndim != 2:
+        raise ValueError(f"label map must be 2-D, got shape {label.shape}")
+    if label.dtype != np.uint8:
+        if label.min() < 0 or label.max() > 255:
+            raise ValueError("label values must be in 0..255")
+        label = label.astype(np.uint8)
+    img = Image.fromarray(label, mode="P")
+    img.putpalette(voc_palette().flatten().tolist())
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
+
+
+def read_label_png(path: str | os.PathLike) -> np.ndarray:
+    """Read a palette (or single-channel) PNG label map as (H, W) uint8 class indices.
+
+    Raises ``ValueError`` naming the file for an RGB mask: its colours are not class indices
+    (OpenCV and ``Image.convert('RGB')`` produce such files from VOC's palette PNGs).
+    """
+    with Image.open(path) as img:
+        if img.mode not in ("P", "L"):
+            raise ValueError(
+                f"{path}: label PNG has mode {img.mode!r}; expected a palette ('P') or grey ('L') PNG of "
+                "class indices. Re-export it with PIL as mode 'P' (do not convert VOC masks to RGB)."
+            )
+        return np.array(img, dtype=np.uint8)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image as a writeable, C-contiguous (H, W, 3) uint8 RGB array.
+
+    Raises ``ValueError`` naming the file when it is corrupt or truncated.
+    """
+    try:
+        with Image.open(path) as img:
+            img.load()
+            arr = np.array(img.convert("RGB"), dtype=np.uint8)
+    except (OSError, SyntaxError) as err:  # PIL reports corrupt/truncated files as OSError
+        raise ValueError(f"{path}: cannot decode image ({err}). Re-download or remove it from the split list.") from err
+    return np.ascontiguousarray(arr)

@@ -1,0 +1,74 @@
+# Classifier training, multi-scale map export (one job per image shard) and seed evaluation.
+# {method} is a map-producing method (cam; D2CAM and ReCAM join later) sharing these rules.
+
+
+rule train_classifier:
+    input:
+        manifest=manifest_path,
+    output:
+        model="results/{dataset}/{method}/model.pt",
+    params:
+        train=lambda wc: config[wc.method],
+        backbone=config["backbone"],
+        augment=config["augment"],
+        split=config["splits"]["train_classifier"],
+        seed=config["seed"],
+        device=config["device"],
+    threads: 8
+    resources:
+        gpu=1,
+    log:
+        "logs/{dataset}/train_classifier/{method}.log",
+    benchmark:
+        "benchmarks/{dataset}/train_classifier/{method}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/train_classifier.py"
+
+
+rule export_cams:
+    input:
+        manifest=manifest_path,
+        model="results/{dataset}/{method}/model.pt",
+    output:
+        directory("results/{dataset}/{method}/cams/shard{shard}"),
+    params:
+        split=config["splits"]["export"],
+        n_shards=N_SHARDS,
+        backbone=config["backbone"],
+        scales=config["export"]["scales"],
+        flip=config["export"]["flip"],
+        device=config["device"],
+    threads: 2
+    resources:
+        gpu=1,
+    log:
+        "logs/{dataset}/export_cams/{method}/shard{shard}.log",
+    benchmark:
+        "benchmarks/{dataset}/export_cams/{method}/shard{shard}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/export_cams.py"
+
+
+rule evaluate_cams:
+    input:
+        manifest=manifest_path,
+        shards=cam_shards,
+    output:
+        "results/{dataset}/{method}/seed/eval.json",
+    params:
+        split=config["splits"]["eval_seed"],
+        bg_threshold=config["evaluate"]["bg_threshold"],
+        sweep=config["evaluate"]["bg_threshold_sweep"],
+    threads: 1
+    log:
+        "logs/{dataset}/evaluate_cams/{method}.log",
+    benchmark:
+        "benchmarks/{dataset}/evaluate_cams/{method}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/evaluate_cams.py"

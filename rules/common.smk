@@ -1,0 +1,54 @@
+# Config validation, shard/method lists, wildcard constraints and input helpers shared by all stages.
+import sys
+
+from snakemake.utils import validate
+
+sys.path.insert(0, workflow.basedir)  # the matlabel package lives next to the Snakefile
+
+from matlabel.config import check_config
+from matlabel.datasets.sources import ARCHIVES, DATASET_ARCHIVES
+
+validate(config, "../schemas/config.schema.yaml")
+check_config(config)
+
+DATASET = config["dataset"]
+N_SHARDS = config["n_shards"]
+SHARDS = [str(i) for i in range(N_SHARDS)]
+MAP_METHODS = ["cam"]  # methods that train a classifier and export class activation maps
+ENV = "../envs/matlabel.yaml"
+
+
+wildcard_constraints:
+    dataset=DATASET,
+    method="|".join(MAP_METHODS),
+    shard=r"\d+",
+
+
+def manifest_path(wildcards=None):
+    """The prepared dataset's manifest; its presence means the dataset is complete."""
+    return f"resources/{DATASET}/dataset.json"
+
+
+def cam_shards(wildcards):
+    return expand(
+        "results/{dataset}/{method}/cams/shard{shard}",
+        dataset=wildcards.dataset,
+        method=wildcards.method,
+        shard=SHARDS,
+    )
+
+
+def archive_url(name):
+    """A user's mirror for archive ``name`` (config data.url_overrides), or "" for the registry's URLs."""
+    return config.get("data", {}).get("url_overrides", {}).get(name, "")
+
+
+def archive_by_filename(filename):
+    for name, archive in ARCHIVES.items():
+        if archive.filename == filename:
+            return name
+    raise ValueError(f"no archive named {filename} in matlabel/datasets/sources.py")
+
+
+def dataset_archive(dataset, name):
+    return f"resources/downloads/{ARCHIVES[name].filename}"

@@ -1,0 +1,64 @@
+# Datasets in VOC layout: downloaded and converted (VOC 2012 + SBD, COCO 2014) or synthesised (demo).
+# Each ends with resources/<dataset>/dataset.json, the manifest every later stage declares as input.
+
+
+rule synthesize_dataset:
+    output:
+        manifest="resources/synthetic/dataset.json",
+    params:
+        synthetic=config.get("data", {}).get("synthetic", {}),
+    log:
+        "logs/synthesize_dataset.log",
+    benchmark:
+        "benchmarks/synthesize_dataset.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/synthesize_dataset.py"
+
+
+rule download_archive:
+    output:
+        "resources/downloads/{filename}",
+    params:
+        name=lambda wc: archive_by_filename(wc.filename),
+        url=lambda wc: archive_url(archive_by_filename(wc.filename)),
+    log:
+        "logs/download/{filename}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/download_archive.py"
+
+
+rule prepare_voc12:
+    input:
+        voc=dataset_archive("voc12", "voc2012_trainval"),
+        sbd=dataset_archive("voc12", "sbd"),
+    output:
+        manifest="resources/voc12/dataset.json",
+    log:
+        "logs/prepare_voc12.log",
+    benchmark:
+        "benchmarks/prepare_voc12.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/prepare_voc12.py"
+
+
+rule prepare_coco14:
+    input:
+        train=dataset_archive("coco14", "coco2014_train"),
+        val=dataset_archive("coco14", "coco2014_val"),
+        annotations=dataset_archive("coco14", "coco2014_annotations"),
+    output:
+        manifest="resources/coco14/dataset.json",
+    log:
+        "logs/prepare_coco14.log",
+    benchmark:
+        "benchmarks/prepare_coco14.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/prepare_coco14.py"

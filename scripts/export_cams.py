@@ -1,0 +1,37 @@
+"""Rule export_cams: multi-scale (+flip) class activation maps of one image shard, one .npz per image."""
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from matlabel import runlog
+from matlabel.cam import multiscale_cams
+from matlabel.datasets.layout import load_manifest
+from matlabel.io import atomic_dir, read_image
+from matlabel.models import build
+from matlabel.shards import shard_ids
+from matlabel.train import resolve_device
+
+
+def main(smk):
+    log = runlog.start(smk)
+    p = smk.params
+    device = resolve_device(p.device)
+    manifest = load_manifest(smk.input.manifest)
+    labels = manifest.labels()
+    ids = shard_ids(manifest.split_ids(p.split), int(smk.wildcards.shard), p.n_shards)
+    model, _ = build(smk.wildcards.method, manifest.num_classes - 1, {**p.backbone, "weights": "none"})
+    ckpt = torch.load(smk.input.model, map_location="cpu", weights_only=False)
+    model.load_state_dict(ckpt["model"])
+    model.to(device).eval()
+    log.info("exporting %d images of shard %s on %s", len(ids), smk.wildcards.shard, device)
+    with atomic_dir(smk.output[0]) as tmp:
+        for image_id in tqdm(ids, desc=f"shard {smk.wildcards.shard}", mininterval=5):
+            classes = labels[image_id]
+            image = read_image(manifest.image_path(image_id))
+            cams = multiscale_cams(model, image, classes, p.scales, p.flip, device, amp=device.type == "cuda")
+            np.savez_compressed(tmp / f"{image_id}.npz", cams=cams.astype(np.float16),
+                                classes=np.asarray(classes, dtype=np.int16))
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821

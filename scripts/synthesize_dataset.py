@@ -1,0 +1,20 @@
+"""Rule synthesize_dataset: write the synthetic dataset in VOC layout and its manifest (written last)."""
+from pathlib import Path
+
+from matlabel import runlog
+from matlabel.datasets.layout import VOC_CLASSES, write_manifest
+from matlabel.datasets.synthetic import SyntheticConfig, generate
+
+
+def main(smk):
+    log = runlog.start(smk)
+    cfg = SyntheticConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in smk.params.synthetic.items()})
+    root = Path(smk.output.manifest).parent / "VOC2012"
+    log.info("synthesising %s into %s", cfg, root)
+    splits = generate(root, cfg)
+    write_manifest(smk.output.manifest, "synthetic", root, VOC_CLASSES, "SegmentationClass", splits)
+    log.info("done: %s", splits)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821

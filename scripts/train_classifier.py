@@ -1,0 +1,28 @@
+"""Rule train_classifier: train a map-producing classifier ({method}) on the image-level labels."""
+from matlabel import runlog
+from matlabel.datasets.layout import load_manifest
+from matlabel.datasets.loader import ClassifierAugment, VOCLayoutDataset
+from matlabel.models import build
+from matlabel.train import TrainConfig, resolve_device, train
+
+
+def main(smk):
+    log = runlog.start(smk)
+    p = smk.params
+    device = resolve_device(p.device)
+    manifest = load_manifest(smk.input.manifest)
+    augment = ClassifierAugment(p.augment["resize_long"], p.augment["crop"], p.augment["hflip"], seed=p.seed)
+    dataset = VOCLayoutDataset(manifest, p.split, transform=augment, unlabeled="skip")
+    if dataset.skipped:
+        log.warning("skipping %d image(s) of '%s' without any object label (nothing to learn), e.g. %s",
+                    len(dataset.skipped), p.split, dataset.skipped[:5])
+    model, loss_fn = build(smk.wildcards.method, manifest.num_classes - 1, p.backbone)
+    cfg = TrainConfig(**p.train, seed=p.seed, num_workers=min(4, max(0, smk.threads - 1)))
+    log.info("training %s on %d images of '%s' on %s: %s", smk.wildcards.method, len(dataset), p.split, device, cfg)
+    history = train(model, dataset, cfg, device, smk.output.model, loss_fn=loss_fn,
+                    extra={"backbone": dict(p.backbone), "augment": dict(p.augment), "method": smk.wildcards.method})
+    log.info("done: %s", history[-1])
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (injected by Snakemake)

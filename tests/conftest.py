@@ -1,0 +1,20 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic(tmp_path_factory):
+    """A tiny synthetic dataset in VOC layout with its manifest (shared by the loader/evaluation tests)."""
+    from matlabel.datasets.layout import VOC_CLASSES, load_manifest, write_manifest
+    from matlabel.datasets.synthetic import SyntheticConfig, generate
+
+    out = tmp_path_factory.mktemp("synthetic")
+    splits = generate(out / "VOC2012", SyntheticConfig(n_train=12, n_val=4, width=64, height=48, border_px=2),
+                      progress=False)
+    write_manifest(out / "dataset.json", "synthetic", out / "VOC2012", VOC_CLASSES, "SegmentationClass", splits)
+    return load_manifest(out / "dataset.json")

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+import torch
+
+from matlabel.backbone import ResNetBackbone
+from matlabel.cam import CAMNet, cams_to_labels, multiscale_cams, normalize
+
+
+@pytest.fixture(scope="module")
+def tiny_net():
+    torch.manual_seed(0)
+    return CAMNet(20, ResNetBackbone("resnet18", weights="none", output_stride=16, freeze_bn=False,
+                                     train_from="stem")).eval()
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_backbone_output_stride_16_without_dilation(arch):
+    net = ResNetBackbone(arch, weights="none", output_stride=16)
+    x = torch.zeros(1, 3, 96, 128)
+    assert net(x).shape[-2:] == (6, 8)            # 96/16, 128/16
+    assert net(x, upto="layer2").shape[-2:] == (12, 16)  # stride 8: the paper's D2CAM feature map F
+    assert all(m.dilation == (1, 1) for m in net.layer4.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def test_frozen_stages_and_batchnorm_follow_irn():
+    net = ResNetBackbone("resnet50", weights="none", output_stride=16, freeze_bn=True, train_from="layer3")
+    net.train()
+    assert not any(p.requires_grad for p in net.stem.parameters())
+    assert not any(p.requires_grad for p in net.layer2.parameters())
+    assert all(p.requires_grad for p in net.layer3.parameters())
+    assert all(not m.training for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_cam_is_relu_of_classifier_on_features(tiny_net):
+    x = torch.randn(2, 3, 64, 64)
+    cams = tiny_net.cam(x)
+    assert cams.shape == (2, 20, 4, 4) and (cams >= 0).all()
+    # logits = classifier(mean of features) = mean over the map of the pre-ReLU CAM
+    pre = tiny_net.classifier(tiny_net.backbone(x))
+    torch.testing.assert_close(tiny_net(x), pre.mean((2, 3)), rtol=1e-4, atol=1e-5)
+
+
+def test_multiscale_export_shapes_and_normalisation(tiny_net):
+    image = np.random.default_rng(0).integers(0, 255, (75, 101, 3), dtype=np.uint8)
+    cams = multiscale_cams(tiny_net, image, [3, 15], scales=(1.0, 0.5, 1.5, 2.0), flip=True)
+    assert cams.shape == (2, 75, 101) and cams.dtype == np.float32
+    assert cams.min() >= 0 and cams.max() <= 1
+    np.testing.assert_allclose(cams.reshape(2, -1).max(1), 1.0, atol=1e-3)
+
+
+def test_flip_averaging_is_symmetric_for_a_symmetric_image(tiny_net):
+    half = np.random.default_rng(1).integers(0, 255, (64, 32, 3), dtype=np.uint8)
+    image = np.concatenate([half, half[:, ::-1]], 1)
+    cams = multiscale_cams(tiny_net, image, [1], scales=(1.0,), flip=True)
+    np.testing.assert_allclose(cams[0], cams[0][:, ::-1], atol=1e-4)
+
+
+def test_cams_to_labels_hand_case():
+    cams = np.array([[[0.9, 0.1], [0.3, 0.0]], [[0.2, 0.05], [0.6, 0.0]]], dtype=np.float32)
+    labels = cams_to_labels(cams, [8, 15], bg_threshold=0.15)
+    # pixel (0,0): class 8 (0.9); (0,1): background (0.15 > 0.1); (1,0): class 15 (0.6); (1,1): background
+    assert labels.tolist() == [[8, 0], [15, 0]]
+
+
+def test_normalize_uses_imagenet_statistics():
+    x = normalize(np.full((2, 2, 3), 255, dtype=np.uint8))
+    assert x.shape == (3, 2, 2)
+    assert x[0, 0, 0].item() == pytest.approx((1 - 0.485) / 0.229)

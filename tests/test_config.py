@@ -1,0 +1,64 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from matlabel.config import ConfigError, check_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = str(ROOT / "schemas" / "config.schema.yaml")
+
+
+def load(name="config.yaml", overlay=None):
+    cfg = yaml.safe_load((ROOT / name).read_text())
+    if overlay:
+        over = yaml.safe_load((ROOT / overlay).read_text())
+        cfg = merge(cfg, over)
+    return cfg
+
+
+def merge(a, b):
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+@pytest.mark.parametrize("overlay", [None, "config/demo.yaml", "config/coco14.yaml"])
+def test_shipped_configs_are_valid(overlay):
+    cfg = load(overlay=overlay)
+    validate(cfg, SCHEMA)
+    check_config(cfg)
+
+
+def test_paper_numbers_are_in_config():
+    cfg = load()
+    assert cfg["backbone"]["arch"] == "resnet50"
+    assert cfg["export"]["scales"] == [1.0, 0.5, 1.5, 2.0]
+    assert cfg["cam"]["batch_size"] == 16
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda c: c.update(unknown_key=1), "unknown_key"),
+    (lambda c: c["cam"].update(epochs=-1), "epochs"),
+    (lambda c: c["cam"].update(lr=0), "lr"),
+    (lambda c: c.update(device="tpu"), "device"),
+    (lambda c: c.update(dataset="imagenet"), "dataset"),
+    (lambda c: c["evaluate"].update(bg_threshold=1.5), "bg_threshold"),
+    (lambda c: c["backbone"].update(typo=True), "typo"),
+])
+def test_schema_rejects_bad_values(mutate, message):
+    cfg = load()
+    mutate(cfg)
+    with pytest.raises(WorkflowError, match=message):
+        validate(cfg, SCHEMA)
+
+
+def test_cross_field_checks_name_the_keys():
+    cfg = load()
+    cfg["augment"]["resize_long"] = [640, 320]
+    with pytest.raises(ConfigError, match="augment.resize_long"):
+        check_config(cfg)

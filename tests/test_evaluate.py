@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from matlabel.evaluate import evaluate_cams
+from matlabel.io import read_label_png
+from matlabel.shards import shard_ids
+
+
+def export_from_masks(manifest, ids, shard_dir, corrupt=None):
+    shard_dir.mkdir(parents=True)
+    for image_id in ids:
+        gt = read_label_png(manifest.mask_path(image_id))
+        classes = manifest.labels()[image_id]
+        cams = np.stack([(gt == c).astype(np.float16) for c in classes])
+        if corrupt is not None:
+            cams = corrupt(cams)
+        np.savez_compressed(shard_dir / f"{image_id}.npz", cams=cams, classes=np.asarray(classes, np.int16))
+
+
+def test_maps_equal_to_the_masks_score_100(tiny_synthetic, tmp_path):
+    ids = tiny_synthetic.split_ids("train")
+    dirs = [tmp_path / f"shard{k}" for k in range(2)]
+    for k, d in enumerate(dirs):
+        export_from_masks(tiny_synthetic, shard_ids(ids, k, 2), d)
+    r = evaluate_cams(tiny_synthetic, ids, dirs, 0.15, [0.1, 0.15, 0.5])
+    assert r["miou"] == 100.0 and r["n_images"] == len(ids)
+    assert r["iou"]["bicycle"] is None  # class absent from the data: skipped, not zero
+    assert set(r["sweep"]) == {"0.10", "0.15", "0.50"}
+
+
+def test_empty_maps_give_background_only(tiny_synthetic, tmp_path):
+    ids = tiny_synthetic.split_ids("train")
+    export_from_masks(tiny_synthetic, ids, tmp_path / "shard0", corrupt=lambda c: c * 0)
+    r = evaluate_cams(tiny_synthetic, ids, [tmp_path / "shard0"], 0.15, [0.15])
+    present = [v for k, v in r["iou"].items() if v is not None and k != "background"]
+    assert present and all(v == 0.0 for v in present)
+
+
+def test_missing_image_names_the_split_problem(tiny_synthetic, tmp_path):
+    (tmp_path / "shard0").mkdir()
+    with pytest.raises(FileNotFoundError, match="subset of the exported split"):
+        evaluate_cams(tiny_synthetic, tiny_synthetic.split_ids("train"), [tmp_path / "shard0"], 0.15, [0.15])
+
+
+def test_shards_partition_the_ids():
+    ids = [f"im{i}" for i in range(10)]
+    parts = [shard_ids(ids, k, 3) for k in range(3)]
+    assert sorted(sum(parts, [])) == sorted(ids)
+    with pytest.raises(ValueError):
+        shard_ids(ids, 3, 3)

@@ -1,0 +1,137 @@
+"""The workflow as a user runs it: lint, dry-runs of the paper's VOC config, and the demo end to end (tiny)."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ["Snakefile", "config.yaml", "config", "rules", "scripts", "schemas", "envs", "report", "matlabel"]
+TINY = {
+    "n_shards": 2,
+    "data": {"synthetic": {"n_train": 24, "n_val": 8, "width": 64, "height": 48, "border_px": 2}},
+    "augment": {"resize_long": [48, 80], "crop": 64},
+    "cam": {"epochs": 2, "batch_size": 8},
+}
+
+
+def workdir(tmp_path: Path) -> Path:
+    """A fresh working directory holding the workflow (symlinked), as a clone would."""
+    for name in WORKFLOW_FILES:
+        (tmp_path / name).symlink_to(ROOT / name)
+    return tmp_path
+
+
+def snakemake(wd: Path, *args, timeout=900, check=True):
+    cmd = [sys.executable, "-m", "snakemake", *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(cmd, cwd=wd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    table = output.split("Job stats:")[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def write_overlay(wd: Path, overlay: dict) -> str:
+    path = wd / "test-overlay.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    return str(path)
+
+
+def test_lint_is_clean(tmp_path):
+    proc = snakemake(workdir(tmp_path), "--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_requirements_and_conda_env_pin_the_same_packages():
+    req = [l.strip() for l in (ROOT / "requirements.txt").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    env = yaml.safe_load((ROOT / "envs" / "matlabel.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert sorted(req) == sorted(pip)
+
+
+def test_voc_dry_run_plans_the_downloads(tmp_path):
+    wd = workdir(tmp_path)
+    out = snakemake(wd, "-n", "results/table1.csv", "--cores", "16", "--resources", "gpu=1").stdout
+    counts = job_counts(out)
+    assert counts["download_archive"] == 2 and counts["prepare_voc12"] == 1
+    assert counts["export_cams"] == 16 and counts["train_classifier"] == 1
+
+
+def fake_voc_tree(wd: Path) -> None:
+    """A tiny prepared VOC 2012 tree (VOC layout + manifest) in the place prepare_voc12 writes it."""
+    from matlabel.datasets.layout import VOC_CLASSES, write_cls_labels, write_manifest, write_split
+    from matlabel.io import write_label_png
+
+    root = wd / "resources" / "voc12" / "VOCdevkit" / "VOC2012"
+    ids = [f"2007_00000{i}" for i in range(4)]
+    rng = np.random.default_rng(0)
+    from PIL import Image
+
+    for i, image_id in enumerate(ids):
+        (root / "JPEGImages").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(root / "JPEGImages" / f"{image_id}.jpg")
+        mask = np.zeros((40, 50), np.uint8)
+        mask[10:30, 10:30] = i + 1
+        write_label_png(root / "SegmentationClassAug" / f"{image_id}.png", mask)
+    for split, members in {"train": ids[:2], "train_aug": ids[:3], "val": ids[3:]}.items():
+        write_split(root, split, members)
+    write_cls_labels(root, {image_id: [i + 1] for i, image_id in enumerate(ids)})
+    write_manifest(wd / "resources" / "voc12" / "dataset.json", "voc12", root, VOC_CLASSES, "SegmentationClassAug",
+                   {"train": 2, "train_aug": 3, "val": 1})
+
+
+def test_voc_dry_run_against_a_prepared_tree(tmp_path):
+    wd = workdir(tmp_path)
+    fake_voc_tree(wd)
+    out = snakemake(wd, "-n", "results/table1.csv", "--cores", "16", "--resources", "gpu=1").stdout
+    counts = job_counts(out)
+    assert "download_archive" not in counts and "prepare_voc12" not in counts
+    assert counts["train_classifier"] == 1 and counts["export_cams"] == 16 and counts["evaluate_cams"] == 1
+    assert "results/voc12/cam/model.pt" in out
+
+
+def test_offline_download_stops_at_once_with_the_fix(tmp_path):
+    wd = workdir(tmp_path)
+    overlay = write_overlay(wd, {"data": {"url_overrides": {
+        "voc2012_trainval": "http://127.0.0.1:9/VOCtrainval_11-May-2012.tar",
+        "sbd": "http://127.0.0.1:9/benchmark.tgz"}}})
+    proc = snakemake(wd, "resources/voc12/dataset.json", "--cores", "1", "--configfile", overlay, check=False,
+                     timeout=300)
+    assert proc.returncode != 0
+    log = (wd / "logs" / "download" / "VOCtrainval_11-May-2012.tar.log").read_text()
+    assert "127.0.0.1:9" in log and "make demo" in log
+    assert "resources/downloads/VOCtrainval_11-May-2012.tar" in log  # where to put a manual download
+    assert not (wd / "resources" / "downloads" / "VOCtrainval_11-May-2012.tar").exists()
+
+
+def test_bad_config_fails_before_any_job(tmp_path):
+    wd = workdir(tmp_path)
+    overlay = write_overlay(wd, {"cam": {"epochs": -1}})
+    proc = snakemake(wd, "-n", "--configfile", overlay, check=False)
+    assert proc.returncode != 0 and "epochs" in proc.stdout + proc.stderr
+
+
+def test_demo_end_to_end_tiny(tmp_path):
+    wd = workdir(tmp_path)
+    overlay = write_overlay(wd, TINY)
+    snakemake(wd, "results/table1.csv", "--cores", "2", "--configfile", "config/demo.yaml", overlay)
+    table = pd.read_csv(wd / "results" / "table1.csv", dtype=str)
+    cam = table.set_index("method").loc["CAM"]
+    assert 0.0 <= float(cam["seed"]) <= 100.0
+    assert cam["seed_paper"] == "48.0"
+    assert (wd / "results" / "synthetic" / "table1.md").exists()
+    assert sorted(p.name for p in (wd / "results" / "synthetic" / "cam" / "cams").iterdir()) == ["shard0", "shard1"]
+    assert (wd / "logs" / "synthetic" / "train_classifier" / "cam.log").stat().st_size > 0
+    # a second run has nothing to do
+    again = snakemake(wd, "results/table1.csv", "--cores", "2", "--configfile", "config/demo.yaml", overlay, "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
