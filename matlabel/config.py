@@ -16,8 +16,13 @@ def check_config(config: dict) -> None:
     if lo > hi:
         errors.append(f"augment.resize_long must be [min, max] with min <= max, got [{lo}, {hi}]")
     syn = config.get("data", {}).get("synthetic", {})
-    if syn.get("min_objects", 1) > syn.get("max_objects", 3):
-        errors.append("data.synthetic.min_objects must be <= data.synthetic.max_objects")
+    if config["dataset"] == "synthetic":
+        from matlabel.datasets.synthetic import SyntheticConfig
+
+        try:  # the generator's own checks (min <= max objects, size_min <= size_max, seed != val_seed, ...)
+            SyntheticConfig.from_mapping(syn)
+        except (ValueError, TypeError) as err:
+            errors.append(f"data.synthetic: {err}")
     if config["evaluate"]["bg_threshold"] not in config["evaluate"]["bg_threshold_sweep"]:
         errors.append("evaluate.bg_threshold must be one of evaluate.bg_threshold_sweep (it is reported beside it)")
     if errors:

@@ -124,7 +124,7 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, device: torch.devic
             opt.step()
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
-            bar.set_postfix(loss=f"{float(losses['total']):.4f}")
+            bar.set_postfix(loss=f"{float(losses['total'].detach()):.4f}")
         history.append({"epoch": epoch + 1, **{k: v / max(1, len(loader)) for k, v in sums.items()}})
         log.info("epoch %d: %s", epoch + 1, history[-1])
         with atomic_path(resume, suffix=".pt") as tmp:

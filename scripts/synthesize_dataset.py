@@ -8,7 +8,7 @@ from matlabel.datasets.synthetic import SyntheticConfig, generate
 
 def main(smk):
     log = runlog.start(smk)
-    cfg = SyntheticConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in smk.params.synthetic.items()})
+    cfg = SyntheticConfig.from_mapping(smk.params.synthetic)
     root = Path(smk.output.manifest).parent / "VOC2012"
     log.info("synthesising %s into %s", cfg, root)
     splits = generate(root, cfg)
