@@ -129,3 +129,16 @@ def test_worker_processes_give_the_same_masks(zips, prepared, tmp_path):
     for stem in (TRAIN_9, TRAIN_25, VAL_42):
         np.testing.assert_array_equal(read_label_png(manifest.mask_path(stem)),
                                       read_label_png(reference.mask_path(stem)))
+
+
+def test_the_shared_loader_reads_prepared_coco(prepared):
+    from matlabel.datasets.loader import VOCLayoutDataset
+
+    manifest = load_manifest(prepared[1])
+    ds = VOCLayoutDataset(manifest, "train", with_mask=True)
+    item = ds[0]
+    assert item["label"].shape == (manifest.num_classes - 1,) and item["mask"].shape == item["image"].shape[:2]
+    assert sorted(np.flatnonzero(item["label"]) + 1) == item["classes"]
+    with pytest.raises(ValueError, match="no object label"):
+        VOCLayoutDataset(manifest, "val")  # the unannotated val image stops classifier-style loading ...
+    assert len(VOCLayoutDataset(manifest, "val", unlabeled="skip")) == 0  # ... unless skipped, as training does

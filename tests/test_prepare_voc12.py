@@ -179,3 +179,13 @@ def test_bad_sbd_mat_names_the_file(tmp_path):
     scipy.io.savemat(bad, {"GTcls": {"Segmentation": np.full((3, 3), 40, np.uint8)}})
     with pytest.raises(ValueError, match="0..20"):
         sbd_mat_to_label(bad)
+
+
+def test_the_shared_loader_reads_prepared_voc(prepared):
+    from matlabel.datasets.loader import VOCLayoutDataset
+
+    manifest = load_manifest(prepared[1])
+    ds = VOCLayoutDataset(manifest, "train_aug", with_mask=True)
+    for item in (ds[0], ds[len(ds) - 1]):
+        assert item["label"].shape == (20,) and item["mask"].shape == item["image"].shape[:2]
+        assert item["classes"] and item["label"].sum() == len(item["classes"])
