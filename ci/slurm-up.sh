@@ -87,21 +87,28 @@ if ! alive "$STATE/munged.pid" munged; then
     rm -f "$STATE/munged.pid"
     if ! timeout 5 munge -n 2>/dev/null | timeout 5 unmunge >/dev/null 2>&1; then
         install -d -o munge -g munge -m 755 /run/munge
-        runuser -u munge -- /usr/sbin/munged
+        runuser -u munge -- /usr/sbin/munged || { show_logs; die 1 "munged did not start"; }
         for _ in $(seq 50); do [[ -s /run/munge/munged.pid ]] && break; sleep 0.1; done
-        cp /run/munge/munged.pid "$STATE/munged.pid"
+        cp /run/munge/munged.pid "$STATE/munged.pid" 2>/dev/null || true
     fi
 fi
 timeout 5 munge -n 2>/dev/null | timeout 5 unmunge >/dev/null 2>&1 || { show_logs; die 1 "munged does not answer"; }
 
 # --- slurmctld, slurmd (both fork and write their PID files into $STATE) ----------------------------------------------
+# start NAME COMMAND...: runs COMMAND unless NAME's recorded PID is alive, then waits (10 s at most) for its PID file.
+start() {
+    local name=$1
+    shift
+    alive "$STATE/$name.pid" "$name" && return 0
+    rm -f "$STATE/$name.pid"
+    "$@" || { show_logs; die 1 "$name did not start"; }
+    for _ in $(seq 100); do alive "$STATE/$name.pid" "$name" && return 0; sleep 0.1; done
+    show_logs
+    die 1 "$name exited at start (its log is above)"
+}
 mkdir -p "$STATE/slurmctld" "$STATE/slurmd"
-if ! alive "$STATE/slurmctld.pid" slurmctld; then
-    slurmctld -c || { show_logs; die 1 "slurmctld did not start"; }
-fi
-if ! alive "$STATE/slurmd.pid" slurmd; then
-    slurmd -N localhost || { show_logs; die 1 "slurmd did not start"; }   # -N: the node is "localhost" whatever the hostname
-fi
+start slurmctld slurmctld -c          # -c: no jobs or node states from an earlier run
+start slurmd slurmd -N localhost      # -N: the node is "localhost" whatever this machine's hostname
 
 deadline=$((SECONDS + WAIT_S))
 resumed=0
@@ -113,6 +120,9 @@ while true; do
         ((resumed)) || timeout 10 scontrol update NodeName=localhost State=RESUME >/dev/null 2>&1 || true
         resumed=1 ;;
     esac
+    for daemon in slurmctld slurmd; do
+        alive "$STATE/$daemon.pid" "$daemon" || { show_logs; die 1 "$daemon exited (its log is above)"; }
+    done
     if ((SECONDS > deadline)); then
         show_logs
         die 1 "node localhost not ready after ${WAIT_S}s (state: '${state:-no answer}')"

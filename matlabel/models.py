@@ -5,6 +5,8 @@ training, export and evaluation rules are shared. Later stages add D2CAM and ReC
 """
 from __future__ import annotations
 
+import torch
+
 from matlabel.backbone import ResNetBackbone
 from matlabel.cam import CAMNet
 from matlabel.train import multilabel_loss
@@ -20,8 +22,11 @@ METHODS = {
 }
 
 
-def build(method: str, num_fg: int, backbone: dict):
+def build(method: str, num_fg: int, backbone: dict, seed: int = 0):
+    """(model, loss_fn) of ``method``; new layers are initialised from ``seed`` (global RNG untouched)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known: {sorted(METHODS)}")
     builder, loss_fn = METHODS[method]
-    return builder(num_fg, backbone), loss_fn
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return builder(num_fg, backbone), loss_fn

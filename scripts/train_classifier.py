@@ -16,7 +16,7 @@ def main(smk):
     if dataset.skipped:
         log.warning("skipping %d image(s) of '%s' without any object label (nothing to learn), e.g. %s",
                     len(dataset.skipped), p.split, dataset.skipped[:5])
-    model, loss_fn = build(smk.wildcards.method, manifest.num_classes - 1, p.backbone)
+    model, loss_fn = build(smk.wildcards.method, manifest.num_classes - 1, p.backbone, seed=p.seed)
     cfg = TrainConfig(**p.train, seed=p.seed, num_workers=min(4, max(0, smk.threads - 1)))
     log.info("training %s on %d images of '%s' on %s: %s", smk.wildcards.method, len(dataset), p.split, device, cfg)
     history = train(model, dataset, cfg, device, smk.output.model, loss_fn=loss_fn,
