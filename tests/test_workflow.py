@@ -112,6 +112,8 @@ def test_offline_download_stops_at_once_with_the_fix(tmp_path):
     assert "127.0.0.1:9" in log and "make demo" in log
     assert "resources/downloads/VOCtrainval_11-May-2012.tar" in log  # where to put a manual download
     assert not (wd / "resources" / "downloads" / "VOCtrainval_11-May-2012.tar").exists()
+    terminal = proc.stdout + proc.stderr  # the message reaches the terminal, not only the log
+    assert "[download_archive] DownloadError" in terminal and "make demo" in terminal
 
 
 def test_bad_config_fails_before_any_job(tmp_path):
