@@ -36,7 +36,7 @@ show_logs() {
 }
 
 [[ $(id -u) == 0 ]] || die 3 "needs root (installs packages, writes $CONF_DIR, runs the daemons)"
-[[ -r /etc/debian_version ]] && command -v apt-get >/dev/null || die 3 "needs Debian (apt-get)"
+if [[ ! -r /etc/debian_version ]] || ! command -v apt-get >/dev/null; then die 3 "needs Debian (apt-get)"; fi
 
 if alive "$STATE/slurmctld.pid" slurmctld && alive "$STATE/slurmd.pid" slurmd && ready; then
     exit 0

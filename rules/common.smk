@@ -18,6 +18,12 @@ MAP_METHODS = ["cam"]  # methods that train a classifier and export class activa
 ENV = "../envs/matlabel.yaml"
 
 
+# Run on the submitting machine under a cluster profile: a copy, and downloads (compute nodes are often offline).
+localrules:
+    download_archive,
+    table1_configured_dataset,
+
+
 wildcard_constraints:
     dataset=DATASET,
     method="|".join(MAP_METHODS),

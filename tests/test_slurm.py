@@ -4,11 +4,12 @@ The tiny demo runs once with a fault that only rule evaluate_cams meets (an eval
 then again without it. Checked: GPU rules are submitted to the profile's GPU partition with a GPU request, the failed
 job is reported as failed (after the profile's retry, with twice the memory), the rerun does only the jobs that had
 not finished, and it ends with results/table1.csv. SLURM is brought up and down by this module (root + Debian; the
-scripts install slurm-wlm and munge). About 4-5 minutes on 2 cores; MATLABEL_TEST_SLURM=0 skips it.
+scripts install slurm-wlm and munge). About 3-4 minutes on 2 cores; MATLABEL_TEST_SLURM=0 skips it.
 """
 import fcntl
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from test_workflow import TINY, job_counts, workdir, write_overlay
+from test_workflow import TINY, WORKFLOW_FILES, job_counts, write_overlay
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
@@ -92,6 +93,18 @@ def submitted_jobs(text: str) -> list[dict]:
     return jobs
 
 
+def snapshot_workdir(path: Path) -> Path:
+    """A copy of the workflow as a clone has it: edits to the checkout during the minutes the runs take (which the
+    code rerun trigger would act on) cannot reach it."""
+    for name in [*WORKFLOW_FILES, "profiles"]:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, path / name)
+    return path
+
+
 def mem_mb(job: dict) -> int:
     value = job["MinMemoryNode"]  # e.g. 8000M or 16G
     return int(float(value[:-1]) * (1024 if value.endswith("G") else 1))
@@ -100,8 +113,7 @@ def mem_mb(job: dict) -> int:
 @pytest.fixture(scope="module")
 def runs(slurm_cluster, tmp_path_factory):
     """Run 1 with a fault in evaluate_cams, run 2 without it, then a dry-run; outputs and job records of each."""
-    wd = workdir(tmp_path_factory.mktemp("slurm"))
-    (wd / "profiles").symlink_to(ROOT / "profiles")
+    wd = snapshot_workdir(tmp_path_factory.mktemp("slurm"))
     tiny = write_overlay(wd, TINY)
     fault = wd / "fault.yaml"  # a split that only evaluate_cams reads, and that the dataset does not have
     fault.write_text(yaml.safe_dump({"splits": {"eval_seed": "no_such_split"}}))
@@ -111,13 +123,14 @@ def runs(slurm_cluster, tmp_path_factory):
     first = run_snakemake(wd, target, *PROFILES, "--configfile", "config/demo.yaml", tiny, str(fault), timeout=540)
     first_jobs = submitted_jobs(output(first))
     first_log = (wd / "logs/synthetic/evaluate_cams/cam.log").read_text()  # run 2 writes it anew
+    first_table = (wd / target).exists()
     finished = {p: p.stat().st_mtime_ns for p in [wd / "results/synthetic/cam/model.pt",
                                                   *(wd / "results/synthetic/cam/cams").glob("shard*")]}
     second = run_snakemake(wd, target, *PROFILES, "--configfile", "config/demo.yaml", tiny, timeout=360)
     second_jobs = submitted_jobs(output(second))
     dry = run_snakemake(wd, target, *PROFILES, "--configfile", "config/demo.yaml", tiny, "-n", timeout=120)
     print(f"SLURM runs took {time.monotonic() - started:.0f} s")
-    return dict(wd=wd, first=first, first_jobs=first_jobs, first_log=first_log, finished=finished, second=second,
+    return dict(wd=wd, first=first, first_jobs=first_jobs, first_log=first_log, first_table=first_table, finished=finished, second=second,
                 second_jobs=second_jobs, dry=dry)
 
 
@@ -138,7 +151,7 @@ def test_failed_job_is_reported_as_failed(runs):
     assert mem_mb(failed[1]) == 2 * mem_mb(failed[0])  # a retry asks for twice the memory (`* attempt`)
     assert all(j["JobState"] == "COMPLETED" for j in jobs if j["rule"] != "evaluate_cams"), jobs
     assert "no_such_split" in runs["first_log"]  # the job's own log says why
-    assert not (runs["wd"] / "results/table1.csv").exists()
+    assert not runs["first_table"]
 
 
 def test_gpu_rules_ask_slurm_for_a_gpu(runs):
@@ -162,7 +175,8 @@ def test_rerun_resumes_without_redoing_finished_jobs(runs):
     text = output(second)
     assert second.returncode == 0, f"{text[-4000:]}\n{slurm_logs(wd)}"
     assert job_counts(text) == {"evaluate_cams": 1, "table1": 1, "table1_configured_dataset": 1, "total": 3}
-    assert {j["rule"] for j in runs["second_jobs"]} == {"evaluate_cams", "table1", "table1_configured_dataset"}
+    assert "evaluate_cams" in {j["rule"] for j in runs["second_jobs"]}
+    assert {j["rule"] for j in runs["second_jobs"]} <= {"evaluate_cams", "table1", "table1_configured_dataset"}
     assert all(j["JobState"] == "COMPLETED" for j in runs["second_jobs"]), runs["second_jobs"]
     assert "rule train_classifier:" not in text and "rule export_cams:" not in text
     assert {p: p.stat().st_mtime_ns for p in runs["finished"]} == runs["finished"]  # model and maps untouched
