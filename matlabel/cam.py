@@ -113,7 +113,18 @@ def cams_to_labels(cams: np.ndarray, classes, bg_threshold: float) -> np.ndarray
 
     cams : (k, H, W) in [0, 1]; classes : the k class indices. Returns (H, W) uint8 (0 = background).
     """
-    keys = np.concatenate([[0], np.asarray(classes, dtype=np.int64)])
+    return labels_at_thresholds(cams, classes, [bg_threshold])[0]
+
+
+def labels_at_thresholds(cams: np.ndarray, classes, thresholds) -> list[np.ndarray]:
+    """``cams_to_labels`` for several background thresholds, with the argmax computed once.
+
+    A pixel takes the class of its largest map when that map exceeds the threshold, else background
+    (a tie goes to the background plane, as argmax over [background, maps...] picks the first maximum).
+    """
     h, w = cams.shape[-2:]
-    stacked = np.concatenate([np.full((1, h, w), bg_threshold, dtype=np.float32), cams.astype(np.float32)], 0)
-    return keys[stacked.argmax(0)].astype(np.uint8)
+    if len(classes) == 0:
+        return [np.zeros((h, w), dtype=np.uint8) for _ in thresholds]
+    fg = np.asarray(classes, dtype=np.uint8)[cams.argmax(0)]
+    peak = cams.max(0)
+    return [np.where(peak > t, fg, 0).astype(np.uint8) for t in thresholds]

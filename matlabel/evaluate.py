@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from matlabel.cam import cams_to_labels
+from matlabel.cam import labels_at_thresholds
 from matlabel.datasets.layout import Manifest
 from matlabel.io import read_label_png
 from matlabel.metrics import ConfusionMeter
@@ -35,8 +35,8 @@ def evaluate_cams(manifest: Manifest, ids, shard_dirs, bg_threshold: float, swee
         gt = read_label_png(manifest.mask_path(image_id))
         if gt.shape != cams.shape[1:]:
             raise ValueError(f"{manifest.mask_path(image_id)}: mask {gt.shape} and maps {cams.shape[1:]} differ in size")
-        for t, meter in meters.items():
-            meter.add(gt, cams_to_labels(cams, classes, t))
+        for meter, pred in zip(meters.values(), labels_at_thresholds(cams, classes, list(meters))):
+            meter.add(gt, pred)
     main = meters[float(bg_threshold)]
     curve = {f"{t:.2f}": round(100 * m.miou(), 2) for t, m in meters.items()}
     best = max(thresholds, key=lambda t: meters[t].miou())

@@ -6,7 +6,7 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)  # the matlabel package lives next to the Snakefile
 
 from matlabel.config import check_config
-from matlabel.datasets.sources import ARCHIVES, DATASET_ARCHIVES
+from matlabel.datasets.sources import ARCHIVES
 
 validate(config, "../schemas/config.schema.yaml")
 check_config(config)
@@ -56,5 +56,6 @@ def archive_by_filename(filename):
     raise ValueError(f"no archive named {filename} in matlabel/datasets/sources.py")
 
 
-def dataset_archive(dataset, name):
+def archive_path(name):
+    """Where archive ``name`` of the registry is downloaded to (or put by hand)."""
     return f"resources/downloads/{ARCHIVES[name].filename}"

@@ -33,8 +33,8 @@ rule download_archive:
 
 rule prepare_voc12:
     input:
-        voc=dataset_archive("voc12", "voc2012_trainval"),
-        sbd=dataset_archive("voc12", "sbd"),
+        voc=archive_path("voc2012_trainval"),
+        sbd=archive_path("sbd"),
     output:
         manifest="resources/voc12/dataset.json",
     log:
@@ -49,9 +49,9 @@ rule prepare_voc12:
 
 rule prepare_coco14:
     input:
-        train=dataset_archive("coco14", "coco2014_train"),
-        val=dataset_archive("coco14", "coco2014_val"),
-        annotations=dataset_archive("coco14", "coco2014_annotations"),
+        train=archive_path("coco2014_train"),
+        val=archive_path("coco2014_val"),
+        annotations=archive_path("coco2014_annotations"),
     output:
         manifest="resources/coco14/dataset.json",
     log:

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from matlabel.backbone import ResNetBackbone
-from matlabel.cam import CAMNet, cams_to_labels, multiscale_cams, normalize
+from matlabel.cam import CAMNet, cams_to_labels, labels_at_thresholds, multiscale_cams, normalize
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +66,17 @@ def test_normalize_uses_imagenet_statistics():
     x = normalize(np.full((2, 2, 3), 255, dtype=np.uint8))
     assert x.shape == (3, 2, 2)
     assert x[0, 0, 0].item() == pytest.approx((1 - 0.485) / 0.229)
+
+
+def test_thresholds_share_one_argmax_and_match_the_background_plane_rule():
+    rng = np.random.default_rng(0)
+    cams = rng.random((3, 20, 30)).astype(np.float32)
+    cams[:, 0, 0] = 0.15  # a tie with the background plane goes to the background
+    thresholds = [0.0, 0.15, 0.5, 0.99]
+    fast = labels_at_thresholds(cams, [2, 7, 15], thresholds)
+    for t, labels in zip(thresholds, fast):
+        keys = np.array([0, 2, 7, 15])
+        plane = np.concatenate([np.full((1, 20, 30), t, np.float32), cams])
+        np.testing.assert_array_equal(labels, keys[plane.argmax(0)])
+    assert fast[1][0, 0] == 0
+    assert labels_at_thresholds(np.zeros((0, 4, 5), np.float32), [], [0.1])[0].shape == (4, 5)

@@ -20,7 +20,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from matlabel.io import read_json, write_json
+import numpy as np
+
+from matlabel.io import read_json, write_json, write_text
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -83,8 +85,6 @@ def read_split(root: str | os.PathLike, split: str) -> list[str]:
 
 
 def write_split(root: str | os.PathLike, split: str, ids) -> None:
-    from matlabel.io import write_text
-
     write_text(Path(root) / "ImageSets" / "Segmentation" / f"{split}.txt", "".join(f"{i}\n" for i in ids))
 
 
@@ -95,8 +95,6 @@ def write_cls_labels(root: str | os.PathLike, labels: dict[str, list[int]]) -> N
 
 def labels_from_mask(mask, num_classes: int) -> list[int]:
     """Foreground classes present in a label map (0 = background and 255 = ignore excluded)."""
-    import numpy as np
-
     vals = np.unique(mask)
     bad = vals[(vals >= num_classes) & (vals != IGNORE_INDEX)]
     if bad.size:
