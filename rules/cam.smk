@@ -8,6 +8,7 @@ rule train_classifier:
     output:
         model="results/{dataset}/{method}/model.pt",
     params:
+        code=code_version("backbone.py", "cam.py", "models.py", "train.py", "datasets/loader.py"),
         train=lambda wc: config[wc.method],
         backbone=config["backbone"],
         augment=config["augment"],
@@ -34,6 +35,7 @@ rule export_cams:
     output:
         directory("results/{dataset}/{method}/cams/shard{shard}"),
     params:
+        code=code_version("backbone.py", "cam.py", "models.py"),
         split=config["splits"]["export"],
         n_shards=N_SHARDS,
         backbone=config["backbone"],
@@ -60,6 +62,7 @@ rule evaluate_cams:
     output:
         "results/{dataset}/{method}/seed/eval.json",
     params:
+        code=code_version("evaluate.py", "metrics.py", "cam.py"),
         split=config["splits"]["eval_seed"],
         bg_threshold=config["evaluate"]["bg_threshold"],
         sweep=config["evaluate"]["bg_threshold_sweep"],

@@ -1,5 +1,7 @@
 # Config validation, shard/method lists, wildcard constraints and input helpers shared by all stages.
+import hashlib
 import sys
+from pathlib import Path
 
 from snakemake.utils import validate
 
@@ -28,6 +30,16 @@ wildcard_constraints:
     dataset=DATASET,
     method="|".join(MAP_METHODS),
     shard=r"\d+",
+
+
+def code_version(*modules):
+    """Content hash of the library modules a rule runs, given as a param: Snakemake reruns a job when its
+    params change, so editing a line of matlabel/ reruns exactly the rules that use it (Snakemake's own
+    code trigger only sees the rule's script file)."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(Path(workflow.basedir, "matlabel", module).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def manifest_path(wildcards=None):

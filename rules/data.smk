@@ -6,6 +6,7 @@ rule synthesize_dataset:
     output:
         manifest="resources/synthetic/dataset.json",
     params:
+        code=code_version("datasets/synthetic.py", "datasets/layout.py"),
         synthetic=config.get("data", {}).get("synthetic", {}),
     log:
         "logs/synthesize_dataset.log",
@@ -37,6 +38,8 @@ rule prepare_voc12:
         sbd=archive_path("sbd"),
     output:
         manifest="resources/voc12/dataset.json",
+    params:
+        code=code_version("datasets/voc12.py", "datasets/download.py"),
     log:
         "logs/prepare_voc12.log",
     benchmark:
@@ -54,6 +57,8 @@ rule prepare_coco14:
         annotations=archive_path("coco2014_annotations"),
     output:
         manifest="resources/coco14/dataset.json",
+    params:
+        code=code_version("datasets/coco14.py", "datasets/download.py"),
     log:
         "logs/prepare_coco14.log",
     benchmark:

@@ -12,6 +12,7 @@ rule table1:
         csv=report("results/{dataset}/table1.csv", caption="../report/table1.rst", category="Tables"),
         md="results/{dataset}/table1.md",
     params:
+        code=code_version("tables.py"),
         methods=config["table1"]["methods"],
         stages=config["table1"]["stages"],
     log:

@@ -1,6 +1,7 @@
 """The workflow as a user runs it: lint, dry-runs of the paper's VOC config, and the demo end to end (tiny)."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,10 +20,14 @@ TINY = {
 }
 
 
-def workdir(tmp_path: Path) -> Path:
-    """A fresh working directory holding the workflow (symlinked), as a clone would."""
+def workdir(tmp_path: Path, copy=()) -> Path:
+    """A fresh working directory holding the workflow (symlinked; the names in ``copy`` copied, so a test
+    can edit them), as a clone would."""
     for name in WORKFLOW_FILES:
-        (tmp_path / name).symlink_to(ROOT / name)
+        if name in copy:
+            shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (tmp_path / name).symlink_to(ROOT / name)
     return tmp_path
 
 
@@ -123,7 +128,7 @@ def test_bad_config_fails_before_any_job(tmp_path):
 
 
 def test_demo_end_to_end_tiny(tmp_path):
-    wd = workdir(tmp_path)
+    wd = workdir(tmp_path, copy=("matlabel",))
     overlay = write_overlay(wd, TINY)
     snakemake(wd, "results/table1.csv", "--cores", "2", "--configfile", "config/demo.yaml", overlay)
     table = pd.read_csv(wd / "results" / "table1.csv", dtype=str)
@@ -136,3 +141,8 @@ def test_demo_end_to_end_tiny(tmp_path):
     # a second run has nothing to do
     again = snakemake(wd, "results/table1.csv", "--cores", "2", "--configfile", "config/demo.yaml", overlay, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+    # editing a library module reruns exactly the rules that use it
+    with open(wd / "matlabel" / "evaluate.py", "a") as f:
+        f.write("\n# an edit\n")
+    edited = snakemake(wd, "results/table1.csv", "--cores", "2", "--configfile", "config/demo.yaml", overlay, "-n")
+    assert job_counts(edited.stdout) == {"evaluate_cams": 1, "table1": 1, "table1_configured_dataset": 1, "total": 3}
