@@ -33,9 +33,9 @@ wildcard_constraints:
 
 
 def code_version(*modules):
-    """Content hash of the library modules a rule runs, given as a param: Snakemake reruns a job when its
-    params change, so editing a line of matlabel/ reruns exactly the rules that use it (Snakemake's own
-    code trigger only sees the rule's script file)."""
+    """Content hash of the library modules a rule runs, given as a param (Snakemake reruns a job when its
+    params change), so editing a line of matlabel/ reruns exactly the rules that use it; Snakemake's own
+    code trigger only sees the script file of each job."""
     digest = hashlib.sha256()
     for module in modules:
         digest.update(Path(workflow.basedir, "matlabel", module).read_bytes())
