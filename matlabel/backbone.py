@@ -87,6 +87,28 @@ class ResNetBackbone(nn.Module):
                 return x
         raise ValueError(f"unknown stage {upto!r}")
 
+    def forward_from(self, x: torch.Tensor, start: str = "stem", end: str = "layer4") -> torch.Tensor:
+        """Run the stages ``start`` … ``end`` (inclusive) on ``x``, the input of stage ``start``.
+
+        Same semantics as ``forward``: stages before ``train_from`` run under ``torch.no_grad``. D2CAM
+        splits the trunk with it: N1 = ``forward_from(image, "stem", "layer2")`` (stride 8) and N2's trunk
+        = ``forward_from(F, "layer3", "layer4")``.
+        """
+        for name in (start, end):
+            if name not in STAGES:
+                raise ValueError(f"unknown stage {name!r}; choose one of {STAGES}")
+        i0, i1 = STAGES.index(start), STAGES.index(end)
+        if i0 > i1:
+            raise ValueError(f"stage {start!r} comes after {end!r}")
+        first = STAGES.index(self.train_from)
+        for i in range(i0, i1 + 1):
+            if i < first:
+                with torch.no_grad():
+                    x = getattr(self, STAGES[i])(x)
+            else:
+                x = getattr(self, STAGES[i])(x)
+        return x
+
 
 def _remove_stride(layer: nn.Sequential) -> None:
     """Set every stride-2 convolution of a ResNet stage to stride 1 (IRN's last stage, no dilation)."""
