@@ -28,6 +28,17 @@ TABLE1_PAPER = {
 }
 
 
+# Table 4 (D2CAM ablation, PASCAL VOC 2012 train, seed mIoU %): rows in the paper's order.
+TABLE4_ROWS = {
+    "cam": "CAM",
+    "d2": "L_d2",
+    "d2_area": "L_d2 + L_area",
+    "d2_ma": "L_d2 + L_ma",
+    "d2_ma_oe": "L_d2 + L_ma + L_oe",
+}
+TABLE4_PAPER = {"cam": 48.0, "d2": 53.7, "d2_area": 50.4, "d2_ma": 56.8, "d2_ma_oe": 58.0}
+
+
 def not_run(reason: str) -> str:
     return f"not run: {reason}"
 
@@ -56,6 +67,17 @@ def build_table1(measured: dict[tuple[str, str], float], methods, stages, datase
         rows.append(row)
     cols = ["method", "dataset"] + [c for s in STAGES for c in (s, f"{s}_paper")] + ["paper_dataset"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def build_table4(measured: dict[str, float], variants, dataset: str) -> pd.DataFrame:
+    """One row per ablation variant: our seed mIoU (%) beside the paper's.
+
+    measured : {variant: mIoU %}; a variant without a number says why.
+    """
+    rows = [{"variant": TABLE4_ROWS[v], "dataset": dataset,
+             "miou": f"{measured[v]:.1f}" if v in measured else not_run("evaluation missing"),
+             "miou_paper": f"{TABLE4_PAPER[v]:.1f}", "paper_dataset": "voc12 train"} for v in variants]
+    return pd.DataFrame(rows, columns=["variant", "dataset", "miou", "miou_paper", "paper_dataset"])
 
 
 def to_markdown(df: pd.DataFrame) -> str:

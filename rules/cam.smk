@@ -8,8 +8,10 @@ rule train_classifier:
     output:
         model="results/{dataset}/{method}/model.pt",
     params:
-        code=code_version("backbone.py", "cam.py", "models.py", "train.py", "datasets/loader.py"),
-        train=lambda wc: config[wc.method],
+        code=code_version(
+            "backbone.py", "cam.py", "d2cam.py", "losses.py", "models.py", "train.py", "datasets/loader.py"
+        ),
+        train=lambda wc: config[config_section(wc.method)],
         backbone=config["backbone"],
         augment=config["augment"],
         split=config["splits"]["train_classifier"],
@@ -35,7 +37,7 @@ rule export_cams:
     output:
         directory("results/{dataset}/{method}/cams/shard{shard}"),
     params:
-        code=code_version("backbone.py", "cam.py", "models.py"),
+        code=code_version("backbone.py", "cam.py", "d2cam.py", "models.py"),
         split=config["splits"]["export"],
         n_shards=N_SHARDS,
         backbone=config["backbone"],

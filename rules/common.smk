@@ -9,6 +9,7 @@ sys.path.insert(0, workflow.basedir)  # the matlabel package lives next to the S
 
 from matlabel.config import check_config
 from matlabel.datasets.sources import ARCHIVES
+from matlabel.models import METHODS, TABLE4_METHODS, config_section
 
 validate(config, "../schemas/config.schema.yaml")
 check_config(config)
@@ -16,20 +17,21 @@ check_config(config)
 DATASET = config["dataset"]
 N_SHARDS = config["n_shards"]
 SHARDS = [str(i) for i in range(N_SHARDS)]
-MAP_METHODS = ["cam"]  # methods that train a classifier and export class activation maps
+MAP_METHODS = list(METHODS)  # methods that train a classifier and export class activation maps
 ENV = "../envs/matlabel.yaml"
 
 
 # Run on the submitting machine under a cluster profile: a copy, and downloads (compute nodes are often offline).
 localrules:
     download_archive,
-    table1_configured_dataset,
+    configured_dataset_table,
 
 
 wildcard_constraints:
     dataset=DATASET,
     method="|".join(MAP_METHODS),
     shard=r"\d+",
+    table=r"table\d",
 
 
 def code_version(*modules):

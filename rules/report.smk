@@ -23,15 +23,35 @@ rule table1:
         "../scripts/make_table.py"
 
 
-rule table1_configured_dataset:
+rule table4:
     input:
-        csv=f"results/{DATASET}/table1.csv",
-        md=f"results/{DATASET}/table1.md",
+        evals=expand(
+            "results/{{dataset}}/{method}/seed/eval.json",
+            method=[TABLE4_METHODS[v] for v in config["table4"]["variants"]],
+        ),
     output:
-        csv="results/table1.csv",
-        md="results/table1.md",
+        csv=report("results/{dataset}/table4.csv", caption="../report/table4.rst", category="Tables"),
+        md="results/{dataset}/table4.md",
+    params:
+        variants=config["table4"]["variants"],
+        code=code_version("tables.py"),
     log:
-        "logs/table1_configured_dataset.log",
+        "logs/{dataset}/table4.log",
+    conda:
+        ENV
+    script:
+        "../scripts/make_table.py"
+
+
+rule configured_dataset_table:
+    input:
+        csv=f"results/{DATASET}/{{table}}.csv",
+        md=f"results/{DATASET}/{{table}}.md",
+    output:
+        csv="results/{table}.csv",
+        md="results/{table}.md",
+    log:
+        "logs/configured_dataset_{table}.log",
     conda:
         ENV
     shell:

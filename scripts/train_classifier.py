@@ -16,11 +16,14 @@ def main(smk):
     if dataset.skipped:
         log.warning("skipping %d image(s) of '%s' without any object label (nothing to learn), e.g. %s",
                     len(dataset.skipped), p.split, dataset.skipped[:5])
-    model, loss_fn = build(smk.wildcards.method, manifest.num_classes - 1, p.backbone, seed=p.seed)
-    cfg = TrainConfig(**p.train, seed=p.seed, num_workers=min(4, max(0, smk.threads - 1)))
+    train_cfg = dict(p.train)
+    loss = train_cfg.pop("loss", None)  # D2CAM's loss weights (paper Sec. 3.2.1 / 4.2)
+    model, loss_fn = build(smk.wildcards.method, manifest.num_classes - 1, p.backbone, seed=p.seed, loss=loss)
+    cfg = TrainConfig(**train_cfg, seed=p.seed, num_workers=min(4, max(0, smk.threads - 1)))
     log.info("training %s on %d images of '%s' on %s: %s", smk.wildcards.method, len(dataset), p.split, device, cfg)
     history = train(model, dataset, cfg, device, smk.output.model, loss_fn=loss_fn,
-                    extra={"backbone": dict(p.backbone), "augment": dict(p.augment), "method": smk.wildcards.method})
+                    extra={"backbone": dict(p.backbone), "augment": dict(p.augment), "method": smk.wildcards.method,
+                           "loss": loss})
     log.info("done: %s", history[-1])
 
 

@@ -174,9 +174,9 @@ def test_rerun_resumes_without_redoing_finished_jobs(runs):
     second, wd = runs["second"], runs["wd"]
     text = output(second)
     assert second.returncode == 0, f"{text[-4000:]}\n{slurm_logs(wd)}"
-    assert job_counts(text) == {"evaluate_cams": 1, "table1": 1, "table1_configured_dataset": 1, "total": 3}
+    assert job_counts(text) == {"evaluate_cams": 1, "table1": 1, "configured_dataset_table": 1, "total": 3}
     assert "evaluate_cams" in {j["rule"] for j in runs["second_jobs"]}
-    assert {j["rule"] for j in runs["second_jobs"]} <= {"evaluate_cams", "table1", "table1_configured_dataset"}
+    assert {j["rule"] for j in runs["second_jobs"]} <= {"evaluate_cams", "table1", "configured_dataset_table"}
     assert all(j["JobState"] == "COMPLETED" for j in runs["second_jobs"]), runs["second_jobs"]
     assert "rule train_classifier:" not in text and "rule export_cams:" not in text
     assert {p: p.stat().st_mtime_ns for p in runs["finished"]} == runs["finished"]  # model and maps untouched

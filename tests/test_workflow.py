@@ -68,7 +68,8 @@ def test_voc_dry_run_plans_the_downloads(tmp_path):
     out = snakemake(wd, "-n", "results/table1.csv", "--cores", "16", "--resources", "gpu=1").stdout
     counts = job_counts(out)
     assert counts["download_archive"] == 2 and counts["prepare_voc12"] == 1
-    assert counts["export_cams"] == 16 and counts["train_classifier"] == 1
+    # Table 1 of this version: CAM and D2CAM only, each trained once and exported in 16 shards
+    assert counts["export_cams"] == 32 and counts["train_classifier"] == 2
 
 
 def fake_voc_tree(wd: Path) -> None:
@@ -100,8 +101,8 @@ def test_voc_dry_run_against_a_prepared_tree(tmp_path):
     out = snakemake(wd, "-n", "results/table1.csv", "--cores", "16", "--resources", "gpu=1").stdout
     counts = job_counts(out)
     assert "download_archive" not in counts and "prepare_voc12" not in counts
-    assert counts["train_classifier"] == 1 and counts["export_cams"] == 16 and counts["evaluate_cams"] == 1
-    assert "results/voc12/cam/model.pt" in out
+    assert counts["train_classifier"] == 2 and counts["export_cams"] == 32 and counts["evaluate_cams"] == 2
+    assert "results/voc12/cam/model.pt" in out and "results/voc12/d2cam/model.pt" in out
 
 
 def test_offline_download_stops_at_once_with_the_fix(tmp_path):
@@ -109,8 +110,8 @@ def test_offline_download_stops_at_once_with_the_fix(tmp_path):
     overlay = write_overlay(wd, {"data": {"url_overrides": {
         "voc2012_trainval": "http://127.0.0.1:9/VOCtrainval_11-May-2012.tar",
         "sbd": "http://127.0.0.1:9/benchmark.tgz"}}})
-    proc = snakemake(wd, "resources/voc12/dataset.json", "--cores", "1", "--configfile", overlay, check=False,
-                     timeout=300)
+    proc = snakemake(wd, "resources/voc12/dataset.json", "--cores", "1", "--keep-going", "--configfile", overlay,
+                     check=False, timeout=300)
     assert proc.returncode != 0
     log = (wd / "logs" / "download" / "VOCtrainval_11-May-2012.tar.log").read_text()
     assert "127.0.0.1:9" in log and "make demo" in log
@@ -145,4 +146,21 @@ def test_demo_end_to_end_tiny(tmp_path):
     with open(wd / "matlabel" / "evaluate.py", "a") as f:
         f.write("\n# an edit\n")
     edited = snakemake(wd, "results/table1.csv", "--cores", "2", "--configfile", "config/demo.yaml", overlay, "-n")
-    assert job_counts(edited.stdout) == {"evaluate_cams": 1, "table1": 1, "table1_configured_dataset": 1, "total": 3}
+    assert job_counts(edited.stdout) == {"evaluate_cams": 1, "table1": 1, "configured_dataset_table": 1, "total": 3}
+
+
+def test_table4_ablation_tiny(tmp_path):
+    """Table 4 on the tiny demo: one model per variant; Table 1's "D2CAM only" row reuses the full variant's."""
+    wd = workdir(tmp_path)
+    tiny = {**TINY, "d2cam": {"epochs": 2, "batch_size": 8, "lr": 0.02}}
+    overlay = write_overlay(wd, tiny)
+    snakemake(wd, "results/table4.csv", "--cores", "2", "--configfile", "config/demo.yaml", overlay)
+    table = pd.read_csv(wd / "results" / "table4.csv", dtype=str).set_index("variant")
+    assert list(table.index) == ["CAM", "L_d2", "L_d2 + L_area", "L_d2 + L_ma", "L_d2 + L_ma + L_oe"]
+    assert all(0.0 <= float(v) <= 100.0 for v in table["miou"])
+    assert table.loc["L_d2 + L_ma + L_oe", "miou_paper"] == "58.0"
+    models = sorted(p.parent.name for p in (wd / "results" / "synthetic").glob("*/model.pt"))
+    assert models == ["cam", "d2cam", "d2cam_d2", "d2cam_d2_area", "d2cam_d2_ma"]
+    with_d2cam = write_overlay(wd, {**tiny, "table1": {"methods": ["cam", "d2cam"], "stages": ["seed"]}})
+    plan = snakemake(wd, "results/table1.csv", "--configfile", "config/demo.yaml", with_d2cam, "-n").stdout
+    assert job_counts(plan) == {"table1": 1, "configured_dataset_table": 1, "total": 2}  # nothing retrained
