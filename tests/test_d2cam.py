@@ -139,3 +139,20 @@ def test_short_training_run_lowers_the_total_loss(tiny_synthetic, tmp_path):
     history = train(model, data, cfg, torch.device("cpu"), tmp_path / "d2cam.pt", loss_for_variant("d2_ma_oe"))
     assert {"total", "cls", "d2", "ma", "oe"} <= set(history[0])
     assert history[-1]["total"] < history[0]["total"]
+
+
+def test_generator_starts_unsaturated():
+    """Every map starts near 0.5: a saturated sigmoid would give φ no gradient (seen with the default init)."""
+    import torch
+
+    from matlabel.backbone import ResNetBackbone
+    from matlabel.d2cam import D2CAMNet
+
+    torch.manual_seed(0)
+    net = D2CAMNet(20, ResNetBackbone("resnet18", weights="none", freeze_bn=False, train_from="stem")).eval()
+    x = torch.randn(2, 3, 64, 64) * 3
+    m = net.cam(x)
+    assert 0.3 < m.min() and m.max() < 0.7  # PyTorch's default init gives 0.001 .. 0.9998 here
+    net.generator.reset_parameters()
+    saturated = net.cam(x)
+    assert saturated.min() < 0.01 and saturated.max() > 0.99
