@@ -1,6 +1,7 @@
 """Rules table1 / table4: collect the eval JSONs of the enabled rows into one of the paper's tables."""
 from matlabel import runlog
 from matlabel.io import atomic_path, read_json, write_text
+from matlabel.models import TABLE4_METHODS
 from matlabel.tables import build_table1, build_table4, to_markdown
 
 
@@ -11,8 +12,9 @@ def main(smk):
     if smk.rule == "table1":
         measured = {(r["method"], r["stage"]): r["miou"] for r in results}
         df = build_table1(measured, smk.params.methods, smk.params.stages, dataset)
-    else:  # table4: the inputs are in the order of params.variants
-        measured = {v: r["miou"] for v, r in zip(smk.params.variants, results)}
+    else:  # table4: each variant's row is the seed evaluation of the method that trains it
+        by_method = {r["method"]: r["miou"] for r in results}
+        measured = {v: by_method[TABLE4_METHODS[v]] for v in smk.params.variants if TABLE4_METHODS[v] in by_method}
         df = build_table4(measured, smk.params.variants, dataset)
     with atomic_path(smk.output.csv) as tmp:
         df.to_csv(tmp, index=False)
