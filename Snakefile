@@ -15,6 +15,7 @@ configfile: "config.yaml"
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/cam.smk"
+include: "rules/labels.smk"
 include: "rules/report.smk"
 
 

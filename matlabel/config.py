@@ -25,5 +25,8 @@ def check_config(config: dict) -> None:
             errors.append(f"data.synthetic: {err}")
     if config["evaluate"]["bg_threshold"] not in config["evaluate"]["bg_threshold_sweep"]:
         errors.append("evaluate.bg_threshold must be one of evaluate.bg_threshold_sweep (it is reported beside it)")
+    tri = config["trimap"]
+    if not tri["eps_bg"] < tri["eps_fg"]:
+        errors.append(f"trimap.eps_bg ({tri['eps_bg']}) must be below trimap.eps_fg ({tri['eps_fg']}) (paper Eq. 9)")
     if errors:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(errors))

@@ -50,3 +50,23 @@ def evaluate_cams(manifest: Manifest, ids, shard_dirs, bg_threshold: float, swee
         "best_threshold": best,
         "best_miou": round(100 * meters[best].miou(), 2),
     }
+
+
+def evaluate_labels(manifest: Manifest, ids, shard_dirs) -> dict:
+    """mIoU of pseudo-label PNGs (``{id}.png`` in the shard directories) of ``ids`` against the masks.
+
+    Returns ``{"miou": %, "n_images": n, "iou": {class name: %}}``.
+    """
+    meter = ConfusionMeter(manifest.num_classes)
+    for image_id in tqdm(ids, desc="evaluate", mininterval=5):
+        pred = read_label_png(find_in_shards(shard_dirs, image_id, ".png"))
+        gt = read_label_png(manifest.mask_path(image_id))
+        if gt.shape != pred.shape:
+            raise ValueError(f"{manifest.mask_path(image_id)}: mask {gt.shape} and labels {pred.shape} differ in size")
+        meter.add(gt, pred)
+    iou = meter.iou()
+    return {
+        "miou": round(100 * meter.miou(), 2),
+        "n_images": len(ids),
+        "iou": {name: (None if np.isnan(v) else round(100 * float(v), 2)) for name, v in zip(manifest.class_names, iou)},
+    }

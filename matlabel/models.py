@@ -56,3 +56,22 @@ def build(method: str, num_fg: int, backbone: dict, seed: int = 0, loss: dict | 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return builder(num_fg, backbone), loss_fn
+
+
+def load_init(model: torch.nn.Module, checkpoint: dict) -> list[str]:
+    """Start ``model`` from another method's trained weights (config ``d2cam.init_from``).
+
+    Copies every tensor of the source (a CAM model: the ResNet trunk and the 1×1 classifier, which D2CAM
+    has under the same names); parameters the source does not have (D2CAM's generator φ) keep their fresh
+    initialisation. Returns the names left at their initialisation. Raises ValueError when a source tensor
+    has no counterpart of the same shape (another arch, another class count), so a wrong file can neither
+    half-load nor silently train from scratch.
+    """
+    source = checkpoint["model"]
+    target = model.state_dict()
+    bad = [k for k, v in source.items() if k not in target or target[k].shape != v.shape]
+    if bad or not source:
+        raise ValueError(f"the init checkpoint does not fit the model's backbone/classifier: "
+                         f"{len(bad)} of {len(source)} tensors differ in name or shape, e.g. {bad[:3]}")
+    model.load_state_dict(source, strict=False)
+    return sorted(set(target) - set(source))

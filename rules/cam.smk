@@ -4,6 +4,7 @@
 
 rule train_classifier:
     input:
+        unpack(init_model),
         manifest=manifest_path,
     output:
         model="results/{dataset}/{method}/model.pt",

@@ -9,6 +9,7 @@ sys.path.insert(0, workflow.basedir)  # the matlabel package lives next to the S
 
 from matlabel.config import check_config
 from matlabel.datasets.sources import ARCHIVES
+from matlabel.labels import SOURCES, rows_for
 from matlabel.models import METHODS, TABLE4_METHODS, config_section
 
 validate(config, "../schemas/config.schema.yaml")
@@ -18,6 +19,9 @@ DATASET = config["dataset"]
 N_SHARDS = config["n_shards"]
 SHARDS = [str(i) for i in range(N_SHARDS)]
 MAP_METHODS = list(METHODS)  # methods that train a classifier and export class activation maps
+THRESHOLD_ROWS = rows_for(MAP_METHODS, "threshold")  # Table 1 rows labelled by a background threshold
+MATTING_ROWS = rows_for(MAP_METHODS, "matting")  # Table 1 rows labelled by trimap + KNN matting
+LABEL_ROWS = THRESHOLD_ROWS + MATTING_ROWS
 ENV = "../envs/matlabel.yaml"
 
 
@@ -47,6 +51,14 @@ def code_version(*modules):
 def manifest_path(wildcards=None):
     """The prepared dataset's manifest; its presence means the dataset is complete."""
     return f"resources/{DATASET}/dataset.json"
+
+
+def init_model(wildcards):
+    """{"init": model.pt} when the method's config section starts from another trained method (init_from)."""
+    source = config[config_section(wildcards.method)].get("init_from")
+    if not source:
+        return {}
+    return {"init": f"results/{wildcards.dataset}/{source}/model.pt"}
 
 
 def cam_shards(wildcards):

@@ -49,6 +49,11 @@ def test_paper_numbers_are_in_config():
     (lambda c: c.update(dataset="imagenet"), "dataset"),
     (lambda c: c["evaluate"].update(bg_threshold=1.5), "bg_threshold"),
     (lambda c: c["backbone"].update(typo=True), "typo"),
+    (lambda c: c["trimap"].update(eps_fg=1.5), "eps_fg"),
+    (lambda c: c["crf"].update(gt_prob=1.0), "gt_prob"),
+    (lambda c: c["matting"].update(solver="magic"), "solver"),
+    (lambda c: c["table1"].update(stages=["seed", "deeplab"]), "deeplab"),
+    (lambda c: c["d2cam"].update(init_from="d2cam"), "init_from|d2cam"),
 ])
 def test_schema_rejects_bad_values(mutate, message):
     cfg = load()
@@ -61,4 +66,11 @@ def test_cross_field_checks_name_the_keys():
     cfg = load()
     cfg["augment"]["resize_long"] = [640, 320]
     with pytest.raises(ConfigError, match="augment.resize_long"):
+        check_config(cfg)
+
+
+def test_trimap_thresholds_must_be_ordered():
+    cfg = load()
+    cfg["trimap"].update(eps_fg=0.2, eps_bg=0.75)
+    with pytest.raises(ConfigError, match="trimap.eps_bg"):
         check_config(cfg)

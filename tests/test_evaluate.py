@@ -48,3 +48,35 @@ def test_shards_partition_the_ids():
     assert sorted(sum(parts, [])) == sorted(ids)
     with pytest.raises(ValueError):
         shard_ids(ids, 3, 3)
+
+
+def write_label_shard(manifest, ids, shard_dir, corrupt=None):
+    from matlabel.io import write_label_png
+
+    shard_dir.mkdir(parents=True)
+    for image_id in ids:
+        gt = read_label_png(manifest.mask_path(image_id))
+        write_label_png(shard_dir / f"{image_id}.png", gt if corrupt is None else corrupt(gt))
+
+
+def test_label_pngs_equal_to_the_masks_score_100_and_background_only_scores_less(tiny_synthetic, tmp_path):
+    from matlabel.evaluate import evaluate_labels
+
+    ids = tiny_synthetic.split_ids("train")
+    dirs = [tmp_path / f"shard{k}" for k in range(2)]
+    for k, d in enumerate(dirs):
+        write_label_shard(tiny_synthetic, shard_ids(ids, k, 2), d, corrupt=lambda g: np.where(g == 255, 0, g))
+    r = evaluate_labels(tiny_synthetic, ids, dirs)
+    assert r["miou"] == 100.0 and r["n_images"] == len(ids) and r["iou"]["bicycle"] is None
+    write_label_shard(tiny_synthetic, ids, tmp_path / "bg", corrupt=lambda g: np.zeros_like(g))
+    r = evaluate_labels(tiny_synthetic, ids, [tmp_path / "bg"])
+    assert r["iou"]["background"] > 0 and all(v == 0.0 for k, v in r["iou"].items() if v is not None and k != "background")
+
+
+def test_label_png_of_another_size_is_an_error(tiny_synthetic, tmp_path):
+    from matlabel.evaluate import evaluate_labels
+
+    ids = tiny_synthetic.split_ids("train")[:1]
+    write_label_shard(tiny_synthetic, ids, tmp_path / "s", corrupt=lambda g: g[:-1])
+    with pytest.raises(ValueError, match="differ in size"):
+        evaluate_labels(tiny_synthetic, ids, [tmp_path / "s"])

@@ -32,3 +32,27 @@ def test_build_gives_the_right_model_and_loss(method):
 def test_unknown_method_is_named():
     with pytest.raises(ValueError, match="unknown method 'grad_cam'"):
         build("grad_cam", 20, BACKBONE)
+
+
+def test_load_init_copies_the_trunk_and_classifier_of_a_cam_model_and_keeps_phi():
+    import torch
+
+    from matlabel.models import load_init
+
+    cam, _ = build("cam", 6, BACKBONE, seed=1)
+    d2, _ = build("d2cam", 6, BACKBONE, seed=2)
+    phi_before = d2.generator.weight.detach().clone()
+    fresh = load_init(d2, {"model": cam.state_dict()})
+    assert fresh == ["generator.bias", "generator.weight"]
+    for name, tensor in cam.state_dict().items():
+        assert torch.equal(d2.state_dict()[name], tensor), name
+    assert torch.equal(d2.generator.weight, phi_before)
+
+
+def test_load_init_refuses_a_checkpoint_of_another_architecture():
+    from matlabel.models import load_init
+
+    other, _ = build("cam", 6, {**BACKBONE, "arch": "resnet34"})
+    d2, _ = build("d2cam", 6, BACKBONE)
+    with pytest.raises(ValueError, match="backbone"):
+        load_init(d2, {"model": {k: v for k, v in other.state_dict().items() if "layer" in k}})

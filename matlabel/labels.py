@@ -1,0 +1,70 @@
+"""Pseudo-label producers: the Table 1 rows, each = (which method's maps, how they become labels).
+
+Two labelers turn an image's exported maps into a label map:
+
+- ``threshold``: the CAM-style seed, a constant background plane at ``bg_threshold`` then argmax
+  (IRN step/eval_cam.py); rows "CAM" and "D2CAM only".
+- ``matting``: Mat-Label (paper Sec. 3.2.2): trimap per class (Eq. 9), KNN matting of all classes of the
+  image on one Laplacian, each pixel the class of the largest alpha (rows "Mat-Label", "Mat-Label w/ ReCAM").
+
+Later stages ("crf", "irn") refine a row's seed labels; the row names are the keys of
+``matlabel.tables.TABLE1_ROWS``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from matlabel.cam import cams_to_labels
+from matlabel.trimap import make_trimaps, trimap_fractions
+
+# Table 1 row -> (method whose exported maps it uses, labeler)
+SOURCES = {
+    "cam": ("cam", "threshold"),
+    "recam": ("recam", "threshold"),
+    "d2cam": ("d2cam", "threshold"),
+    "matlabel_recam": ("recam", "matting"),
+    "matlabel": ("d2cam", "matting"),
+}
+
+
+def rows_for(methods, labeler: str | None = None) -> list[str]:
+    """The rows whose maps come from one of ``methods`` (the methods this code base can train)."""
+    return [r for r, (m, lab) in SOURCES.items() if m in methods and (labeler is None or lab == labeler)]
+
+
+@dataclass(frozen=True)
+class MattingConfig:
+    """Config ``trimap`` + ``matting`` (paper Sec. 3.2.2: ε_fg 0.75, ε_bg 0.2)."""
+
+    eps_fg: float = 0.75
+    eps_bg: float = 0.2
+    fg_threshold: float = 0.5  # alpha above which a pixel can be foreground (alpha is a fraction of fg)
+    solver: dict = field(default_factory=dict)  # keyword arguments of matting.knn_matting
+
+    @classmethod
+    def from_config(cls, trimap: dict, matting: dict) -> "MattingConfig":
+        matting = dict(matting)
+        fg_threshold = matting.pop("fg_threshold", cls.fg_threshold)
+        matting.pop("threads", None)  # the rule's, not the solver's
+        return cls(eps_fg=trimap["eps_fg"], eps_bg=trimap["eps_bg"], fg_threshold=fg_threshold, solver=matting)
+
+
+def threshold_labels(cams: np.ndarray, classes, bg_threshold: float) -> np.ndarray:
+    """(H, W) uint8 seed labels of the ``threshold`` labeler (see ``cam.cams_to_labels``)."""
+    return cams_to_labels(cams, classes, bg_threshold)
+
+
+def matting_labels(image: np.ndarray, cams: np.ndarray, classes, cfg: MattingConfig):
+    """Mat-Label's pseudo-labels of one image.
+
+    image : (H, W, 3) uint8; cams : (k, H, W) normalised maps of the k present ``classes``.
+    Returns (labels (H, W) uint8, alphas (k, H, W) float32 in [0, 1], info dict with trimap shares).
+    """
+    from matlabel.matting import alphas_to_labels, knn_matting  # numba compiles on first import
+
+    trimaps = make_trimaps(cams, cfg.eps_fg, cfg.eps_bg)
+    alphas = knn_matting(image, trimaps, **cfg.solver)
+    labels = alphas_to_labels(alphas, classes, cfg.fg_threshold)
+    return labels, alphas.astype(np.float32), trimap_fractions(trimaps)

@@ -1,0 +1,109 @@
+# Pseudo-labels of the Table 1 rows (matlabel/labels.py SOURCES), one job per image shard:
+#   seed  = a method's maps -> labels (threshold: CAM-style; matting: Mat-Label's trimap + KNN matting)
+#   crf   = DenseCRF on a row's seeds
+# and their evaluation on the eval split. {row} names a Table 1 row; its maps come from SOURCES[row][0].
+
+
+rule threshold_labels:
+    input:
+        manifest=manifest_path,
+        cams=lambda wc: f"results/{wc.dataset}/{SOURCES[wc.row][0]}/cams/shard{wc.shard}",
+    output:
+        directory("results/{dataset}/{row}/seed/shard{shard}"),
+    wildcard_constraints:
+        row="|".join(THRESHOLD_ROWS),
+    params:
+        code=code_version("labels.py", "cam.py"),
+        labeler="threshold",
+        split=config["splits"]["export"],
+        n_shards=N_SHARDS,
+        bg_threshold=config["evaluate"]["bg_threshold"],
+    threads: 1
+    log:
+        "logs/{dataset}/threshold_labels/{row}/shard{shard}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/make_labels.py"
+
+
+rule matting_labels:
+    input:
+        manifest=manifest_path,
+        cams=lambda wc: f"results/{wc.dataset}/{SOURCES[wc.row][0]}/cams/shard{wc.shard}",
+    output:
+        directory("results/{dataset}/{row}/seed/shard{shard}"),
+    wildcard_constraints:
+        row="|".join(MATTING_ROWS),
+    params:
+        code=code_version("labels.py", "trimap.py", "matting.py"),
+        labeler="matting",
+        split=config["splits"]["export"],
+        n_shards=N_SHARDS,
+        trimap=config["trimap"],
+        matting=config["matting"],
+        bg_threshold=config["evaluate"]["bg_threshold"],  # the threshold seed an image falls back to
+    threads: config["matting"]["threads"]
+    log:
+        "logs/{dataset}/matting_labels/{row}/shard{shard}.log",
+    benchmark:
+        "benchmarks/{dataset}/matting_labels/{row}/shard{shard}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/make_labels.py"
+
+
+rule crf_labels:
+    input:
+        manifest=manifest_path,
+        seed="results/{dataset}/{row}/seed/shard{shard}",
+    output:
+        directory("results/{dataset}/{row}/crf/shard{shard}"),
+    wildcard_constraints:
+        row="|".join(LABEL_ROWS),
+    params:
+        code=code_version("crf.py"),
+        split=config["splits"]["export"],
+        n_shards=N_SHARDS,
+        crf=config["crf"],
+    threads: config["crf"]["threads"]
+    log:
+        "logs/{dataset}/crf_labels/{row}/shard{shard}.log",
+    benchmark:
+        "benchmarks/{dataset}/crf_labels/{row}/shard{shard}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/crf_labels.py"
+
+
+rule evaluate_labels:
+    input:
+        manifest=manifest_path,
+        shards=lambda wc: expand(
+            "results/{dataset}/{row}/{stage}/shard{shard}",
+            dataset=wc.dataset,
+            row=wc.row,
+            stage=wc.stage,
+            shard=range(N_SHARDS),
+        ),
+    output:
+        "results/{dataset}/{row}/{stage}/eval.json",
+    wildcard_constraints:
+        row="|".join(LABEL_ROWS),
+        stage="seed|crf",
+    params:
+        code=code_version("evaluate.py", "metrics.py"),
+        split=config["splits"]["eval_seed"],
+    threads: 1
+    log:
+        "logs/{dataset}/evaluate_labels/{row}/{stage}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/evaluate_labels.py"
+
+
+# The threshold rows' seed is evaluated straight from the maps (with the background-threshold sweep).
+ruleorder: evaluate_cams > evaluate_labels

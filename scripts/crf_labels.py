@@ -1,0 +1,30 @@
+"""Rule crf_labels: DenseCRF on one shard of a row's seed labels (Table 1 "w/ CRF")."""
+from pathlib import Path
+
+from tqdm import tqdm
+
+from matlabel import runlog
+from matlabel.crf import CRFParams, refine
+from matlabel.datasets.layout import load_manifest
+from matlabel.io import atomic_dir, read_image, read_label_png, write_label_png
+from matlabel.shards import shard_ids
+
+
+def main(smk):
+    log = runlog.start(smk)
+    p = smk.params
+    manifest = load_manifest(smk.input.manifest)
+    labels_of = manifest.labels()
+    ids = shard_ids(manifest.split_ids(p.split), int(smk.wildcards.shard), p.n_shards)
+    params = CRFParams.from_mapping({k: v for k, v in p.crf.items() if k != "threads"})
+    log.info("DenseCRF on %d seed label maps of shard %s: %s", len(ids), smk.wildcards.shard, params)
+    with atomic_dir(smk.output[0]) as tmp:
+        for image_id in tqdm(ids, desc=f"crf shard {smk.wildcards.shard}", mininterval=5):
+            seed = read_label_png(Path(smk.input.seed) / f"{image_id}.png")
+            present = [0, *labels_of[image_id]]  # background + the image-level labels
+            write_label_png(tmp / f"{image_id}.png", refine(read_image(manifest.image_path(image_id)), seed, present,
+                                                             params))
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821

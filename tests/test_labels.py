@@ -1,0 +1,74 @@
+"""Pseudo-label producers: the Table 1 rows' sources, the threshold labeler, Mat-Label's matting labeler."""
+import numpy as np
+import pytest
+
+from matlabel.cam import cams_to_labels
+from matlabel.labels import SOURCES, MattingConfig, matting_labels, rows_for, threshold_labels
+from matlabel.tables import TABLE1_ROWS
+
+
+def test_every_table1_row_has_a_source_and_rows_follow_the_trainable_methods():
+    assert set(SOURCES) == set(TABLE1_ROWS)
+    assert SOURCES["matlabel"] == ("d2cam", "matting") and SOURCES["d2cam"] == ("d2cam", "threshold")
+    assert rows_for(["cam", "d2cam"]) == ["cam", "d2cam", "matlabel"]
+    assert rows_for(["cam", "d2cam"], "matting") == ["matlabel"]
+    assert rows_for(["cam"], "matting") == []
+
+
+def test_threshold_labels_are_the_cam_seed():
+    rng = np.random.default_rng(0)
+    cams = rng.random((2, 5, 6)).astype(np.float32)
+    np.testing.assert_array_equal(threshold_labels(cams, [4, 9], 0.3), cams_to_labels(cams, [4, 9], 0.3))
+
+
+def test_matting_config_from_the_config_sections():
+    cfg = MattingConfig.from_config({"eps_fg": 0.7, "eps_bg": 0.1},
+                                    {"lam": 50.0, "fg_threshold": 0.4, "threads": 2})
+    assert (cfg.eps_fg, cfg.eps_bg, cfg.fg_threshold) == (0.7, 0.1, 0.4)
+    assert cfg.solver == {"lam": 50.0}  # threads belongs to the rule
+
+
+def scene(h=40, w=56):
+    """A two-object image: a red square (class 3) and a blue disc (class 8) on grey, with their masks."""
+    yy, xx = np.mgrid[:h, :w]
+    square = (yy > 8) & (yy < 30) & (xx > 5) & (xx < 24)
+    disc = (yy - 20) ** 2 + (xx - 40) ** 2 < 81
+    image = np.full((h, w, 3), 128, np.uint8)
+    image[square] = (220, 30, 30)
+    image[disc] = (30, 30, 220)
+    gt = np.zeros((h, w), np.uint8)
+    gt[square], gt[disc] = 3, 8
+    return image, gt, square, disc
+
+
+def blurry_map(mask, sigma=4.0):
+    """A CAM-like map: the mask smeared beyond its edges, peak-normalised."""
+    from scipy.ndimage import gaussian_filter
+
+    m = gaussian_filter(mask.astype(np.float32), sigma)
+    return m / m.max()
+
+
+def test_matting_labels_recover_objects_that_the_maps_blur():
+    image, gt, square, disc = scene()
+    cams = np.stack([blurry_map(square), blurry_map(disc)])
+    labels, alphas, info = matting_labels(image, cams, [3, 8], MattingConfig())
+    assert labels.shape == gt.shape and labels.dtype == np.uint8 and alphas.shape == (2, *gt.shape)
+    assert set(np.unique(labels)) <= {0, 3, 8}
+    assert 0 < info["unknown"] < 1
+    seed_acc = (threshold_labels(cams, [3, 8], 0.15) == gt).mean()
+    mat_acc = (labels == gt).mean()
+    assert mat_acc > 0.97 and mat_acc > seed_acc  # matting snaps the blurred maps to the colour edges
+
+
+def test_matting_labels_of_an_image_without_classes_is_background():
+    image, *_ = scene()
+    labels, alphas, _ = matting_labels(image, np.zeros((0, 40, 56), np.float32), [], MattingConfig())
+    assert (labels == 0).all() and alphas.shape == (0, 40, 56)
+
+
+@pytest.mark.parametrize("bad", [{"eps_fg": 0.2, "eps_bg": 0.75}])
+def test_matting_labels_reject_bad_thresholds(bad):
+    image, _, square, _ = scene()
+    with pytest.raises(ValueError):
+        matting_labels(image, blurry_map(square)[None], [3], MattingConfig(**bad))
