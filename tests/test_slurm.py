@@ -114,7 +114,8 @@ def mem_mb(job: dict) -> int:
 def runs(slurm_cluster, tmp_path_factory):
     """Run 1 with a fault in evaluate_cams, run 2 without it, then a dry-run; outputs and job records of each."""
     wd = snapshot_workdir(tmp_path_factory.mktemp("slurm"))
-    tiny = write_overlay(wd, TINY)
+    # the CAM seed only: this checks how jobs travel through SLURM, the pipeline itself is tested in test_workflow
+    tiny = write_overlay(wd, {**TINY, "table1": {"methods": ["cam"], "stages": ["seed"]}})
     fault = wd / "fault.yaml"  # a split that only evaluate_cams reads, and that the dataset does not have
     fault.write_text(yaml.safe_dump({"splits": {"eval_seed": "no_such_split"}}))
     target = "results/table1.csv"

@@ -17,6 +17,7 @@ TINY = {
     "data": {"synthetic": {"n_train": 24, "n_val": 8, "width": 64, "height": 48, "border_px": 2}},
     "augment": {"resize_long": [48, 80], "crop": 64},
     "cam": {"epochs": 2, "batch_size": 8},
+    "d2cam": {"epochs": 2, "batch_size": 8},
 }
 
 
@@ -132,10 +133,14 @@ def test_demo_end_to_end_tiny(tmp_path):
     wd = workdir(tmp_path, copy=("matlabel",))
     overlay = write_overlay(wd, TINY)
     snakemake(wd, "results/table1.csv", "--cores", "2", "--configfile", "config/demo.yaml", overlay)
-    table = pd.read_csv(wd / "results" / "table1.csv", dtype=str)
-    cam = table.set_index("method").loc["CAM"]
-    assert 0.0 <= float(cam["seed"]) <= 100.0
-    assert cam["seed_paper"] == "48.0"
+    table = pd.read_csv(wd / "results" / "table1.csv", dtype=str).set_index("method")
+    assert list(table.index) == ["CAM", "D2CAM only", "Mat-Label"]
+    for row in table.index:  # every enabled cell measured, the IRN column says why it is empty
+        assert 0.0 <= float(table.loc[row, "seed"]) <= 100.0 and 0.0 <= float(table.loc[row, "crf"]) <= 100.0
+        assert table.loc[row, "irn"].startswith("not run")
+    assert table.loc["CAM", "seed_paper"] == "48.0" and table.loc["Mat-Label", "crf_paper"] == "65.8"
+    shard = wd / "results" / "synthetic" / "matlabel" / "seed" / "shard0"
+    assert any(shard.glob("*.png")) and any(shard.glob("*_alpha.npz")) and (shard / "shard.json").exists()
     assert (wd / "results" / "synthetic" / "table1.md").exists()
     assert sorted(p.name for p in (wd / "results" / "synthetic" / "cam" / "cams").iterdir()) == ["shard0", "shard1"]
     assert (wd / "logs" / "synthetic" / "train_classifier" / "cam.log").stat().st_size > 0
@@ -146,7 +151,8 @@ def test_demo_end_to_end_tiny(tmp_path):
     with open(wd / "matlabel" / "evaluate.py", "a") as f:
         f.write("\n# an edit\n")
     edited = snakemake(wd, "results/table1.csv", "--cores", "2", "--configfile", "config/demo.yaml", overlay, "-n")
-    assert job_counts(edited.stdout) == {"evaluate_cams": 1, "table1": 1, "configured_dataset_table": 1, "total": 3}
+    assert job_counts(edited.stdout) == {"evaluate_cams": 2, "evaluate_labels": 4, "table1": 1,
+                                         "configured_dataset_table": 1, "total": 8}
 
 
 def test_table4_ablation_tiny(tmp_path):
