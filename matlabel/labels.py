@@ -68,3 +68,29 @@ def matting_labels(image: np.ndarray, cams: np.ndarray, classes, cfg: MattingCon
     alphas = knn_matting(image, trimaps, **cfg.solver)
     labels = alphas_to_labels(alphas, classes, cfg.fg_threshold)
     return labels, alphas.astype(np.float32), trimap_fractions(trimaps)
+
+
+def confident_labels(image: np.ndarray, maps: np.ndarray, classes, fg_threshold: float, bg_threshold: float,
+                     crf_params=None) -> np.ndarray:
+    """Confident-region labels that IRN learns inter-pixel relations from (IRN step/cam_to_ir_label.py).
+
+    A pixel is foreground (the class of its largest map) where that map exceeds ``fg_threshold``, background
+    where every map is below ``bg_threshold``, and 255 (ignored) in between; as IRN, each of the two label
+    maps is first cleaned by a label DenseCRF (``crf_params``; IRN's crf_inference_label: bilateral sxy 50,
+    srgb 5) unless ``crf_params`` is None. ``maps`` are CAM-like maps (threshold rows, IRN: 0.30 / 0.05) or
+    matting alphas (matting rows); (k, H, W) in [0, 1] for the k ``classes``. Returns (H, W) uint8.
+    """
+    from matlabel.crf import refine
+
+    h, w = image.shape[:2]
+    if len(classes) == 0:
+        return np.zeros((h, w), dtype=np.uint8)
+    present = [0, *[int(c) for c in classes]]
+    fg = threshold_labels(maps, classes, fg_threshold)
+    bg = threshold_labels(maps, classes, bg_threshold)
+    if crf_params is not None:
+        fg, bg = refine(image, fg, present, crf_params), refine(image, bg, present, crf_params)
+    conf = fg.copy()
+    conf[fg == 0] = 255  # not confidently foreground ...
+    conf[(fg == 0) & (bg == 0)] = 0  # ... unless confidently background
+    return conf

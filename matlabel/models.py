@@ -3,7 +3,8 @@
 Each entry builds the network and its training loss; every network exposes ``cam(x)`` so that
 training, export and evaluation rules are shared. D2CAM's Table 4 ablation variants are methods of
 their own (``d2cam_<variant>``); the full D2CAM (``d2cam``) is variant ``d2_ma_oe``, so Table 1's
-"D2CAM only" row and Table 4's last row share one trained model.
+"D2CAM only" row and Table 4's last row share one trained model. ReCAM (``recam``, ``matlabel.recam``) brings
+its own loss factory and config section.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import functools
 
 import torch
 
-from matlabel import d2cam
+from matlabel import d2cam, recam
 from matlabel.backbone import ResNetBackbone
 from matlabel.cam import CAMNet
 from matlabel.losses import VARIANTS, d2cam_loss
@@ -23,13 +24,17 @@ def build_cam(num_fg: int, backbone: dict) -> CAMNet:
     return CAMNet(num_fg, ResNetBackbone(**backbone))
 
 
-# name: (builder(num_fg, backbone_kwargs) -> nn.Module, D2CAM loss variant or None for the plain CAM loss)
+# name: (builder(num_fg, backbone_kwargs) -> nn.Module, loss), loss being one of
+#   None: the plain CAM loss (config section ``cam``);
+#   str: a D2CAM loss variant of matlabel.losses.VARIANTS (config section ``d2cam``);
+#   callable: a loss factory ``f(**config[method]["loss"]) -> loss_fn`` (config section named as the method).
 METHODS = {
     "cam": (build_cam, None),
     "d2cam": (d2cam.build, "d2_ma_oe"),
     "d2cam_d2": (d2cam.build, "d2"),
     "d2cam_d2_area": (d2cam.build, "d2_area"),
     "d2cam_d2_ma": (d2cam.build, "d2_ma"),
+    "recam": (recam.build, recam.make_loss),
 }
 # Table 4 row (paper's ablation) -> the method that trains it
 TABLE4_METHODS = {"cam": "cam", "d2": "d2cam_d2", "d2_area": "d2cam_d2_area", "d2_ma": "d2cam_d2_ma",
@@ -37,20 +42,26 @@ TABLE4_METHODS = {"cam": "cam", "d2": "d2cam_d2", "d2_area": "d2cam_d2_area", "d
 
 
 def config_section(method: str) -> str:
-    """The config.yaml section holding a method's training settings (``cam`` or ``d2cam``)."""
-    return "cam" if METHODS[method][1] is None else "d2cam"
+    """The config.yaml section holding a method's training settings (``cam``, ``d2cam`` or the method's name)."""
+    loss = METHODS[method][1]
+    if loss is None:
+        return "cam"
+    return "d2cam" if isinstance(loss, str) else method
 
 
 def build(method: str, num_fg: int, backbone: dict, seed: int = 0, loss: dict | None = None):
     """(model, loss_fn) of ``method``; new layers are initialised from ``seed`` (global RNG untouched).
 
-    ``loss`` overrides the D2CAM loss weights (beta, margin, lam, gamma_*) of the method's variant.
+    ``loss`` overrides the D2CAM loss weights (beta, margin, lam, gamma_*) of the method's variant, or is
+    passed as keyword arguments to the method's loss factory (ReCAM: ``ce_weight``).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known: {sorted(METHODS)}")
     builder, variant = METHODS[method]
     if variant is None:
         loss_fn = multilabel_loss
+    elif callable(variant):  # the method's own loss factory
+        loss_fn = variant(**(loss or {}))
     else:
         loss_fn = functools.partial(d2cam_loss, cfg=dataclasses.replace(VARIANTS[variant], **(loss or {})))
     with torch.random.fork_rng(devices=[]):
@@ -59,13 +70,13 @@ def build(method: str, num_fg: int, backbone: dict, seed: int = 0, loss: dict | 
 
 
 def load_init(model: torch.nn.Module, checkpoint: dict) -> list[str]:
-    """Start ``model`` from another method's trained weights (config ``d2cam.init_from``).
+    """Start ``model`` from another method's trained weights (config ``d2cam.init_from``, ``recam.init_from``).
 
-    Copies every tensor of the source (a CAM model: the ResNet trunk and the 1×1 classifier, which D2CAM
-    has under the same names); parameters the source does not have (D2CAM's generator φ) keep their fresh
-    initialisation. Returns the names left at their initialisation. Raises ValueError when a source tensor
-    has no counterpart of the same shape (another arch, another class count), so a wrong file can neither
-    half-load nor silently train from scratch.
+    Copies every tensor of the source (a CAM model: the ResNet trunk and the 1×1 classifier, which D2CAM and
+    ReCAM have under the same names); parameters the source does not have (D2CAM's generator φ, ReCAM's class
+    predictor) keep their fresh initialisation. Returns the names left at their initialisation. Raises
+    ValueError when a source tensor has no counterpart of the same shape (another arch, another class count),
+    so a wrong file can neither half-load nor silently train from scratch.
     """
     source = checkpoint["model"]
     target = model.state_dict()

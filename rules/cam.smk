@@ -10,7 +10,7 @@ rule train_classifier:
         model="results/{dataset}/{method}/model.pt",
     params:
         code=code_version(
-            "backbone.py", "cam.py", "d2cam.py", "losses.py", "models.py", "train.py", "datasets/loader.py"
+            "backbone.py", "cam.py", "d2cam.py", "recam.py", "losses.py", "models.py", "train.py", "datasets/loader.py"
         ),
         train=lambda wc: config[config_section(wc.method)],
         backbone=config["backbone"],
@@ -38,7 +38,7 @@ rule export_cams:
     output:
         directory("results/{dataset}/{method}/cams/shard{shard}"),
     params:
-        code=code_version("backbone.py", "cam.py", "d2cam.py", "models.py"),
+        code=code_version("backbone.py", "cam.py", "d2cam.py", "recam.py", "models.py"),
         split=config["splits"]["export"],
         n_shards=N_SHARDS,
         backbone=config["backbone"],

@@ -72,3 +72,28 @@ def test_matting_labels_reject_bad_thresholds(bad):
     image, _, square, _ = scene()
     with pytest.raises(ValueError):
         matting_labels(image, blurry_map(square)[None], [3], MattingConfig(**bad))
+
+
+def test_confident_labels_keep_the_sure_regions_and_ignore_the_rest():
+    from matlabel.labels import confident_labels
+
+    image = np.zeros((1, 5, 3), np.uint8)
+    maps = np.array([[[0.9, 0.5, 0.2, 0.04, 0.01]], [[0.1, 0.6, 0.1, 0.0, 0.02]]], np.float32)
+    conf = confident_labels(image, maps, [2, 7], fg_threshold=0.3, bg_threshold=0.05)
+    # 0.9 -> class 2; 0.6 beats 0.5 -> class 7; 0.2 is neither sure fg nor sure bg -> 255; all below 0.05 -> 0
+    np.testing.assert_array_equal(conf[0], [2, 7, 255, 0, 0])
+    assert (confident_labels(image, maps[:0], [], 0.3, 0.05) == 0).all()
+
+
+def test_confident_labels_with_crf_stay_within_present_labels():
+    from matlabel.crf import CRFParams
+    from matlabel.labels import confident_labels
+
+    image, gt, square, disc = scene()
+    cams = np.stack([blurry_map(square), blurry_map(disc)])
+    raw = confident_labels(image, cams, [3, 8], 0.3, 0.05)
+    assert (raw == 255).any()  # the blurred maps leave a band of unsure pixels around each object
+    conf = confident_labels(image, cams, [3, 8], 0.3, 0.05, CRFParams(bilateral_sxy=50, bilateral_srgb=5))
+    assert set(np.unique(conf)) <= {0, 3, 8, 255}
+    sure = conf != 255
+    assert (conf[sure] == gt[sure]).mean() > 0.99 and (raw[raw != 255] == gt[raw != 255]).mean() < 0.99

@@ -18,6 +18,7 @@ TINY = {
     "augment": {"resize_long": [48, 80], "crop": 64},
     "cam": {"epochs": 2, "batch_size": 8},
     "d2cam": {"epochs": 2, "batch_size": 8},
+    "recam": {"epochs": 1, "batch_size": 8},
 }
 
 
@@ -69,8 +70,10 @@ def test_voc_dry_run_plans_the_downloads(tmp_path):
     out = snakemake(wd, "-n", "results/table1.csv", "--cores", "16", "--resources", "gpu=1").stdout
     counts = job_counts(out)
     assert counts["download_archive"] == 2 and counts["prepare_voc12"] == 1
-    # Table 1 of this version: CAM and D2CAM only, each trained once and exported in 16 shards
-    assert counts["export_cams"] == 32 and counts["train_classifier"] == 2
+    # Table 1 of this version: CAM, ReCAM and D2CAM maps (the Mat-Label rows reuse them), each trained once and
+    # exported in 16 shards; 5 rows x 16 seed shards, each also through DenseCRF
+    assert counts["export_cams"] == 48 and counts["train_classifier"] == 3
+    assert counts["threshold_labels"] == 48 and counts["matting_labels"] == 32 and counts["crf_labels"] == 80
 
 
 def fake_voc_tree(wd: Path) -> None:
@@ -102,8 +105,10 @@ def test_voc_dry_run_against_a_prepared_tree(tmp_path):
     out = snakemake(wd, "-n", "results/table1.csv", "--cores", "16", "--resources", "gpu=1").stdout
     counts = job_counts(out)
     assert "download_archive" not in counts and "prepare_voc12" not in counts
-    assert counts["train_classifier"] == 2 and counts["export_cams"] == 32 and counts["evaluate_cams"] == 2
-    assert "results/voc12/cam/model.pt" in out and "results/voc12/d2cam/model.pt" in out
+    assert counts["train_classifier"] == 3 and counts["export_cams"] == 48 and counts["evaluate_cams"] == 3
+    assert counts["evaluate_labels"] == 7  # 2 matting seeds + 5 CRF stages
+    for method in ("cam", "recam", "d2cam"):
+        assert f"results/voc12/{method}/model.pt" in out
 
 
 def test_offline_download_stops_at_once_with_the_fix(tmp_path):
@@ -134,7 +139,7 @@ def test_demo_end_to_end_tiny(tmp_path):
     overlay = write_overlay(wd, TINY)
     snakemake(wd, "results/table1.csv", "--cores", "2", "--configfile", "config/demo.yaml", overlay)
     table = pd.read_csv(wd / "results" / "table1.csv", dtype=str).set_index("method")
-    assert list(table.index) == ["CAM", "D2CAM only", "Mat-Label"]
+    assert list(table.index) == ["CAM", "ReCAM", "D2CAM only", "Mat-Label w/ ReCAM", "Mat-Label"]
     for row in table.index:  # every enabled cell measured, the IRN column says why it is empty
         assert 0.0 <= float(table.loc[row, "seed"]) <= 100.0 and 0.0 <= float(table.loc[row, "crf"]) <= 100.0
         assert table.loc[row, "irn"].startswith("not run")
@@ -151,8 +156,8 @@ def test_demo_end_to_end_tiny(tmp_path):
     with open(wd / "matlabel" / "evaluate.py", "a") as f:
         f.write("\n# an edit\n")
     edited = snakemake(wd, "results/table1.csv", "--cores", "2", "--configfile", "config/demo.yaml", overlay, "-n")
-    assert job_counts(edited.stdout) == {"evaluate_cams": 2, "evaluate_labels": 4, "table1": 1,
-                                         "configured_dataset_table": 1, "total": 8}
+    assert job_counts(edited.stdout) == {"evaluate_cams": 3, "evaluate_labels": 7, "table1": 1,
+                                         "configured_dataset_table": 1, "total": 12}
 
 
 def test_table4_ablation_tiny(tmp_path):
