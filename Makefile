@@ -19,7 +19,7 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 venv: $(BIN)/.installed
 
 demo: venv
-	$(BIN)/snakemake results/table1.csv --cores $(CORES) --configfile config/demo.yaml
+	$(BIN)/snakemake results/table1.csv results/figures/fig2.png --cores $(CORES) --configfile config/demo.yaml
 	@cat results/table1.md
 
 test: venv
@@ -29,7 +29,7 @@ lint: venv
 	$(BIN)/snakemake --lint
 
 report: venv
-	$(BIN)/snakemake results/table1.csv --cores $(CORES) --configfile config/demo.yaml --report results/report.html
+	$(BIN)/snakemake results/table1.csv results/figures/fig2.png --cores $(CORES) --configfile config/demo.yaml --report results/report.html
 
 clean-demo:
 	rm -rf resources/synthetic results/synthetic results/table1.csv results/table1.md logs/synthetic benchmarks/synthetic

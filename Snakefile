@@ -16,6 +16,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/cam.smk"
 include: "rules/labels.smk"
+include: "rules/irn.smk"
 include: "rules/report.smk"
 
 
@@ -24,3 +25,4 @@ rule all:
     input:
         "results/table1.csv",
         "results/table4.csv",
+        "results/figures/fig2.png",

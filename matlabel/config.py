@@ -28,5 +28,8 @@ def check_config(config: dict) -> None:
     tri = config["trimap"]
     if not tri["eps_bg"] < tri["eps_fg"]:
         errors.append(f"trimap.eps_bg ({tri['eps_bg']}) must be below trimap.eps_fg ({tri['eps_fg']}) (paper Eq. 9)")
+    for kind, conf in config["irn"]["confident"].items():
+        if not conf["bg"] < conf["fg"]:
+            errors.append(f"irn.confident.{kind}: bg ({conf['bg']}) must be below fg ({conf['fg']})")
     if errors:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(errors))

@@ -94,3 +94,18 @@ def confident_labels(image: np.ndarray, maps: np.ndarray, classes, fg_threshold:
     conf[fg == 0] = 255  # not confidently foreground ...
     conf[(fg == 0) & (bg == 0)] = 0  # ... unless confidently background
     return conf
+
+
+def load_row_maps(labeler: str, image_id: str, cams_dir, seed_dir=None) -> tuple[np.ndarray, np.ndarray]:
+    """The per-class maps a row refines further (IRN's confident regions and random walk): (maps (k, H, W)
+    float32 in [0, 1], classes (k,)). Threshold rows: the exported maps. Matting rows: the matting alphas
+    (``{id}_alpha.npz`` in the seed shard), or the exported maps for an image whose matting failed."""
+    from pathlib import Path
+
+    if labeler == "matting":
+        path = Path(seed_dir) / f"{image_id}_alpha.npz"
+        if path.exists():
+            with np.load(path) as z:
+                return z["alphas"].astype(np.float32) / 255.0, z["classes"].astype(np.int64)
+    with np.load(Path(cams_dir) / f"{image_id}.npz") as z:
+        return z["cams"].astype(np.float32), z["classes"].astype(np.int64)

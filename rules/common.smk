@@ -61,6 +61,21 @@ def init_model(wildcards):
     return {"init": f"results/{wildcards.dataset}/{source}/model.pt"}
 
 
+def row_seed_inputs(wildcards):
+    """The maps a row refines: its method's exported maps, plus the seed shard (alphas) for matting rows."""
+    method, labeler = SOURCES[wildcards.row]
+    inputs = {"cams": f"results/{wildcards.dataset}/{method}/cams/shard{wildcards.shard}"}
+    if labeler == "matting":
+        inputs["seed"] = f"results/{wildcards.dataset}/{wildcards.row}/seed/shard{wildcards.shard}"
+    return inputs
+
+
+def irn_backbone_input(wildcards):
+    """{"backbone": model.pt} when IRN's backbone comes from a trained classifier (irn.backbone_from)."""
+    source = config["irn"].get("backbone_from")
+    return {"backbone": f"results/{wildcards.dataset}/{source}/model.pt"} if source else {}
+
+
 def cam_shards(wildcards):
     return expand(
         "results/{dataset}/{method}/cams/shard{shard}",

@@ -92,7 +92,7 @@ rule evaluate_labels:
         "results/{dataset}/{row}/{stage}/eval.json",
     wildcard_constraints:
         row="|".join(LABEL_ROWS),
-        stage="seed|crf",
+        stage="seed|crf|irn",
     params:
         code=code_version("evaluate.py", "metrics.py"),
         split=config["splits"]["eval_seed"],

@@ -57,3 +57,38 @@ rule configured_dataset_table:
     shell:
         "(cp {input.csv} {output.csv}.tmp && mv {output.csv}.tmp {output.csv} && "
         "cp {input.md} {output.md}.tmp && mv {output.md}.tmp {output.md}) > {log} 2>&1"
+
+
+rule figure2:
+    input:
+        manifest=manifest_path,
+        cam=expand("results/{{dataset}}/cam/cams/shard{shard}", shard=SHARDS),
+        d2cam=expand("results/{{dataset}}/d2cam/cams/shard{shard}", shard=SHARDS),
+        matlabel=expand("results/{{dataset}}/matlabel/seed/shard{shard}", shard=SHARDS),
+    output:
+        fig2=report("results/{dataset}/figures/fig2.png", caption="../report/fig2.rst", category="Figures"),
+    params:
+        code=code_version("figures.py", "trimap.py"),
+        ids=config["figures"]["ids"],
+        split=config["splits"]["eval_seed"],
+        eps_fg=config["trimap"]["eps_fg"],
+        eps_bg=config["trimap"]["eps_bg"],
+    log:
+        "logs/{dataset}/figure2.log",
+    conda:
+        ENV
+    script:
+        "../scripts/make_figures.py"
+
+
+rule configured_dataset_figure:
+    input:
+        f"results/{DATASET}/figures/{{figure}}.png",
+    output:
+        "results/figures/{figure}.png",
+    log:
+        "logs/configured_dataset_{figure}.log",
+    conda:
+        ENV
+    shell:
+        "(cp {input} {output}.tmp && mv {output}.tmp {output}) > {log} 2>&1"

@@ -74,3 +74,10 @@ def test_trimap_thresholds_must_be_ordered():
     cfg["trimap"].update(eps_fg=0.2, eps_bg=0.75)
     with pytest.raises(ConfigError, match="trimap.eps_bg"):
         check_config(cfg)
+
+
+def test_irn_confidence_thresholds_must_be_ordered():
+    cfg = load()
+    cfg["irn"]["confident"]["matting"] = {"fg": 0.1, "bg": 0.5}
+    with pytest.raises(ConfigError, match="irn.confident.matting"):
+        check_config(cfg)

@@ -97,3 +97,19 @@ def test_confident_labels_with_crf_stay_within_present_labels():
     assert set(np.unique(conf)) <= {0, 3, 8, 255}
     sure = conf != 255
     assert (conf[sure] == gt[sure]).mean() > 0.99 and (raw[raw != 255] == gt[raw != 255]).mean() < 0.99
+
+
+def test_row_maps_are_the_alphas_for_matting_rows_and_the_maps_otherwise(tmp_path):
+    from matlabel.labels import load_row_maps
+
+    cams = np.random.default_rng(0).random((2, 3, 4)).astype(np.float16)
+    np.savez(tmp_path / "a.npz", cams=cams, classes=np.array([2, 5], np.int16))
+    np.savez(tmp_path / "b.npz", cams=cams, classes=np.array([2, 5], np.int16))
+    alphas = np.array([[[0, 255, 128, 0]] * 3, [[255, 0, 0, 0]] * 3], np.uint8)
+    np.savez(tmp_path / "a_alpha.npz", alphas=alphas, classes=np.array([2, 5], np.int16))
+    maps, classes = load_row_maps("matting", "a", tmp_path, tmp_path)
+    np.testing.assert_allclose(maps, alphas / 255.0) and np.testing.assert_array_equal(classes, [2, 5])
+    maps, _ = load_row_maps("threshold", "a", tmp_path)
+    np.testing.assert_array_equal(maps, cams.astype(np.float32))
+    maps, _ = load_row_maps("matting", "b", tmp_path, tmp_path)  # its matting failed: the maps stand in
+    np.testing.assert_array_equal(maps, cams.astype(np.float32))

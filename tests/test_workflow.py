@@ -19,6 +19,10 @@ TINY = {
     "cam": {"epochs": 2, "batch_size": 8},
     "d2cam": {"epochs": 2, "batch_size": 8},
     "recam": {"epochs": 1, "batch_size": 8},
+    "irn": {"backbone_from": "cam", "confident": {"threshold": {"fg": 0.3, "bg": 0.05}, "matting": {"fg": 0.75, "bg": 0.2}},
+            "crf": {"bilateral_sxy": 50, "bilateral_srgb": 5},
+            "train": {"crop": 48, "radius": 5, "epochs": 1, "batch_size": 8, "lr": 0.1},
+            "walk": {"radius": 5, "beta": 10, "exp_times": 8, "bg_threshold": 0.25, "pad_to": 64}},
 }
 
 
@@ -74,6 +78,7 @@ def test_voc_dry_run_plans_the_downloads(tmp_path):
     # exported in 16 shards; 5 rows x 16 seed shards, each also through DenseCRF
     assert counts["export_cams"] == 48 and counts["train_classifier"] == 3
     assert counts["threshold_labels"] == 48 and counts["matting_labels"] == 32 and counts["crf_labels"] == 80
+    assert counts["train_irn"] == 5 and counts["ir_labels"] == 80 and counts["random_walk"] == 80  # one IRN per row
 
 
 def fake_voc_tree(wd: Path) -> None:
@@ -106,7 +111,7 @@ def test_voc_dry_run_against_a_prepared_tree(tmp_path):
     counts = job_counts(out)
     assert "download_archive" not in counts and "prepare_voc12" not in counts
     assert counts["train_classifier"] == 3 and counts["export_cams"] == 48 and counts["evaluate_cams"] == 3
-    assert counts["evaluate_labels"] == 7  # 2 matting seeds + 5 CRF stages
+    assert counts["evaluate_labels"] == 12  # 2 matting seeds + 5 CRF + 5 IRN stages
     for method in ("cam", "recam", "d2cam"):
         assert f"results/voc12/{method}/model.pt" in out
 
@@ -137,12 +142,13 @@ def test_bad_config_fails_before_any_job(tmp_path):
 def test_demo_end_to_end_tiny(tmp_path):
     wd = workdir(tmp_path, copy=("matlabel",))
     overlay = write_overlay(wd, TINY)
-    snakemake(wd, "results/table1.csv", "--cores", "2", "--configfile", "config/demo.yaml", overlay)
+    snakemake(wd, "results/table1.csv", "results/figures/fig2.png", "--cores", "2", "--configfile", "config/demo.yaml",
+              overlay)
+    assert (wd / "results" / "figures" / "fig2.png").stat().st_size > 10_000
     table = pd.read_csv(wd / "results" / "table1.csv", dtype=str).set_index("method")
     assert list(table.index) == ["CAM", "ReCAM", "D2CAM only", "Mat-Label w/ ReCAM", "Mat-Label"]
-    for row in table.index:  # every enabled cell measured, the IRN column says why it is empty
-        assert 0.0 <= float(table.loc[row, "seed"]) <= 100.0 and 0.0 <= float(table.loc[row, "crf"]) <= 100.0
-        assert table.loc[row, "irn"].startswith("not run")
+    for row in table.index:  # every cell measured
+        assert all(0.0 <= float(table.loc[row, stage]) <= 100.0 for stage in ("seed", "crf", "irn"))
     assert table.loc["CAM", "seed_paper"] == "48.0" and table.loc["Mat-Label", "crf_paper"] == "65.8"
     shard = wd / "results" / "synthetic" / "matlabel" / "seed" / "shard0"
     assert any(shard.glob("*.png")) and any(shard.glob("*_alpha.npz")) and (shard / "shard.json").exists()
@@ -156,8 +162,8 @@ def test_demo_end_to_end_tiny(tmp_path):
     with open(wd / "matlabel" / "evaluate.py", "a") as f:
         f.write("\n# an edit\n")
     edited = snakemake(wd, "results/table1.csv", "--cores", "2", "--configfile", "config/demo.yaml", overlay, "-n")
-    assert job_counts(edited.stdout) == {"evaluate_cams": 3, "evaluate_labels": 7, "table1": 1,
-                                         "configured_dataset_table": 1, "total": 12}
+    assert job_counts(edited.stdout) == {"evaluate_cams": 3, "evaluate_labels": 12, "table1": 1,
+                                         "configured_dataset_table": 1, "total": 17}
 
 
 def test_table4_ablation_tiny(tmp_path):

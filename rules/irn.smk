@@ -1,0 +1,89 @@
+# IRN refinement of each Table 1 row (paper Sec. 4.2: "we retrain the IRN ... using the initialized
+# pseudo-labels we generated"): confident regions of the row's maps (threshold rows) or alphas (matting rows),
+# one IRN trained per row, then the random walk per shard -> the "w/ IRN" pseudo-labels.
+
+
+rule ir_labels:
+    input:
+        unpack(row_seed_inputs),
+        manifest=manifest_path,
+    output:
+        directory("results/{dataset}/{row}/ir_label/shard{shard}"),
+    wildcard_constraints:
+        row="|".join(LABEL_ROWS),
+    params:
+        code=code_version("labels.py", "crf.py"),
+        labeler=lambda wc: SOURCES[wc.row][1],
+        split=config["splits"]["export"],
+        n_shards=N_SHARDS,
+        confident=lambda wc: config["irn"]["confident"][SOURCES[wc.row][1]],
+        crf=config["irn"]["crf"],
+    threads: 1
+    log:
+        "logs/{dataset}/ir_labels/{row}/shard{shard}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/ir_labels.py"
+
+
+rule train_irn:
+    input:
+        unpack(irn_backbone_input),
+        manifest=manifest_path,
+        labels=lambda wc: expand(
+            "results/{dataset}/{row}/ir_label/shard{shard}", dataset=wc.dataset, row=wc.row, shard=SHARDS
+        ),
+    output:
+        model="results/{dataset}/{row}/irn/model.pt",
+    wildcard_constraints:
+        row="|".join(LABEL_ROWS),
+    params:
+        code=code_version("irn/model.py", "irn/loss.py", "irn/data.py", "irn/relations.py", "backbone.py", "train.py"),
+        train=config["irn"]["train"],
+        backbone=config["backbone"],
+        split=config["splits"]["export"],
+        seed=config["seed"],
+        device=config["device"],
+    threads: 8
+    resources:
+        gpu=1,
+    log:
+        "logs/{dataset}/train_irn/{row}.log",
+    benchmark:
+        "benchmarks/{dataset}/train_irn/{row}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/train_irn.py"
+
+
+rule random_walk:
+    input:
+        unpack(row_seed_inputs),
+        manifest=manifest_path,
+        model="results/{dataset}/{row}/irn/model.pt",
+    output:
+        directory("results/{dataset}/{row}/irn/shard{shard}"),
+    wildcard_constraints:
+        row="|".join(LABEL_ROWS),
+    params:
+        code=code_version("irn/random_walk.py", "irn/model.py", "labels.py"),
+        labeler=lambda wc: SOURCES[wc.row][1],
+        split=config["splits"]["export"],
+        n_shards=N_SHARDS,
+        backbone=config["backbone"],
+        radius=config["irn"]["train"]["radius"],
+        walk=config["irn"]["walk"],
+        device=config["device"],
+    threads: 2
+    resources:
+        gpu=1,
+    log:
+        "logs/{dataset}/random_walk/{row}/shard{shard}.log",
+    benchmark:
+        "benchmarks/{dataset}/random_walk/{row}/shard{shard}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/random_walk.py"

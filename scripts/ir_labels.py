@@ -1,0 +1,29 @@
+"""Rule ir_labels: confident-region labels of one shard of a row, what its IRN learns relations from."""
+from tqdm import tqdm
+
+from matlabel import runlog
+from matlabel.crf import CRFParams
+from matlabel.datasets.layout import load_manifest
+from matlabel.io import atomic_dir, read_image, write_label_png
+from matlabel.labels import confident_labels, load_row_maps
+from matlabel.shards import shard_ids
+
+
+def main(smk):
+    log = runlog.start(smk)
+    p = smk.params
+    manifest = load_manifest(smk.input.manifest)
+    ids = shard_ids(manifest.split_ids(p.split), int(smk.wildcards.shard), p.n_shards)
+    crf = CRFParams.from_mapping(p.crf)
+    log.info("confident regions (fg > %s, bg < %s) of %d images from the %s maps", p.confident["fg"],
+             p.confident["bg"], len(ids), p.labeler)
+    with atomic_dir(smk.output[0]) as tmp:
+        for image_id in tqdm(ids, desc=f"ir_labels shard {smk.wildcards.shard}", mininterval=5):
+            maps, classes = load_row_maps(p.labeler, image_id, smk.input.cams, smk.input.get("seed"))
+            image = read_image(manifest.image_path(image_id))
+            write_label_png(tmp / f"{image_id}.png",
+                            confident_labels(image, maps, classes, p.confident["fg"], p.confident["bg"], crf))
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821

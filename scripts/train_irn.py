@@ -1,0 +1,43 @@
+"""Rule train_irn: IRN's boundary/displacement branches on one row's confident-region labels."""
+import torch
+
+from matlabel import runlog
+from matlabel.backbone import ResNetBackbone
+from matlabel.datasets.layout import load_manifest
+from matlabel.irn import AffinityAugment, IRNDataset, IRNet, irn_loss
+from matlabel.train import TrainConfig, resolve_device, train
+
+
+def load_backbone(model: IRNet, path: str) -> None:
+    """The trunk of a trained classifier (config irn.backbone_from: the demo's stand-in for ImageNet weights)."""
+    state = torch.load(path, map_location="cpu", weights_only=False)["model"]
+    trunk = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+    model.backbone.load_state_dict(trunk)
+
+
+def main(smk):
+    log = runlog.start(smk)
+    p = smk.params
+    device = resolve_device(p.device)
+    manifest = load_manifest(smk.input.manifest)
+    t = dict(p.train)
+    augment = AffinityAugment(t.pop("rescale", (0.5, 1.5)), t.pop("crop"), t.pop("hflip", True), seed=p.seed)
+    radius = t.pop("radius")
+    dataset = IRNDataset(manifest, p.split, list(smk.input.labels), augment, radius=radius)
+    weights = "none" if smk.input.get("backbone") else p.backbone["weights"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(p.seed)
+        model = IRNet(ResNetBackbone(**{**p.backbone, "weights": weights}), radius=radius)
+    if smk.input.get("backbone"):
+        load_backbone(model, smk.input.backbone)
+        log.info("backbone from %s", smk.input.backbone)
+    cfg = TrainConfig(**t, seed=p.seed, num_workers=min(4, max(0, smk.threads - 1)))
+    log.info("training IRN for row %s on %d images of '%s' on %s: %s", smk.wildcards.row, len(dataset), p.split,
+             device, cfg)
+    history = train(model, dataset, cfg, device, smk.output.model, loss_fn=irn_loss,
+                    extra={"backbone": dict(p.backbone), "radius": radius, "row": smk.wildcards.row})
+    log.info("done: %s", history[-1])
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821
