@@ -17,6 +17,7 @@ include: "rules/data.smk"
 include: "rules/cam.smk"
 include: "rules/labels.smk"
 include: "rules/irn.smk"
+include: "rules/segment.smk"
 include: "rules/report.smk"
 
 
@@ -24,5 +25,7 @@ rule all:
     default_target: True
     input:
         "results/table1.csv",
+        "results/table2.csv",
+        "results/table3.csv",
         "results/table4.csv",
         "results/figures/fig2.png",

@@ -11,6 +11,7 @@ from matlabel.config import check_config
 from matlabel.datasets.sources import ARCHIVES
 from matlabel.labels import SOURCES, rows_for
 from matlabel.models import METHODS, TABLE4_METHODS, config_section
+from matlabel.tables import SALIENCY_ROWS
 
 validate(config, "../schemas/config.schema.yaml")
 check_config(config)
@@ -70,10 +71,14 @@ def row_seed_inputs(wildcards):
     return inputs
 
 
-def irn_backbone_input(wildcards):
-    """{"backbone": model.pt} when IRN's backbone comes from a trained classifier (irn.backbone_from)."""
-    source = config["irn"].get("backbone_from")
-    return {"backbone": f"results/{wildcards.dataset}/{source}/model.pt"} if source else {}
+def trunk_input(section):
+    """Input function: {"backbone": model.pt} when config[section].backbone_from names a trained classifier."""
+
+    def inputs(wildcards):
+        source = config[section].get("backbone_from")
+        return {"backbone": f"results/{wildcards.dataset}/{source}/model.pt"} if source else {}
+
+    return inputs
 
 
 def cam_shards(wildcards):
@@ -100,3 +105,17 @@ def archive_by_filename(filename):
 def archive_path(name):
     """Where archive ``name`` of the registry is downloaded to (or put by hand)."""
     return f"resources/downloads/{ARCHIVES[name].filename}"
+
+
+def deeplab_evals(wildcards, table):
+    rows = [r for r in config[table]["methods"] if r not in SALIENCY_ROWS]
+    if table == "table3" and wildcards.dataset != "coco14":
+        return []  # Table 3 is COCO's; other datasets get a table of "not run" cells
+    return expand("results/{dataset}/{row}/deeplab/eval.json", dataset=wildcards.dataset, row=rows)
+
+
+def voc_test_archives(wildcards):
+    if wildcards.dataset != "voc12" or not config["deeplab"].get("voc_test"):
+        return []
+    rows = [r for r in config["table2"]["methods"] if r not in SALIENCY_ROWS]
+    return expand("results/{dataset}/{row}/deeplab/voc12_test.tar", dataset=wildcards.dataset, row=rows)

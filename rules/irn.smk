@@ -29,7 +29,7 @@ rule ir_labels:
 
 rule train_irn:
     input:
-        unpack(irn_backbone_input),
+        unpack(trunk_input("irn")),
         manifest=manifest_path,
         labels=lambda wc: expand(
             "results/{dataset}/{row}/ir_label/shard{shard}", dataset=wc.dataset, row=wc.row, shard=SHARDS
@@ -39,7 +39,9 @@ rule train_irn:
     wildcard_constraints:
         row="|".join(LABEL_ROWS),
     params:
-        code=code_version("irn/model.py", "irn/loss.py", "irn/data.py", "irn/relations.py", "backbone.py", "train.py"),
+        code=code_version(
+            "irn/model.py", "irn/loss.py", "irn/data.py", "irn/relations.py", "backbone.py", "train.py", "checkpoints.py"
+        ),
         train=config["irn"]["train"],
         backbone=config["backbone"],
         split=config["splits"]["export"],

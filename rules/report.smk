@@ -43,6 +43,41 @@ rule table4:
         "../scripts/make_table.py"
 
 
+rule table2:
+    input:
+        evals=lambda wc: deeplab_evals(wc, "table2"),
+        test=voc_test_archives,
+    output:
+        csv=report("results/{dataset}/table2.csv", caption="../report/table2.rst", category="Tables"),
+        md="results/{dataset}/table2.md",
+    params:
+        code=code_version("tables.py"),
+        methods=config["table2"]["methods"],
+    log:
+        "logs/{dataset}/table2.log",
+    conda:
+        ENV
+    script:
+        "../scripts/make_table.py"
+
+
+rule table3:
+    input:
+        evals=lambda wc: deeplab_evals(wc, "table3"),
+    output:
+        csv=report("results/{dataset}/table3.csv", caption="../report/table3.rst", category="Tables"),
+        md="results/{dataset}/table3.md",
+    params:
+        code=code_version("tables.py"),
+        methods=config["table3"]["methods"],
+    log:
+        "logs/{dataset}/table3.log",
+    conda:
+        ENV
+    script:
+        "../scripts/make_table.py"
+
+
 rule configured_dataset_table:
     input:
         csv=f"results/{DATASET}/{{table}}.csv",

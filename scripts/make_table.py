@@ -2,7 +2,7 @@
 from matlabel import runlog
 from matlabel.io import atomic_path, read_json, write_text
 from matlabel.models import TABLE4_METHODS
-from matlabel.tables import build_table1, build_table4, to_markdown
+from matlabel.tables import build_table1, build_table2, build_table3, build_table4, to_markdown
 
 
 def main(smk):
@@ -12,6 +12,11 @@ def main(smk):
     if smk.rule == "table1":
         measured = {(r["method"], r["stage"]): r["miou"] for r in results}
         df = build_table1(measured, smk.params.methods, smk.params.stages, dataset)
+    elif smk.rule == "table2":
+        archives = {path.split("/")[-3]: path for path in smk.input.get("test", [])}  # results/<ds>/<row>/deeplab/x
+        df = build_table2({r["method"]: r["miou"] for r in results}, smk.params.methods, dataset, archives)
+    elif smk.rule == "table3":
+        df = build_table3({r["method"]: r["miou"] for r in results}, smk.params.methods, dataset)
     else:  # table4: each variant's row is the seed evaluation of the method that trains it
         by_method = {r["method"]: r["miou"] for r in results}
         measured = {v: by_method[TABLE4_METHODS[v]] for v in smk.params.variants if TABLE4_METHODS[v] in by_method}

@@ -2,17 +2,11 @@
 import torch
 
 from matlabel import runlog
+from matlabel.checkpoints import load_trunk
 from matlabel.backbone import ResNetBackbone
 from matlabel.datasets.layout import load_manifest
 from matlabel.irn import AffinityAugment, IRNDataset, IRNet, irn_loss
 from matlabel.train import TrainConfig, resolve_device, train
-
-
-def load_backbone(model: IRNet, path: str) -> None:
-    """The trunk of a trained classifier (config irn.backbone_from: the demo's stand-in for ImageNet weights)."""
-    state = torch.load(path, map_location="cpu", weights_only=False)["model"]
-    trunk = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
-    model.backbone.load_state_dict(trunk)
 
 
 def main(smk):
@@ -29,7 +23,7 @@ def main(smk):
         torch.manual_seed(p.seed)
         model = IRNet(ResNetBackbone(**{**p.backbone, "weights": weights}), radius=radius)
     if smk.input.get("backbone"):
-        load_backbone(model, smk.input.backbone)
+        load_trunk(model.backbone, smk.input.backbone)
         log.info("backbone from %s", smk.input.backbone)
     cfg = TrainConfig(**t, seed=p.seed, num_workers=min(4, max(0, smk.threads - 1)))
     log.info("training IRN for row %s on %d images of '%s' on %s: %s", smk.wildcards.row, len(dataset), p.split,

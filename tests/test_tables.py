@@ -23,3 +23,26 @@ def test_table4_lists_variants_in_the_papers_order_beside_its_numbers():
     assert df["variant"].tolist() == ["CAM", "L_d2", "L_d2 + L_ma + L_oe"]
     assert df["miou"].tolist() == ["12.3", "not run: evaluation missing", "20.0"]
     assert df["miou_paper"].tolist() == ["48.0", "53.7", "58.0"]
+
+
+def test_table2_measured_val_beside_the_paper_and_honest_test_and_saliency_cells():
+    from matlabel.tables import build_table2
+
+    df = build_table2({"matlabel": 61.234}, ["d2cam", "matlabel", "matlabel_is"], "synthetic").set_index("method")
+    assert df.loc["Mat-Label", "val"] == "61.2" and df.loc["Mat-Label", "val_paper"] == "73.0"
+    assert df.loc["Mat-Label", "test"].startswith("not run: needs the VOC 2012 test images")
+    assert df.loc["D2CAM only", "val"] == "not run: evaluation missing"
+    assert df.loc["Mat-Label I+S", "val"].startswith("not run: needs saliency maps")
+    assert df.loc["Mat-Label I+S", "test_paper"] == "74.0"
+    voc = build_table2({"matlabel": 70.0}, ["matlabel"], "voc12", {"matlabel": "results/voc12/x.tar"})
+    assert voc.loc[0, "test"] == "submit results/voc12/x.tar to the VOC evaluation server"
+
+
+def test_table3_only_measures_on_coco():
+    from matlabel.tables import build_table3
+
+    df = build_table3({"matlabel": 40.0}, ["d2cam", "matlabel"], "synthetic")
+    assert all(v.startswith("not run: needs MS COCO 2014") for v in df["val"])
+    coco = build_table3({"matlabel": 40.04}, ["d2cam", "matlabel"], "coco14").set_index("method")
+    assert coco.loc["Mat-Label", "val"] == "40.0" and coco.loc["Mat-Label", "val_paper"] == "45.6"
+    assert coco.loc["D2CAM only", "val"] == "not run: evaluation missing"

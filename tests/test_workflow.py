@@ -23,6 +23,11 @@ TINY = {
             "crf": {"bilateral_sxy": 50, "bilateral_srgb": 5},
             "train": {"crop": 48, "radius": 5, "epochs": 1, "batch_size": 8, "lr": 0.1},
             "walk": {"radius": 5, "beta": 10, "exp_times": 8, "bg_threshold": 0.25, "pad_to": 64}},
+    "deeplab": {"labels_stage": "irn", "backbone_from": "cam",
+                "model": {"arch": "resnet18", "weights": "none", "freeze_bn": False},
+                "train": {"iterations": 4, "batch_size": 4, "accumulate": 1, "crop": 48, "checkpoint_every": 2},
+                "test": {"scales": [1.0], "flip": False, "crf": True}},
+    "table2": {"methods": ["matlabel", "matlabel_is"]},
 }
 
 
@@ -142,8 +147,13 @@ def test_bad_config_fails_before_any_job(tmp_path):
 def test_demo_end_to_end_tiny(tmp_path):
     wd = workdir(tmp_path, copy=("matlabel",))
     overlay = write_overlay(wd, TINY)
-    snakemake(wd, "results/table1.csv", "results/figures/fig2.png", "--cores", "2", "--configfile", "config/demo.yaml",
-              overlay)
+    snakemake(wd, "results/table1.csv", "results/figures/fig2.png", "results/table2.csv", "results/table3.csv",
+              "--cores", "2", "--configfile", "config/demo.yaml", overlay)
+    table2 = pd.read_csv(wd / "results" / "table2.csv", dtype=str).set_index("method")
+    assert 0.0 <= float(table2.loc["Mat-Label", "val"]) <= 100.0 and table2.loc["Mat-Label", "val_paper"] == "73.0"
+    assert table2.loc["Mat-Label", "test"].startswith("not run") and table2.loc["Mat-Label I+S", "val"].startswith("not run")
+    table3 = pd.read_csv(wd / "results" / "table3.csv", dtype=str)
+    assert all(v.startswith("not run: needs MS COCO") for v in table3["val"])
     assert (wd / "results" / "figures" / "fig2.png").stat().st_size > 10_000
     table = pd.read_csv(wd / "results" / "table1.csv", dtype=str).set_index("method")
     assert list(table.index) == ["CAM", "ReCAM", "D2CAM only", "Mat-Label w/ ReCAM", "Mat-Label"]
@@ -181,3 +191,22 @@ def test_table4_ablation_tiny(tmp_path):
     with_d2cam = write_overlay(wd, {**tiny, "table1": {"methods": ["cam", "d2cam"], "stages": ["seed"]}})
     plan = snakemake(wd, "results/table1.csv", "--configfile", "config/demo.yaml", with_d2cam, "-n").stdout
     assert job_counts(plan) == {"table1": 1, "configured_dataset_table": 1, "total": 2}  # nothing retrained
+
+
+def load_config() -> dict:
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def test_voc_dry_run_of_table2_trains_deeplab_per_row_and_exports_the_test_set(tmp_path):
+    wd = workdir(tmp_path)
+    fake_voc_tree(wd)
+    (wd / "resources/voc12/VOCdevkit/VOC2012/ImageSets/Segmentation/test.txt").write_text("2007_000003\n")
+    plain = job_counts(snakemake(wd, "-n", "results/table2.csv", "--cores", "16").stdout)
+    assert "export_voc_test" not in plain  # the test images are not part of the VOC download
+    overlay = write_overlay(wd, {"deeplab": {**load_config()["deeplab"], "voc_test": True}})
+    out = snakemake(wd, "-n", "results/table2.csv", "--cores", "16", "--resources", "gpu=1", "--configfile",
+                    overlay).stdout
+    counts = job_counts(out)
+    # D2CAM only, Mat-Label w/ ReCAM, Mat-Label (I+S needs saliency maps): one DeepLab each, on their IRN labels
+    assert counts["train_deeplab"] == 3 and counts["evaluate_deeplab"] == 3 and counts["export_voc_test"] == 3
+    assert "results/voc12/matlabel/deeplab/voc12_test.tar" in out

@@ -1,0 +1,91 @@
+# DeepLab-v2 trained on a Table 2 row's pseudo-labels (paper Sec. 4.2, kazuto1011/deeplab-pytorch), evaluated on
+# the segmentation split (VOC val / COCO val) with multi-scale inference and DenseCRF; the VOC test set has no
+# public masks, so its predictions are written in the evaluation server's format instead.
+
+
+rule train_deeplab:
+    input:
+        unpack(trunk_input("deeplab")),
+        manifest=manifest_path,
+        labels=lambda wc: expand(
+            "results/{dataset}/{row}/{stage}/shard{shard}",
+            dataset=wc.dataset,
+            row=wc.row,
+            stage=config["deeplab"]["labels_stage"],
+            shard=SHARDS,
+        ),
+    output:
+        model="results/{dataset}/{row}/deeplab/model.pt",
+    wildcard_constraints:
+        row="|".join(LABEL_ROWS),
+    params:
+        code=code_version("deeplab.py", "segdata.py", "backbone.py", "checkpoints.py"),
+        model=config["deeplab"]["model"],
+        train=config["deeplab"]["train"],
+        split=config["splits"]["export"],
+        seed=config["seed"],
+        device=config["device"],
+    threads: 8
+    resources:
+        gpu=1,
+    log:
+        "logs/{dataset}/train_deeplab/{row}.log",
+    benchmark:
+        "benchmarks/{dataset}/train_deeplab/{row}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/train_deeplab.py"
+
+
+rule evaluate_deeplab:
+    input:
+        manifest=manifest_path,
+        model="results/{dataset}/{row}/deeplab/model.pt",
+    output:
+        "results/{dataset}/{row}/deeplab/eval.json",
+    wildcard_constraints:
+        row="|".join(LABEL_ROWS),
+    params:
+        code=code_version("deeplab.py", "crf.py", "metrics.py"),
+        model=config["deeplab"]["model"],
+        test=config["deeplab"]["test"],
+        split=config["splits"]["eval_seg"],
+        device=config["device"],
+    threads: 2
+    resources:
+        gpu=1,
+    log:
+        "logs/{dataset}/evaluate_deeplab/{row}.log",
+    benchmark:
+        "benchmarks/{dataset}/evaluate_deeplab/{row}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/evaluate_deeplab.py"
+
+
+rule export_voc_test:
+    input:
+        manifest=manifest_path,
+        model="results/{dataset}/{row}/deeplab/model.pt",
+    output:
+        "results/{dataset}/{row}/deeplab/voc12_test.tar",
+    wildcard_constraints:
+        dataset="voc12",
+        row="|".join(LABEL_ROWS),
+    params:
+        code=code_version("deeplab.py", "crf.py"),
+        model=config["deeplab"]["model"],
+        test=config["deeplab"]["test"],
+        split="test",
+        device=config["device"],
+    threads: 2
+    resources:
+        gpu=1,
+    log:
+        "logs/{dataset}/export_voc_test/{row}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/evaluate_deeplab.py"

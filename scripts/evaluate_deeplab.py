@@ -1,0 +1,34 @@
+"""Rules evaluate_deeplab / export_voc_test: a trained DeepLab-v2 on the segmentation split (mIoU), or the VOC
+test predictions as the evaluation server's archive (the test masks are not public)."""
+import torch
+
+from matlabel import runlog
+from matlabel.datasets.layout import load_manifest
+from matlabel.deeplab import DEEPLAB_CRF, DeepLabV2, evaluate_segmentation, export_voc_test
+from matlabel.io import write_json
+from matlabel.train import resolve_device
+
+
+def main(smk):
+    log = runlog.start(smk)
+    p = smk.params
+    device = resolve_device(p.device)
+    manifest = load_manifest(smk.input.manifest)
+    model = DeepLabV2(manifest.num_classes, **{**p.model, "weights": "none"})
+    model.load_state_dict(torch.load(smk.input.model, map_location="cpu", weights_only=False)["model"])
+    model.eval()
+    ids = manifest.split_ids(p.split)
+    test = dict(p.test)
+    kwargs = dict(scales=test["scales"], flip=test["flip"], crf_params=DEEPLAB_CRF if test["crf"] else None)
+    if smk.rule == "export_voc_test":
+        members = export_voc_test(model, manifest, ids, device, smk.output[0], **kwargs)
+        log.info("wrote %d predictions to %s: submit it to the VOC evaluation server", len(members), smk.output[0])
+        return
+    result = evaluate_segmentation(model, manifest, ids, device, **kwargs)
+    result.update(method=smk.wildcards.row, split=p.split, dataset=manifest.name)
+    log.info("%s DeepLab-v2 mIoU %.2f on %d images of %s", smk.wildcards.row, result["miou"], len(ids), p.split)
+    write_json(smk.output[0], result)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821
