@@ -54,7 +54,7 @@ from matlabel.crf import CRFParams, refine_probs
 from matlabel.datasets.layout import IGNORE_INDEX, Manifest
 from matlabel.io import atomic_path, read_image, read_label_png, voc_palette
 from matlabel.metrics import ConfusionMeter
-from matlabel.train import poly_lr, seed_everything
+from matlabel.train import load_resume, poly_lr, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -391,16 +391,10 @@ def train_deeplab(model: DeepLabV2, dataset, cfg: SegConfig, device: torch.devic
     base_lrs = [g["lr"] for g in opt.param_groups]
     meta = {"config": asdict(cfg), "extra": extra or {}}
     start, history = 0, []
-    if resume.exists():
-        ckpt = torch.load(resume, map_location=device, weights_only=False)
-        if ckpt["meta"] == meta:
-            model.load_state_dict(ckpt["model"])
-            opt.load_state_dict(ckpt["optimizer"])
-            torch.set_rng_state(ckpt["torch_rng"])
-            start, history = ckpt["iteration"], ckpt["history"]
-            log.info("resuming from %s at iteration %d", resume, start)
-        else:
-            log.info("ignoring %s: it was written with another configuration", resume)
+    ckpt = load_resume(resume, meta, model, opt, device)
+    if ckpt is not None:
+        start, history = ckpt["iteration"], ckpt["history"]
+        log.info("resuming from %s at iteration %d", resume, start)
     amp = device.type == "cuda"
     stream = _batches(dataset, cfg, start * cfg.accumulate, pin=device.type == "cuda")
     msc.train()  # ResNetBackbone.train keeps frozen BN in eval mode (main.py: model.train(); base.freeze_bn())

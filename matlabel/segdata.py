@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,6 +17,7 @@ from PIL import Image
 from matlabel.datasets.layout import IGNORE_INDEX, Manifest
 from matlabel.deeplab import CAFFE_MEAN_RGB
 from matlabel.io import read_image, read_label_png
+from matlabel.shards import index_shards
 
 cv2.setNumThreads(0)  # as libs/datasets/base.py: no OpenCV thread pool inside DataLoader workers
 
@@ -92,18 +92,8 @@ class SegDataset(torch.utils.data.Dataset):
         if label_dirs is None:
             self.label_paths = {i: manifest.mask_path(i) for i in self.ids}
         else:
-            found: dict[str, Path] = {}
-            for d in label_dirs:  # one listing per directory instead of a lookup per item
-                d = Path(d)
-                if not d.is_dir():
-                    raise FileNotFoundError(f"{d}: pseudo-label directory missing")
-                for p in d.glob("*.png"):
-                    found.setdefault(p.stem, p)
-            missing = [i for i in self.ids if i not in found]
-            if missing:
-                raise FileNotFoundError(f"{len(missing)} image(s) of split '{split}' have no pseudo-label PNG in "
-                                        f"{[str(d) for d in label_dirs]}, e.g. {missing[:3]}")
-            self.label_paths = {i: found[i] for i in self.ids}
+            # one listing per directory instead of a lookup per item
+            self.label_paths = index_shards(label_dirs, self.ids, ".png", f"pseudo-label PNG of split '{split}'")
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -19,3 +19,23 @@ def find_in_shards(shard_dirs, image_id: str, suffix: str = ".npz") -> Path:
             return path
     raise FileNotFoundError(f"{image_id}{suffix} is in none of the {len(shard_dirs)} shard directories; "
                             "is the evaluation split a subset of the exported split (config splits)?")
+
+
+def index_shards(shard_dirs, ids, suffix: str = ".png", what: str = "label PNG") -> dict[str, Path]:
+    """{id: path} of every id's ``{id}{suffix}`` across the shard directories (the first holding it wins).
+
+    Skips hidden files (atomic-write temporaries); raises FileNotFoundError naming a missing directory, or the
+    count and a few examples of ids that no directory holds.
+    """
+    found: dict[str, Path] = {}
+    for d in map(Path, shard_dirs):
+        if not d.is_dir():
+            raise FileNotFoundError(f"{d}: {what} directory missing")
+        for path in d.iterdir():
+            if path.name.endswith(suffix) and not path.name.startswith("."):
+                found.setdefault(path.name[: -len(suffix)], path)
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} image(s) have no {what} in {[str(d) for d in shard_dirs]}, "
+                                f"e.g. {missing[:3]}")
+    return {i: found[i] for i in ids}

@@ -10,9 +10,9 @@ import logging
 import math
 import os
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -66,6 +66,22 @@ def poly_lr(base: float, step: int, max_step: int, power: float) -> float:
     return base * (1 - step / max_step) ** power
 
 
+def load_resume(path: Path, meta: dict, model: torch.nn.Module, opt: torch.optim.Optimizer,
+                device: torch.device) -> dict | None:
+    """Restore model, optimiser and torch RNG from the resume checkpoint ``path`` if it was written with ``meta``
+    (the same configuration); returns the checkpoint dict, or None when there is none or it does not match."""
+    if not path.exists():
+        return None
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    if ckpt["meta"] != meta:
+        log.info("ignoring %s: it was written with another configuration", path)
+        return None
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    return ckpt
+
+
 def train(model: torch.nn.Module, dataset, cfg: TrainConfig, device: torch.device, out: str | os.PathLike,
           loss_fn: Callable[[torch.nn.Module, dict], dict] = multilabel_loss, extra: dict | None = None) -> list[dict]:
     """Train ``model`` on ``dataset`` and write ``{"model": state_dict, "config": ..., "history": ...}`` to ``out``.
@@ -90,16 +106,10 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, device: torch.devic
     max_step = cfg.epochs * steps_per_epoch
     start_epoch, history = 0, []
     meta = {"config": asdict(cfg), "extra": extra or {}}
-    if resume.exists():
-        ckpt = torch.load(resume, map_location=device, weights_only=False)
-        if ckpt["meta"] == meta:
-            model.load_state_dict(ckpt["model"])
-            opt.load_state_dict(ckpt["optimizer"])
-            torch.set_rng_state(ckpt["torch_rng"])
-            start_epoch, history = ckpt["epoch"], ckpt["history"]
-            log.info("resuming from %s at epoch %d", resume, start_epoch)
-        else:
-            log.info("ignoring %s: it was written with another configuration", resume)
+    ckpt = load_resume(resume, meta, model, opt, device)
+    if ckpt is not None:
+        start_epoch, history = ckpt["epoch"], ckpt["history"]
+        log.info("resuming from %s at epoch %d", resume, start_epoch)
     amp = device.type == "cuda"
     for epoch in range(start_epoch, cfg.epochs):
         dataset.set_epoch(epoch)

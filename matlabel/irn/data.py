@@ -10,9 +10,6 @@ stride-4 output and turned into relation labels.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import torch
 from PIL import Image
@@ -21,6 +18,7 @@ from matlabel.cam import normalize
 from matlabel.datasets.layout import Manifest
 from matlabel.io import read_image, read_label_png
 from matlabel.irn.relations import IGNORE_INDEX, PathIndex, relation_labels
+from matlabel.shards import index_shards
 
 
 class AffinityAugment:
@@ -97,18 +95,8 @@ class IRNDataset(torch.utils.data.Dataset):
         self.path_index = PathIndex(radius)
         self.path_index.source_window(augment.crop // 4, augment.crop // 4)  # fail now if the crop is too small
         self.epoch = 0
-        found: dict[str, Path] = {}
-        for d in map(Path, label_dirs):
-            if not d.is_dir():
-                raise FileNotFoundError(f"{d}: label directory missing")
-            for name in os.listdir(d):
-                if name.endswith(".png") and not name.startswith("."):  # skip atomic-write temporaries
-                    found.setdefault(name[:-4], d / name)
-        missing = [i for i in self.ids if i not in found]
-        if missing:
-            raise FileNotFoundError(f"{len(missing)} image(s) of split '{split}' have no label PNG in "
-                                    f"{[str(d) for d in label_dirs]}, e.g. {missing[:3]}")
-        self.label_paths = {i: found[i] for i in self.ids}
+        # one listing per directory instead of a lookup per item
+        self.label_paths = index_shards(label_dirs, self.ids, ".png", f"label PNG of split '{split}'")
 
     def __len__(self) -> int:
         return len(self.ids)
