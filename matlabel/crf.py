@@ -112,7 +112,7 @@ def refine(image: np.ndarray, labels: np.ndarray, present: Sequence[int],
         return np.full(labels.shape, present_arr[0], dtype=np.uint8)
 
     k = len(present_arr)
-    compact[unknown] = 0  # placeholder, overwritten just below
+    compact[unknown] = 0  # any valid index for unary_from_labels; these columns get the uniform unary below
     unary = unary_from_labels(compact, k, gt_prob=params.gt_prob, zero_unsure=False)
     # 255 = unsure: uniform unary, as pydensecrf's zero_unsure does for label 0 (our 0 is background).
     unary[:, unknown.ravel()] = -np.log(1.0 / k)

@@ -44,7 +44,7 @@ class MattingConfig:
     solver: dict = field(default_factory=dict)  # keyword arguments of matting.knn_matting
 
     @classmethod
-    def from_config(cls, trimap: dict, matting: dict) -> "MattingConfig":
+    def from_config(cls, trimap: dict, matting: dict) -> MattingConfig:
         matting = dict(matting)
         fg_threshold = matting.pop("fg_threshold", cls.fg_threshold)
         matting.pop("threads", None)  # the rule's, not the solver's
@@ -62,7 +62,10 @@ def matting_labels(image: np.ndarray, cams: np.ndarray, classes, cfg: MattingCon
     image : (H, W, 3) uint8; cams : (k, H, W) normalised maps of the k present ``classes``.
     Returns (labels (H, W) uint8, alphas (k, H, W) float32 in [0, 1], info dict with trimap shares).
     """
-    from matlabel.matting import alphas_to_labels, knn_matting  # numba compiles on first import
+    from matlabel.matting import (  # numba compiles on first import
+        alphas_to_labels,
+        knn_matting,
+    )
 
     trimaps = make_trimaps(cams, cfg.eps_fg, cfg.eps_bg)
     alphas = knn_matting(image, trimaps, **cfg.solver)
@@ -107,5 +110,6 @@ def load_row_maps(labeler: str, image_id: str, cams_dir, seed_dir=None) -> tuple
         if path.exists():
             with np.load(path) as z:
                 return z["alphas"].astype(np.float32) / 255.0, z["classes"].astype(np.int64)
-    with np.load(Path(cams_dir) / f"{image_id}.npz") as z:
-        return z["cams"].astype(np.float32), z["classes"].astype(np.int64)
+    from matlabel.evaluate import load_cams
+
+    return load_cams(Path(cams_dir) / f"{image_id}.npz")
