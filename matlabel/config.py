@@ -16,7 +16,7 @@ def check_config(config: dict) -> None:
     if lo > hi:
         errors.append(f"augment.resize_long must be [min, max] with min <= max, got [{lo}, {hi}]")
     syn = config.get("data", {}).get("synthetic", {})
-    if config["dataset"] == "synthetic":
+    if config["dataset"].startswith("synthetic"):
         from matlabel.datasets.synthetic import SyntheticConfig
 
         try:  # the generator's own checks (min <= max objects, size_min <= size_max, seed != val_seed, ...)

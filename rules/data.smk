@@ -4,14 +4,16 @@
 
 rule synthesize_dataset:
     output:
-        manifest="resources/synthetic/dataset.json",
+        manifest="resources/{dataset}/dataset.json",
+    wildcard_constraints:
+        dataset="synthetic|synthetic_voc",  # the demo's and the VOC-size scale preset's (config/voc-scale.yaml)
     params:
         code=code_version("datasets/synthetic.py", "datasets/layout.py"),
         synthetic=config.get("data", {}).get("synthetic", {}),
     log:
-        "logs/synthesize_dataset.log",
+        "logs/{dataset}/synthesize_dataset.log",
     benchmark:
-        "benchmarks/synthesize_dataset.tsv"
+        "benchmarks/{dataset}/synthesize_dataset.tsv"
     conda:
         ENV
     script:

@@ -12,7 +12,7 @@ def main(smk):
     root = Path(smk.output.manifest).parent / "VOC2012"
     log.info("synthesising %s into %s", cfg, root)
     splits = generate(root, cfg)
-    write_manifest(smk.output.manifest, "synthetic", root, VOC_CLASSES, "SegmentationClass", splits)
+    write_manifest(smk.output.manifest, smk.wildcards.dataset, root, VOC_CLASSES, "SegmentationClass", splits)
     log.info("done: %s", splits)
 
 
