@@ -10,6 +10,36 @@ class ConfigError(ValueError):
     """A configuration that cannot run; the message names the key(s) and the fix."""
 
 
+def schema_errors(config: dict, schema_path) -> list[str]:
+    """Every violation of the JSON Schema as one line ``key.path: what is wrong`` (all at once, sorted by key),
+    where Snakemake's own validation stops at the first and follows it with the whole config section."""
+    import jsonschema
+    import yaml
+
+    with open(schema_path) as f:
+        schema = yaml.safe_load(f)
+    validator = jsonschema.Draft202012Validator(schema)
+    lines = []
+    for err in validator.iter_errors(config):
+        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        if err.validator == "additionalProperties":  # name the unknown key itself and what is allowed there
+            known = sorted(err.schema.get("properties", {}))
+            lines.append(f"{key}: {err.message.split(' (')[0].lower()}: {err.message.split('(')[-1].rstrip(')')}; "
+                         f"known keys there: {', '.join(known)}")
+        else:
+            lines.append(f"{key}: {err.message}")
+    return sorted(lines)
+
+
+def validate_config(config: dict, schema_path, config_files=()) -> None:
+    """Raise ConfigError listing every schema violation and naming the config files to fix."""
+    errors = schema_errors(config, schema_path)
+    if errors:
+        files = ", ".join(str(f) for f in config_files) or "config.yaml"
+        raise ConfigError(f"{len(errors)} config error(s), fix them in {files} (or the --config overrides):\n  "
+                          + "\n  ".join(errors))
+
+
 def check_config(config: dict) -> None:
     errors = []
     lo, hi = config["augment"]["resize_long"]

@@ -52,7 +52,7 @@ from tqdm import tqdm
 from matlabel.backbone import ResNetBackbone
 from matlabel.crf import CRFParams, refine_probs
 from matlabel.datasets.layout import IGNORE_INDEX, Manifest
-from matlabel.io import atomic_path, read_image, read_label_png, voc_palette
+from matlabel.io import atomic_path, read_image, read_label_png, voc_palette, write_label_png
 from matlabel.metrics import ConfusionMeter
 from matlabel.train import load_resume, poly_lr, seed_everything
 
@@ -494,11 +494,13 @@ def segment(image: np.ndarray, probs: np.ndarray, crf_params: CRFParams | None =
 
 def evaluate_segmentation(model: nn.Module, manifest: Manifest, ids: Sequence[str], device: torch.device | str,
                           scales: Sequence[float] = TEST_SCALES, flip: bool = False,
-                          crf_params: CRFParams | None = None, crf_labels: str = "all") -> dict:
+                          crf_params: CRFParams | None = None, crf_labels: str = "all",
+                          save_dir: str | os.PathLike | None = None) -> dict:
     """mIoU of the model's predictions of ``ids`` against the manifest's ground-truth masks.
 
     Inference by :func:`predict`; with ``crf_params`` (e.g. :data:`DEEPLAB_CRF`) the softmax is refined by DenseCRF
-    first (:func:`segment`). Returns ``{"miou": %, "iou": {class name: % or None}, "n_images": n, "scales",
+    first (:func:`segment`). With ``save_dir`` each prediction is also written there as ``<id>.png`` (palette PNG,
+    class indices; Figure 5 reads them). Returns ``{"miou": %, "iou": {class name: % or None}, "n_images": n, "scales",
     "flip", "crf"}`` (percent, 2 decimals; a class absent from both GT and predictions is None and not averaged).
     """
     if getattr(model, "num_classes", manifest.num_classes) != manifest.num_classes:
@@ -508,11 +510,14 @@ def evaluate_segmentation(model: nn.Module, manifest: Manifest, ids: Sequence[st
     meter = ConfusionMeter(manifest.num_classes)
     for image_id in tqdm(ids, desc="evaluate deeplab", mininterval=5):
         image = read_image(manifest.image_path(image_id))
-        gt = read_label_png(manifest.mask_path(image_id))
+        gt = read_label_png(manifest.mask_path(image_id), manifest.num_classes)
         if gt.shape != image.shape[:2]:
             raise ValueError(f"{manifest.mask_path(image_id)}: mask {gt.shape} and image {image.shape[:2]} differ")
         probs = predict(model, image, scales, flip, device)
-        meter.add(gt, segment(image, probs, crf_params, crf_labels))
+        pred = segment(image, probs, crf_params, crf_labels)
+        meter.add(gt, pred)
+        if save_dir is not None:
+            write_label_png(Path(save_dir) / f"{image_id}.png", pred)
     iou = meter.iou()
     return {
         "miou": round(100 * meter.miou(), 2),

@@ -26,13 +26,14 @@ def evaluate_cams(manifest: Manifest, ids, shard_dirs, bg_threshold: float, swee
     """Evaluate exported maps of ``ids`` against the ground-truth masks.
 
     Returns ``{"miou": %, "bg_threshold": t, "n_images": n, "iou": {class name: %},
-    "sweep": {t: %}, "best_threshold": t*, "best_miou": %}`` (mIoU in percent).
+    "sweep": {t: %}, "best_threshold": t*, "best_miou": %}`` (mIoU in percent). A mask that is not a palette
+    PNG of values 0..K-1 / 255, or not of the maps' size, raises ``ValueError`` naming the file.
     """
     thresholds = sorted(set(float(t) for t in sweep) | {float(bg_threshold)})
     meters = {t: ConfusionMeter(manifest.num_classes) for t in thresholds}
     for image_id in tqdm(ids, desc="evaluate", mininterval=5):
         cams, classes = load_cams(find_in_shards(shard_dirs, image_id))
-        gt = read_label_png(manifest.mask_path(image_id))
+        gt = read_label_png(manifest.mask_path(image_id), manifest.num_classes)
         if gt.shape != cams.shape[1:]:
             raise ValueError(f"{manifest.mask_path(image_id)}: mask {gt.shape} and maps {cams.shape[1:]} differ in size")
         for meter, pred in zip(meters.values(), labels_at_thresholds(cams, classes, list(meters))):
@@ -55,12 +56,13 @@ def evaluate_cams(manifest: Manifest, ids, shard_dirs, bg_threshold: float, swee
 def evaluate_labels(manifest: Manifest, ids, shard_dirs) -> dict:
     """mIoU of pseudo-label PNGs (``{id}.png`` in the shard directories) of ``ids`` against the masks.
 
-    Returns ``{"miou": %, "n_images": n, "iou": {class name: %}}``.
+    Returns ``{"miou": %, "n_images": n, "iou": {class name: %}}``. A mask or label PNG that is not a palette
+    PNG of values 0..K-1 / 255 raises ``ValueError`` naming the file.
     """
     meter = ConfusionMeter(manifest.num_classes)
     for image_id in tqdm(ids, desc="evaluate", mininterval=5):
-        pred = read_label_png(find_in_shards(shard_dirs, image_id, ".png"))
-        gt = read_label_png(manifest.mask_path(image_id))
+        pred = read_label_png(find_in_shards(shard_dirs, image_id, ".png"), manifest.num_classes)
+        gt = read_label_png(manifest.mask_path(image_id), manifest.num_classes)
         if gt.shape != pred.shape:
             raise ValueError(f"{manifest.mask_path(image_id)}: mask {gt.shape} and labels {pred.shape} differ in size")
         meter.add(gt, pred)

@@ -12,12 +12,13 @@ Later stages ("crf", "irn") refine a row's seed labels; the row names are the ke
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from matlabel.cam import cams_to_labels
-from matlabel.trimap import make_trimaps, trimap_fractions
+from matlabel.trimap import BG, FG, make_trimaps, trimap_fractions
 
 # Table 1 row -> (method whose exported maps it uses, labeler)
 SOURCES = {
@@ -60,17 +61,27 @@ def matting_labels(image: np.ndarray, cams: np.ndarray, classes, cfg: MattingCon
     """Mat-Label's pseudo-labels of one image.
 
     image : (H, W, 3) uint8; cams : (k, H, W) normalised maps of the k present ``classes``.
-    Returns (labels (H, W) uint8, alphas (k, H, W) float32 in [0, 1], info dict with trimap shares).
+    Returns (labels (H, W) uint8, alphas (k, H, W) float32 in [0, 1], info dict with the trimap shares
+    "fg", "unknown", "bg" and "degenerate": the classes whose trimap has no foreground or no background
+    pixel; their alphas are still defined, see ``matting.knn_matting``).
+
+    Raises ``matting.NotConvergedWarning`` (as an exception) when the solver stops at its iteration cap:
+    an unconverged alpha is no pseudo-label, and the caller falls back (the labels rule uses the threshold seed).
     """
     from matlabel.matting import (  # numba compiles on first import
+        NotConvergedWarning,
         alphas_to_labels,
         knn_matting,
     )
 
     trimaps = make_trimaps(cams, cfg.eps_fg, cfg.eps_bg)
-    alphas = knn_matting(image, trimaps, **cfg.solver)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotConvergedWarning)
+        alphas = knn_matting(image, trimaps, **cfg.solver)
     labels = alphas_to_labels(alphas, classes, cfg.fg_threshold)
-    return labels, alphas.astype(np.float32), trimap_fractions(trimaps)
+    complete = (trimaps == FG).any(axis=(1, 2)) & (trimaps == BG).any(axis=(1, 2))
+    info = {**trimap_fractions(trimaps), "degenerate": [int(c) for c, ok in zip(classes, complete) if not ok]}
+    return labels, alphas.astype(np.float32), info
 
 
 def confident_labels(image: np.ndarray, maps: np.ndarray, classes, fg_threshold: float, bg_threshold: float,

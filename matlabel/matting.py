@@ -38,6 +38,10 @@ from scipy import ndimage
 FG, BG, UNKNOWN = 1.0, 0.0, 0.5
 
 
+class NotConvergedWarning(RuntimeWarning):
+    """:func:`knn_matting`'s CG stopped at ``max_iter`` above its tolerance (callers may turn it into an error)."""
+
+
 # --------------------------------------------------------------------------------------------------- inputs
 
 def _as_image(image: np.ndarray) -> np.ndarray:
@@ -426,7 +430,8 @@ def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = math.inf, e
     Degenerate trimaps never raise: a class with no unknown pixel returns its trimap; no foreground pixel
     gives alpha = 0 on the unknown pixels (x = 0 solves b = 0 exactly); no background pixel gives alpha = 1
     on every unknown component connected to a foreground pixel (0 on floating ones, as above); C = 0 gives
-    shape (0, H, W). A CG that reaches ``max_iter`` warns (RuntimeWarning) and returns its last iterate.
+    shape (0, H, W). A CG that reaches ``max_iter`` warns (:class:`NotConvergedWarning`, a RuntimeWarning)
+    and returns its last iterate.
 
     Parameters
     ----------
@@ -502,7 +507,7 @@ def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = math.inf, e
         if slow:
             warnings.warn(f"knn_matting: CG did not reach rtol={rtol} in {max_iter} iterations for classes "
                           f"{slow} (relative residuals {[float(rr[c]) for c in slow]}); returning the last "
-                          f"iterate", RuntimeWarning, stacklevel=2)
+                          f"iterate", NotConvergedWarning, stacklevel=2)
     alphas = np.clip(alphas, 0.0, 1.0).astype(np.float32).reshape(n_cls, h, w)
     if single:
         alphas = alphas[0]

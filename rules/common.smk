@@ -7,13 +7,14 @@ from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # the matlabel package lives next to the Snakefile
 
-from matlabel.config import check_config
+from matlabel.config import check_config, validate_config
 from matlabel.datasets.sources import ARCHIVES
 from matlabel.labels import SOURCES, rows_for
 from matlabel.models import METHODS, TABLE4_METHODS, config_section
 from matlabel.tables import SALIENCY_ROWS
 
-validate(config, "../schemas/config.schema.yaml")
+validate_config(config, Path(workflow.basedir, "schemas", "config.schema.yaml"), workflow.configfiles)
+validate(config, "../schemas/config.schema.yaml")  # fills the schema's defaults
 check_config(config)
 
 DATASET = config["dataset"]
@@ -23,6 +24,9 @@ MAP_METHODS = list(METHODS)  # methods that train a classifier and export class 
 THRESHOLD_ROWS = rows_for(MAP_METHODS, "threshold")  # Table 1 rows labelled by a background threshold
 MATTING_ROWS = rows_for(MAP_METHODS, "matting")  # Table 1 rows labelled by trimap + KNN matting
 LABEL_ROWS = THRESHOLD_ROWS + MATTING_ROWS
+# I+S rows (Table 2) exist only when the user gives saliency maps (config saliency.dir)
+SALIENCY_ROWS_ON = sorted(SALIENCY_ROWS) if config["saliency"]["dir"] else []
+SEG_ROWS = LABEL_ROWS + SALIENCY_ROWS_ON  # rows a DeepLab-v2 can train on
 ENV = "../envs/matlabel.yaml"
 
 
@@ -108,7 +112,7 @@ def archive_path(name):
 
 
 def deeplab_evals(wildcards, table):
-    rows = [r for r in config[table]["methods"] if r not in SALIENCY_ROWS]
+    rows = [r for r in config[table]["methods"] if r in SEG_ROWS]
     if table == "table3" and wildcards.dataset != "coco14":
         return []  # Table 3 is COCO's; other datasets get a table of "not run" cells
     return expand("results/{dataset}/{row}/deeplab/eval.json", dataset=wildcards.dataset, row=rows)
@@ -117,5 +121,5 @@ def deeplab_evals(wildcards, table):
 def voc_test_archives(wildcards):
     if wildcards.dataset != "voc12" or not config["deeplab"].get("voc_test"):
         return []
-    rows = [r for r in config["table2"]["methods"] if r not in SALIENCY_ROWS]
+    rows = [r for r in config["table2"]["methods"] if r in SEG_ROWS]
     return expand("results/{dataset}/{row}/deeplab/voc12_test.tar", dataset=wildcards.dataset, row=rows)

@@ -21,6 +21,8 @@ rule ir_labels:
     threads: 1
     log:
         "logs/{dataset}/ir_labels/{row}/shard{shard}.log",
+    benchmark:
+        "benchmarks/{dataset}/ir_labels/{row}/shard{shard}.tsv"
     conda:
         ENV
     script:

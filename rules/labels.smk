@@ -99,6 +99,8 @@ rule evaluate_labels:
     threads: 1
     log:
         "logs/{dataset}/evaluate_labels/{row}/{stage}.log",
+    benchmark:
+        "benchmarks/{dataset}/evaluate_labels/{row}/{stage}.tsv"
     conda:
         ENV
     script:

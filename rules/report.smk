@@ -101,7 +101,7 @@ rule figure2:
         d2cam=expand("results/{{dataset}}/d2cam/cams/shard{shard}", shard=SHARDS),
         matlabel=expand("results/{{dataset}}/matlabel/seed/shard{shard}", shard=SHARDS),
     output:
-        fig2=report("results/{dataset}/figures/fig2.png", caption="../report/fig2.rst", category="Figures"),
+        report("results/{dataset}/figures/fig2.png", caption="../report/fig2.rst", category="Figures"),
     params:
         code=code_version("figures.py", "trimap.py"),
         ids=config["figures"]["ids"],
@@ -114,6 +114,60 @@ rule figure2:
         ENV
     script:
         "../scripts/make_figures.py"
+
+
+rule figure5:
+    input:
+        manifest=manifest_path,
+        predictions=f"results/{{dataset}}/{config['figures']['fig5_row']}/deeplab/predictions",
+    output:
+        report("results/{dataset}/figures/fig5.png", caption="../report/fig5.rst", category="Figures"),
+    params:
+        code=code_version("figures.py"),
+        ids=config["figures"]["fig5_ids"],
+        split=config["splits"]["eval_seg"],
+    log:
+        "logs/{dataset}/figure5.log",
+    conda:
+        ENV
+    script:
+        "../scripts/make_figures.py"
+
+
+rule run_summary:
+    input:
+        # the paper's outputs of this run (Table 4's ablation is optional): the summary is made after them
+        tables=expand("results/{{dataset}}/{table}.csv", table=["table1", "table2", "table3"]),
+        figures=expand("results/{{dataset}}/figures/{figure}.png", figure=["fig2", "fig5"]),
+    output:
+        runtimes=report("results/{dataset}/runtimes.csv", caption="../report/runtimes.rst", category="Run"),
+        runtimes_md="results/{dataset}/runtimes.md",
+        config=report("results/{dataset}/config.yaml", caption="../report/config.rst", category="Run"),
+    params:
+        code=code_version("runtimes.py"),
+        benchmarks=lambda wc: f"benchmarks/{wc.dataset}",
+        config=config,
+    log:
+        "logs/{dataset}/run_summary.log",
+    conda:
+        ENV
+    script:
+        "../scripts/run_summary.py"
+
+
+rule configured_dataset_summary:
+    input:
+        f"results/{DATASET}/{{name}}",
+    output:
+        "results/{name}",
+    wildcard_constraints:
+        name="runtimes.csv|runtimes.md|config.yaml",
+    log:
+        "logs/configured_dataset_{name}.log",
+    conda:
+        ENV
+    shell:
+        "(cp {input} {output}.tmp && mv {output}.tmp {output}) > {log} 2>&1"
 
 
 rule configured_dataset_figure:

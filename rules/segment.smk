@@ -3,6 +3,28 @@
 # public masks, so its predictions are written in the evaluation server's format instead.
 
 
+rule saliency_labels:
+    input:
+        labels=lambda wc: f"results/{wc.dataset}/{SALIENCY_ROWS[wc.row]}/{wc.stage}/shard{wc.shard}",
+    output:
+        directory("results/{dataset}/{row}/{stage}/shard{shard}"),
+    wildcard_constraints:
+        row="|".join(SALIENCY_ROWS),
+        stage=config["deeplab"]["labels_stage"],
+    params:
+        code=code_version("saliency.py"),
+        dir=config["saliency"]["dir"],
+        threshold=config["saliency"]["threshold"],
+    log:
+        "logs/{dataset}/saliency_labels/{row}/{stage}/shard{shard}.log",
+    benchmark:
+        "benchmarks/{dataset}/saliency_labels/{row}/{stage}/shard{shard}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/saliency_labels.py"
+
+
 rule train_deeplab:
     input:
         unpack(trunk_input("deeplab")),
@@ -17,7 +39,7 @@ rule train_deeplab:
     output:
         model="results/{dataset}/{row}/deeplab/model.pt",
     wildcard_constraints:
-        row="|".join(LABEL_ROWS),
+        row="|".join(SEG_ROWS),
     params:
         code=code_version("deeplab.py", "segdata.py", "backbone.py", "checkpoints.py"),
         model=config["deeplab"]["model"],
@@ -43,9 +65,10 @@ rule evaluate_deeplab:
         manifest=manifest_path,
         model="results/{dataset}/{row}/deeplab/model.pt",
     output:
-        "results/{dataset}/{row}/deeplab/eval.json",
+        eval="results/{dataset}/{row}/deeplab/eval.json",
+        predictions=directory("results/{dataset}/{row}/deeplab/predictions"),
     wildcard_constraints:
-        row="|".join(LABEL_ROWS),
+        row="|".join(SEG_ROWS),
     params:
         code=code_version("deeplab.py", "crf.py", "metrics.py"),
         model=config["deeplab"]["model"],
@@ -73,7 +96,7 @@ rule export_voc_test:
         "results/{dataset}/{row}/deeplab/voc12_test.tar",
     wildcard_constraints:
         dataset="voc12",
-        row="|".join(LABEL_ROWS),
+        row="|".join(SEG_ROWS),
     params:
         code=code_version("deeplab.py", "crf.py"),
         model=config["deeplab"]["model"],

@@ -1,11 +1,11 @@
-"""Rules evaluate_deeplab / export_voc_test: a trained DeepLab-v2 on the segmentation split (mIoU), or the VOC
-test predictions as the evaluation server's archive (the test masks are not public)."""
+"""Rules evaluate_deeplab / export_voc_test: a trained DeepLab-v2 on the segmentation split (mIoU, and its
+predictions as <id>.png), or the VOC test predictions as the evaluation server's archive (the test masks are not public)."""
 import torch
 
 from matlabel import runlog
 from matlabel.datasets.layout import load_manifest
 from matlabel.deeplab import DEEPLAB_CRF, DeepLabV2, evaluate_segmentation, export_voc_test
-from matlabel.io import write_json
+from matlabel.io import atomic_dir, write_json
 from matlabel.train import resolve_device
 
 
@@ -24,10 +24,11 @@ def main(smk):
         members = export_voc_test(model, manifest, ids, device, smk.output[0], **kwargs)
         log.info("wrote %d predictions to %s: submit it to the VOC evaluation server", len(members), smk.output[0])
         return
-    result = evaluate_segmentation(model, manifest, ids, device, **kwargs)
+    with atomic_dir(smk.output.predictions) as tmp:  # the predictions (Figure 5 reads them) appear whole
+        result = evaluate_segmentation(model, manifest, ids, device, save_dir=tmp, **kwargs)
     result.update(method=smk.wildcards.row, split=p.split, dataset=manifest.name)
     log.info("%s DeepLab-v2 mIoU %.2f on %d images of %s", smk.wildcards.row, result["miou"], len(ids), p.split)
-    write_json(smk.output[0], result)
+    write_json(smk.output.eval, result)
 
 
 if __name__ == "__main__":

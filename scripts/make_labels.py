@@ -2,7 +2,9 @@
 
 Writes ``{id}.png`` (palette label map) per image, ``{id}_alpha.npz`` (uint8 alphas of the present classes)
 for the matting labeler, and ``shard.json`` (counts, trimap shares, failures). An image whose matting fails
-falls back to its threshold seed and is listed in shard.json, so one bad image never takes down a shard.
+(unreadable image, solver not converged, ...) falls back to its threshold seed and is listed under
+"failures" in shard.json, so one bad image never takes down a shard; classes whose trimap has no foreground or
+no background pixel are listed under "degenerate_trimaps" (their alphas are defined, see matting.knn_matting).
 """
 import numpy as np
 from tqdm import tqdm
@@ -20,7 +22,8 @@ def main(smk):
     manifest = load_manifest(smk.input.manifest)
     ids = shard_ids(manifest.split_ids(p.split), int(smk.wildcards.shard), p.n_shards)
     matting = MattingConfig.from_config(p.trimap, p.matting) if p.labeler == "matting" else None
-    summary = {"labeler": p.labeler, "n_images": len(ids), "failures": {}, "unknown_share": []}
+    summary = {"labeler": p.labeler, "n_images": len(ids), "failures": {}, "degenerate_trimaps": {},
+               "unknown_share": []}
     log.info("%s labels of %d images (shard %s) from %s", p.labeler, len(ids), smk.wildcards.shard, smk.input.cams)
     with atomic_dir(smk.output[0]) as tmp:
         for image_id in tqdm(ids, desc=f"{p.labeler} shard {smk.wildcards.shard}", mininterval=5):
@@ -31,20 +34,23 @@ def main(smk):
                 try:
                     labels, alphas, info = matting_labels(read_image(manifest.image_path(image_id)), cams,
                                                           classes, matting)
-                    summary["unknown_share"].append(info["unknown"])
-                    np.savez_compressed(tmp / f"{image_id}_alpha.npz", classes=classes.astype(np.int16),
-                                        alphas=np.round(alphas * 255).astype(np.uint8))
                 except Exception as err:  # noqa: BLE001 -- recorded per image, never fatal for the shard
                     log.warning("%s: matting failed (%s: %s); using its threshold seed", image_id,
                                 type(err).__name__, err)
                     summary["failures"][image_id] = f"{type(err).__name__}: {err}"
                     labels = threshold_labels(cams, classes, p.bg_threshold)
+                else:  # outside the try: a failed write (a full disk) stops the shard, it is no matting failure
+                    summary["unknown_share"].append(info["unknown"])
+                    if info["degenerate"]:
+                        summary["degenerate_trimaps"][image_id] = info["degenerate"]
+                    np.savez_compressed(tmp / f"{image_id}_alpha.npz", classes=classes.astype(np.int16),
+                                        alphas=np.round(alphas * 255).astype(np.uint8))
             write_label_png(tmp / f"{image_id}.png", labels)
         shares = summary.pop("unknown_share")
         if shares:
             summary["mean_unknown_share"] = float(np.mean(shares))
         write_json(tmp / "shard.json", summary)
-    log.info("done: %s", {k: v for k, v in summary.items() if k != "failures"} | {"failures": len(summary["failures"])})
+    log.info("done: %s", summary | {k: len(summary[k]) for k in ("failures", "degenerate_trimaps")})
 
 
 if __name__ == "__main__":

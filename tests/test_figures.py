@@ -216,30 +216,33 @@ def _script():
     return module
 
 
-def _smk(tiny_synthetic, dirs, out, ids, seg_ids=None):
-    """A stand-in for the injected ``snakemake`` object; ``seg_ids`` given: Figure 5's input, output and param."""
-    inputs = {"manifest": str(tiny_synthetic.root.parent / "dataset.json"), "cam": dirs["cam"],
-              "d2cam": dirs["d2cam"], "matlabel": dirs["matlabel"]}
-    outputs = {"fig2": str(out / "figure2.png")}
-    params = {"ids": ids, "split": "val", "eps_fg": 0.75, "eps_bg": 0.2}
-    if seg_ids is not None:
-        inputs["segmentation"], outputs["fig5"], params["seg_ids"] = dirs["seg"], str(out / "figure5.png"), seg_ids
-    return SimpleNamespace(input=SimpleNamespace(**inputs), output=SimpleNamespace(**outputs), log=[],
-                           rule="figures", threads=1, wildcards=SimpleNamespace(), params=SimpleNamespace(**params))
+def _smk(tiny_synthetic, dirs, out, ids, rule="figure2"):
+    """A stand-in for the injected ``snakemake`` object of rule figure2 or figure5."""
+    inputs = {"manifest": str(tiny_synthetic.root.parent / "dataset.json")}
+    if rule == "figure2":
+        inputs.update(cam=dirs["cam"], d2cam=dirs["d2cam"], matlabel=dirs["matlabel"])
+        params = {"ids": ids, "split": "val", "eps_fg": 0.75, "eps_bg": 0.2}
+    else:
+        inputs["predictions"] = str(dirs["seg"][0])  # evaluate_deeplab's one directory of <id>.png
+        params = {"ids": ids, "split": "val"}
+    return SimpleNamespace(input=SimpleNamespace(**inputs), output=[str(out / f"{rule}.png")], log=[], rule=rule,
+                           threads=1, wildcards=SimpleNamespace(), params=SimpleNamespace(**params))
 
 
-def test_script_writes_figure2_and_figure5_only_with_segmentations(tmp_path, tiny_synthetic, shards, monkeypatch):
+def test_script_writes_figure2_and_figure5(tmp_path, tiny_synthetic, shards, monkeypatch):
     ids, dirs = shards
     monkeypatch.setattr(runlog, "start", lambda smk: logging.getLogger("test_figures"))  # keep global logging
     script = _script()
     script.main(_smk(tiny_synthetic, dirs, tmp_path / "a", ids[:3]))
     assert 300 <= _png(tmp_path / "a" / "figure2.png")[1] <= 800  # 3 rows
-    assert not (tmp_path / "a" / "figure5.png").exists()
-    script.main(_smk(tiny_synthetic, dirs, tmp_path / "b", ids[1:2], seg_ids=ids[:2]))
+    script.main(_smk(tiny_synthetic, dirs, tmp_path / "b", ids[1:2]))
     h2 = _png(tmp_path / "b" / "figure2.png")[1]
     assert h2 < _png(tmp_path / "a" / "figure2.png")[1]  # one row
+    script.main(_smk(tiny_synthetic, dirs, tmp_path / "b", [ids[0], ids[2]], rule="figure5"))  # both in shard0
     w5, h5 = _png(tmp_path / "b" / "figure5.png")
-    assert w5 < 800 and h5 > h2  # 3 columns; seg_ids: 2 rows
+    assert w5 < 800 and h5 > h2  # 3 columns, 2 rows
+    with pytest.raises(FileNotFoundError, match=ids[1]):  # not among the predictions
+        script.main(_smk(tiny_synthetic, dirs, tmp_path / "c", [ids[1]], rule="figure5"))
 
 
 def test_script_defaults_to_the_first_ids_with_classes(tmp_path, tiny_synthetic, shards, monkeypatch):

@@ -147,11 +147,45 @@ def test_bad_config_fails_before_any_job(tmp_path):
 def test_demo_end_to_end_tiny(tmp_path):
     wd = workdir(tmp_path, copy=("matlabel",))
     overlay = write_overlay(wd, TINY)
-    snakemake(wd, "results/table1.csv", "results/figures/fig2.png", "results/table2.csv", "results/table3.csv",
-              "--cores", "2", "--configfile", "config/demo.yaml", overlay)
+    targets = ["results/table1.csv", "results/table2.csv", "results/table3.csv", "results/figures/fig2.png",
+               "results/figures/fig5.png", "results/runtimes.csv"]
+    snakemake(wd, *targets, "--cores", "2", "--configfile", "config/demo.yaml", overlay)
     table2 = pd.read_csv(wd / "results" / "table2.csv", dtype=str).set_index("method")
     assert 0.0 <= float(table2.loc["Mat-Label", "val"]) <= 100.0 and table2.loc["Mat-Label", "val_paper"] == "73.0"
     assert table2.loc["Mat-Label", "test"].startswith("not run") and table2.loc["Mat-Label I+S", "val"].startswith("not run")
+    assert (wd / "results" / "figures" / "fig5.png").stat().st_size > 10_000
+    runtimes = pd.read_csv(wd / "results" / "runtimes.csv").set_index("rule")
+    assert {"train_classifier", "matting_labels", "train_deeplab", "evaluate_deeplab"} <= set(runtimes.index)
+    assert (runtimes["wall_s_total"] > 0).all() and runtimes.loc["export_cams", "jobs"] == 6  # 3 methods x 2 shards
+    assert yaml.safe_load((wd / "results" / "config.yaml").read_text())["deeplab"]["train"]["iterations"] == 4
+    # the report: every table and figure with its caption, the runtimes and the config
+    snakemake(wd, *targets, "--configfile", "config/demo.yaml", overlay, "--report", "report.html")
+    html = (wd / "report.html").read_text(errors="replace")
+    for name in ("table1.csv", "table2.csv", "table3.csv", "fig2.png", "fig5.png", "runtimes.csv", "config.yaml"):
+        assert name in html, name
+    assert "Figure 5 of the paper" in html and "Runtimes of this run per rule" in html
+    # editing the figures' code reruns the figures (and the run summary that follows them), nothing else
+    with open(wd / "matlabel" / "figures.py", "a") as f:
+        f.write("\n# an edit\n")
+    plan = job_counts(snakemake(wd, *targets, "--configfile", "config/demo.yaml", overlay, "-n").stdout)
+    assert plan == {"figure2": 1, "figure5": 1, "configured_dataset_figure": 2, "run_summary": 1,
+                    "configured_dataset_summary": 1, "total": 6}
+    snakemake(wd, *targets, "--cores", "2", "--configfile", "config/demo.yaml", overlay)
+    # I+S: with saliency maps (here made from the ground truth, a test fixture) the Table 2 cell is measured,
+    # and only the I+S row's jobs run
+    sal = wd / "saliency"
+    sal.mkdir()
+    masks = wd / "resources" / "synthetic" / "VOC2012" / "SegmentationClass"
+    for mask in masks.glob("*.png"):
+        m = np.array(Image.open(mask))
+        Image.fromarray(np.where((m > 0) & (m < 255), 255, 0).astype(np.uint8)).save(sal / mask.name)
+    with_sal = write_overlay(wd, {**TINY, "saliency": {"dir": str(sal), "threshold": 0.5}})
+    plan = job_counts(snakemake(wd, "results/table2.csv", "--configfile", "config/demo.yaml", with_sal, "-n").stdout)
+    assert plan == {"saliency_labels": 2, "train_deeplab": 1, "evaluate_deeplab": 1, "table2": 1,
+                    "configured_dataset_table": 1, "total": 6}
+    snakemake(wd, "results/table2.csv", "--cores", "2", "--configfile", "config/demo.yaml", with_sal)
+    table2 = pd.read_csv(wd / "results" / "table2.csv", dtype=str).set_index("method")
+    assert 0.0 <= float(table2.loc["Mat-Label I+S", "val"]) <= 100.0
     table3 = pd.read_csv(wd / "results" / "table3.csv", dtype=str)
     assert all(v.startswith("not run: needs MS COCO") for v in table3["val"])
     assert (wd / "results" / "figures" / "fig2.png").stat().st_size > 10_000
