@@ -402,7 +402,6 @@ def main() -> int:
             del fn
         except Exception as e:  # e.g. pydensecrf absent, out of memory: say so for this stage, never guess
             entry = {"skipped": f"{type(e).__name__}: {str(e)[:300]}"}
-            fn = None
         results["stages"][stage] = entry
         print(f"{stage:16s} {json.dumps(entry)}", flush=True)
         if device.type == "cuda":

@@ -54,7 +54,7 @@ from matlabel.crf import CRFParams, refine_probs
 from matlabel.datasets.layout import IGNORE_INDEX, Manifest
 from matlabel.io import atomic_path, read_image, read_label_png, voc_palette, write_label_png
 from matlabel.metrics import ConfusionMeter
-from matlabel.train import load_resume, poly_lr, seed_everything
+from matlabel.train import load_resume, poly_lr, resume_meta, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +389,7 @@ def train_deeplab(model: DeepLabV2, dataset, cfg: SegConfig, device: torch.devic
     groups = model.param_groups(cfg.lr, cfg.weight_decay)
     opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
     base_lrs = [g["lr"] for g in opt.param_groups]
-    meta = {"config": asdict(cfg), "extra": extra or {}}
+    meta = resume_meta(cfg, extra)
     start, history = 0, []
     ckpt = load_resume(resume, meta, model, opt, device)
     if ckpt is not None:

@@ -66,6 +66,25 @@ def poly_lr(base: float, step: int, max_step: int, power: float) -> float:
     return base * (1 - step / max_step) ** power
 
 
+def resume_meta(cfg, extra: dict | None = None) -> dict:
+    """What a resume checkpoint must match to be picked up: the training config without ``num_workers`` (it
+    follows the rule's threads, i.e. ``--cores``, and does not change the result: augmentation draws are keyed by
+    (seed, epoch, index)) plus the caller's ``extra`` (backbone, code version, input stamps, ...)."""
+    config = asdict(cfg)
+    config.pop("num_workers", None)
+    return {"config": config, "extra": extra or {}}
+
+
+def input_stamps(*paths) -> dict[str, int]:
+    """{path: modification time (ns)} of the given files/directories (nested lists flattened). Put in a training's
+    ``extra``, it keeps a resume checkpoint from being picked up after its inputs were remade upstream (a plain
+    resume after a kill sees the same times)."""
+    flat: list[str] = []
+    for p in paths:
+        flat.extend([str(x) for x in p] if isinstance(p, (list, tuple)) else [str(p)])
+    return {p: os.stat(p).st_mtime_ns for p in sorted(flat)}
+
+
 def load_resume(path: Path, meta: dict, model: torch.nn.Module, opt: torch.optim.Optimizer,
                 device: torch.device) -> dict | None:
     """Restore model, optimiser and torch RNG from the resume checkpoint ``path`` if it was written with ``meta``
@@ -105,7 +124,7 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, device: torch.devic
     steps_per_epoch = math.ceil(len(dataset) / cfg.batch_size)
     max_step = cfg.epochs * steps_per_epoch
     start_epoch, history = 0, []
-    meta = {"config": asdict(cfg), "extra": extra or {}}
+    meta = resume_meta(cfg, extra)
     ckpt = load_resume(resume, meta, model, opt, device)
     if ckpt is not None:
         start_epoch, history = ckpt["epoch"], ckpt["history"]

@@ -5,7 +5,7 @@ from matlabel import runlog
 from matlabel.datasets.layout import load_manifest
 from matlabel.datasets.loader import ClassifierAugment, VOCLayoutDataset
 from matlabel.models import build, load_init
-from matlabel.train import TrainConfig, resolve_device, train
+from matlabel.train import TrainConfig, input_stamps, resolve_device, train
 
 
 def main(smk):
@@ -29,7 +29,8 @@ def main(smk):
     log.info("training %s on %d images of '%s' on %s: %s", smk.wildcards.method, len(dataset), p.split, device, cfg)
     history = train(model, dataset, cfg, device, smk.output.model, loss_fn=loss_fn,
                     extra={"backbone": dict(p.backbone), "augment": dict(p.augment), "method": smk.wildcards.method,
-                           "loss": loss, "init_from": init_from})
+                           "loss": loss, "init_from": init_from,
+                           "code": p.code, "inputs": input_stamps(list(smk.input))})
     log.info("done: %s", history[-1])
 
 

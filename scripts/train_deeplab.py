@@ -4,7 +4,7 @@ from matlabel.checkpoints import load_trunk
 from matlabel.datasets.layout import load_manifest
 from matlabel.deeplab import DeepLabV2, SegConfig, train_deeplab
 from matlabel.segdata import SegDataset
-from matlabel.train import resolve_device
+from matlabel.train import input_stamps, resolve_device
 
 
 def main(smk):
@@ -23,7 +23,8 @@ def main(smk):
     log.info("training DeepLab-v2 (%s) on %d pseudo-labels of row %s on %s: %s", p.model, len(dataset),
              smk.wildcards.row, device, cfg)
     history = train_deeplab(model, dataset, cfg, device, smk.output.model,
-                            extra={"model": dict(p.model), "row": smk.wildcards.row})
+                            extra={"model": dict(p.model), "row": smk.wildcards.row, "code": p.code,
+                                   "inputs": input_stamps(list(smk.input))})
     log.info("done: %s", history[-1] if history else "nothing to train")
 
 

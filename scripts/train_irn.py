@@ -6,7 +6,7 @@ from matlabel.checkpoints import load_trunk
 from matlabel.backbone import ResNetBackbone
 from matlabel.datasets.layout import load_manifest
 from matlabel.irn import AffinityAugment, IRNDataset, IRNet, irn_loss
-from matlabel.train import TrainConfig, resolve_device, train
+from matlabel.train import TrainConfig, input_stamps, resolve_device, train
 
 
 def main(smk):
@@ -29,7 +29,8 @@ def main(smk):
     log.info("training IRN for row %s on %d images of '%s' on %s: %s", smk.wildcards.row, len(dataset), p.split,
              device, cfg)
     history = train(model, dataset, cfg, device, smk.output.model, loss_fn=irn_loss,
-                    extra={"backbone": dict(p.backbone), "radius": radius, "row": smk.wildcards.row})
+                    extra={"backbone": dict(p.backbone), "radius": radius, "row": smk.wildcards.row, "code": p.code,
+                           "inputs": input_stamps(list(smk.input))})
     log.info("done: %s", history[-1])
 
 

@@ -1,9 +1,12 @@
+import dataclasses
+import os
+
 import pytest
 import torch
 
 from matlabel.datasets.loader import ClassifierAugment, VOCLayoutDataset
 from matlabel.models import build
-from matlabel.train import TrainConfig, poly_lr, resolve_device, train
+from matlabel.train import TrainConfig, input_stamps, poly_lr, resolve_device, resume_meta, train
 
 BACKBONE = dict(arch="resnet18", weights="none", output_stride=16, freeze_bn=False, train_from="stem")
 CFG = TrainConfig(epochs=2, batch_size=4, lr=0.01, head_lr_mult=1, momentum=0.9, seed=0)
@@ -58,7 +61,9 @@ def test_killed_training_resumes_to_the_same_weights(tiny_synthetic, tmp_path):
             train(model, dataset(tiny_synthetic), CFG, torch.device("cpu"), tmp_path / "resumed.pt", dying_loss)
         assert (tmp_path / "resumed.pt.resume").exists() and not (tmp_path / "resumed.pt").exists()
         model, _ = build("cam", 20, BACKBONE)
-        history = train(model, dataset(tiny_synthetic), CFG, torch.device("cpu"), tmp_path / "resumed.pt", loss_fn)
+        # resumed with another number of loader workers (they follow --cores): the checkpoint still applies
+        history = train(model, dataset(tiny_synthetic), dataclasses.replace(CFG, num_workers=1), torch.device("cpu"),
+                        tmp_path / "resumed.pt", loss_fn)
         assert [h["epoch"] for h in history] == [1, 2]
         full = torch.load(tmp_path / "full.pt", weights_only=False)["model"]
         resumed = torch.load(tmp_path / "resumed.pt", weights_only=False)["model"]
@@ -66,6 +71,17 @@ def test_killed_training_resumes_to_the_same_weights(tiny_synthetic, tmp_path):
             assert torch.equal(full[k], resumed[k]), k
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_resume_meta_ignores_workers_and_input_stamps_see_a_remade_input(tmp_path):
+    assert resume_meta(CFG, {"a": 1}) == resume_meta(dataclasses.replace(CFG, num_workers=3), {"a": 1})
+    assert resume_meta(CFG) != resume_meta(dataclasses.replace(CFG, epochs=CFG.epochs + 1))
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "x.json").write_text("1")
+    before = input_stamps([tmp_path / "x.json", tmp_path / "labels"])
+    assert before == input_stamps([tmp_path / "labels", tmp_path / "x.json"])  # order-free, unchanged
+    os.utime(tmp_path / "x.json", ns=(1, 1))  # the input remade upstream
+    assert input_stamps([tmp_path / "x.json", tmp_path / "labels"]) != before
 
 
 def test_initialisation_depends_on_the_seed_only():
