@@ -184,13 +184,19 @@ def test_image_without_object_label_is_skipped_with_a_count(tmp_path, quiet_runl
         trained["ids"] = list(dataset.ids)
         return [{"epoch": 1}]
 
+    class _Inputs(list):  # Snakemake's input: a list of the files that also has them as attributes
+        def __init__(self, **named):
+            super().__init__(named.values())
+            self.__dict__.update(named)
+
     script = _script("train_classifier")
     script.train = fake_train  # the rule's entry point up to the training loop
     smk = SimpleNamespace(
-        input=SimpleNamespace(manifest=str(tmp_path / "dataset.json")),
+        input=_Inputs(manifest=str(tmp_path / "dataset.json")),
         output=SimpleNamespace(model=str(tmp_path / "model.pt")), log=[], rule="train_classifier", threads=1,
         wildcards=SimpleNamespace(method="cam"),
-        params=SimpleNamespace(device="cpu", split="train", seed=0, train={"epochs": 1, "batch_size": 2, "lr": 0.01},
+        params=SimpleNamespace(device="cpu", split="train", seed=0, code="test",
+                               train={"epochs": 1, "batch_size": 2, "lr": 0.01},
                                augment={"resize_long": [24, 32], "crop": 24, "hflip": True},
                                backbone={"arch": "resnet18", "weights": "none", "output_stride": 16,
                                          "freeze_bn": False, "train_from": "stem"}))
