@@ -158,7 +158,7 @@ def test_demo_end_to_end_tiny(tmp_path):
     runtimes = pd.read_csv(wd / "results" / "runtimes.csv").set_index("rule")
     assert {"train_classifier", "matting_labels", "train_deeplab", "evaluate_deeplab"} <= set(runtimes.index)
     assert (runtimes["wall_s_total"] > 0).all() and runtimes.loc["export_cams", "jobs"] == 6  # 3 methods x 2 shards
-    assert yaml.safe_load((wd / "results" / "config.yaml").read_text())["deeplab"]["train"]["iterations"] == 4
+    assert yaml.safe_load((wd / "results" / "synthetic" / "config.yaml").read_text())["deeplab"]["train"]["iterations"] == 4
     # the report: every table and figure with its caption, the runtimes and the config
     snakemake(wd, *targets, "--configfile", "config/demo.yaml", overlay, "--report", "report.html")
     html = (wd / "report.html").read_text(errors="replace")
