@@ -43,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # test_workflow, when run as a script
 
-from test_workflow import ROOT, TINY, WORKFLOW_FILES, write_overlay  # noqa: E402
+from test_workflow import TINY, snapshot_workflow, write_overlay  # noqa: E402
 
 TARGET = "results/table1.csv"
 OVERLAY = {**TINY, "table1": {"methods": ["cam"], "stages": ["seed", "irn"]},
@@ -103,14 +103,9 @@ def parse_jobs(text: str) -> list[Job]:
 
 def snapshot(dest: Path) -> Path:
     """A copy of the workflow as a clone has it, so edits to the checkout while trials run cannot reach them."""
-    dest.mkdir(parents=True)
-    for name in WORKFLOW_FILES:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest / name)
-    return dest
+    if dest.exists():
+        raise FileExistsError(dest)
+    return snapshot_workflow(dest)
 
 
 def fresh(base: Path, dest: Path, overlay: dict) -> Path:

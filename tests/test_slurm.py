@@ -9,7 +9,6 @@ scripts install slurm-wlm and munge). About 3-4 minutes on 2 cores; MATLABEL_TES
 import fcntl
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from test_workflow import TINY, WORKFLOW_FILES, job_counts, write_overlay
+from test_workflow import TINY, job_counts, snapshot_workflow, write_overlay
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
@@ -93,18 +92,6 @@ def submitted_jobs(text: str) -> list[dict]:
     return jobs
 
 
-def snapshot_workdir(path: Path) -> Path:
-    """A copy of the workflow as a clone has it: edits to the checkout during the minutes the runs take (which the
-    code rerun trigger would act on) cannot reach it."""
-    for name in [*WORKFLOW_FILES, "profiles"]:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, path / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, path / name)
-    return path
-
-
 def mem_mb(job: dict) -> int:
     value = job["MinMemoryNode"]  # e.g. 8000M or 16G
     return int(float(value[:-1]) * (1024 if value.endswith("G") else 1))
@@ -113,7 +100,7 @@ def mem_mb(job: dict) -> int:
 @pytest.fixture(scope="module")
 def runs(slurm_cluster, tmp_path_factory):
     """Run 1 with a fault in evaluate_cams, run 2 without it, then a dry-run; outputs and job records of each."""
-    wd = snapshot_workdir(tmp_path_factory.mktemp("slurm"))
+    wd = snapshot_workflow(tmp_path_factory.mktemp("slurm"), extra=["profiles"])
     # the CAM seed only: this checks how jobs travel through SLURM, the pipeline itself is tested in test_workflow
     tiny = write_overlay(wd, {**TINY, "table1": {"methods": ["cam"], "stages": ["seed"]}})
     fault = wd / "fault.yaml"  # a split that only evaluate_cams reads, and that the dataset does not have

@@ -43,6 +43,19 @@ def workdir(tmp_path: Path, copy=()) -> Path:
     return tmp_path
 
 
+def snapshot_workflow(dest: Path, extra=()) -> Path:
+    """A copy of the workflow (plus the names in ``extra``) as a clone has it, so edits to the checkout while long
+    runs go on (which the code rerun trigger would act on) cannot reach them."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in [*WORKFLOW_FILES, *extra]:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
 def snakemake(wd: Path, *args, timeout=900, check=True):
     cmd = [sys.executable, "-m", "snakemake", *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
