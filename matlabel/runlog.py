@@ -7,8 +7,10 @@ import traceback
 
 
 def start(smk) -> logging.Logger:
-    """Send stderr and ``logging`` to ``smk.log[0]`` (line-buffered) and size torch's thread pool from
-    ``smk.threads`` (Snakemake sets OMP_NUM_THREADS to it; torch needs to be told as well).
+    """Send stderr and ``logging`` to ``smk.log[0]`` (line-buffered) and size torch's thread pool: config
+    ``torch_threads`` when set, else ``smk.threads`` (Snakemake sets OMP_NUM_THREADS to it; torch needs to be
+    told as well). Pinning it makes CPU results independent of --cores: oneDNN's convolution gradients are
+    summed in per-thread partial sums, so another thread count rounds differently (tests/test_determinism.py).
 
     An uncaught error is written to the log with its traceback and, as one readable message, to the
     terminal, so a user sees *what* failed and the fix (e.g. where to put a manual download) without
@@ -25,10 +27,18 @@ def start(smk) -> logging.Logger:
         sys.excepthook = report
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger(f"matlabel.{smk.rule}")
     try:
         import torch
 
-        torch.set_num_threads(max(1, int(smk.threads)))
+        torch.set_num_threads(job_threads(smk))
+        log.info("torch threads: %d (job threads: %s)", torch.get_num_threads(), smk.threads)
     except ImportError:  # the data-only rules do not need torch
         pass
-    return logging.getLogger(f"matlabel.{smk.rule}")
+    return log
+
+
+def job_threads(smk) -> int:
+    """torch's intra-op threads for this job: ``config["torch_threads"]`` if set, else the job's threads."""
+    pinned = (getattr(smk, "config", None) or {}).get("torch_threads")
+    return max(1, int(pinned if pinned is not None else smk.threads))

@@ -54,6 +54,7 @@ def test_paper_numbers_are_in_config():
     (lambda c: c["matting"].update(solver="magic"), "solver"),
     (lambda c: c["table1"].update(stages=["seed", "deeplab"]), "deeplab"),
     (lambda c: c["d2cam"].update(init_from="d2cam"), "init_from|d2cam"),
+    (lambda c: c.update(torch_threads=0), "torch_threads"),
 ])
 def test_schema_rejects_bad_values(mutate, message):
     cfg = load()
@@ -81,3 +82,14 @@ def test_irn_confidence_thresholds_must_be_ordered():
     cfg["irn"]["confident"]["matting"] = {"fg": 0.1, "bg": 0.5}
     with pytest.raises(ConfigError, match="irn.confident.matting"):
         check_config(cfg)
+
+
+def test_torch_threads_pins_the_pool_whatever_the_job_threads():
+    from types import SimpleNamespace
+
+    from matlabel.runlog import job_threads
+
+    assert job_threads(SimpleNamespace(threads=1, config={"torch_threads": 2})) == 2
+    assert job_threads(SimpleNamespace(threads=8, config={"torch_threads": 2})) == 2
+    assert job_threads(SimpleNamespace(threads=3, config={"torch_threads": None})) == 3
+    assert job_threads(SimpleNamespace(threads=3)) == 3  # stand-ins without a config

@@ -9,6 +9,8 @@
   weights. Bit-identity across thread counts is not a property of PyTorch's CPU kernels; what holds is checked here
   on the unit level, and across a whole workflow run with MATLABEL_TEST_THREADS=1 (--cores 1 against --cores 2,
   table cells within TABLE_TOLERANCE mIoU points; about 2 more minutes). docs/reliability-resume.md has the numbers.
+- Pinned threads: with config ``torch_threads`` set, every job's torch pool has that size whatever --cores gives it,
+  and the run at --cores 1 equals the one at --cores 2 byte for byte (about 2 more minutes).
 """
 import os
 import re
@@ -33,18 +35,20 @@ TABLE_TOLERANCE = 2.0  # mIoU points per cell of the tiny demo's table across th
 BACKBONE = dict(arch="resnet18", weights="none", output_stride=16, freeze_bn=False, train_from="stem")
 
 
-def _run(base: Path, dest: Path, n_shards: int, cores: int) -> Path:
-    wd = chaos.fresh(base, dest, {**OVERLAY, "n_shards": n_shards})
+def _run(base: Path, dest: Path, n_shards: int, cores: int, **config) -> Path:
+    wd = chaos.fresh(base, dest, {**OVERLAY, "n_shards": n_shards, **config})
     chaos.run(wd, cores=cores)
     return wd
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """The tiny demo with n_shards 1 and 3 at --cores 2 (and, with MATLABEL_TEST_THREADS=1, n_shards 1 at --cores 1)."""
+    """The tiny demo with n_shards 1 and 3 at --cores 2, n_shards 1 at --cores 1 with torch_threads pinned to the 2
+    threads the first run's torch jobs get (and, with MATLABEL_TEST_THREADS=1, n_shards 1 at --cores 1)."""
     root = tmp_path_factory.mktemp("determinism")
     base = chaos.snapshot(root / "workflow")
-    out = {"1 shard": _run(base, root / "shards1", 1, 2), "3 shards": _run(base, root / "shards3", 3, 2)}
+    out = {"1 shard": _run(base, root / "shards1", 1, 2), "3 shards": _run(base, root / "shards3", 3, 2),
+           "pinned threads": _run(base, root / "pinned", 1, 1, torch_threads=2)}
     if os.environ.get("MATLABEL_TEST_THREADS") == "1":
         out["1 thread"] = _run(base, root / "threads1", 1, 1)
     return out
@@ -72,8 +76,20 @@ def same_content(a: Path, b: Path) -> bool:
 
 
 def test_shard_count_changes_no_byte_of_the_results(runs):
-    one, three = runs["1 shard"], runs["3 shards"]
-    assert sorted(p.name for p in (three / "results/synthetic/d2cam/cams").iterdir()) == ["shard0", "shard1", "shard2"]
+    assert sorted(p.name for p in (runs["3 shards"] / "results/synthetic/d2cam/cams").iterdir()) == [
+        "shard0", "shard1", "shard2"]
+    assert_same_results(runs["1 shard"], runs["3 shards"])
+
+
+def test_pinned_torch_threads_make_the_results_independent_of_cores(runs):
+    pinned = runs["pinned threads"]
+    log = (pinned / "logs/synthetic/train_classifier/d2cam.log").read_text()
+    assert "torch threads: 2 (job threads: 1)" in log  # --cores 1 gave the job one thread; torch_threads pinned 2
+    assert_same_results(runs["1 shard"], pinned)
+
+
+def assert_same_results(one: Path, three: Path) -> None:
+    """table1.csv and every eval.json byte-identical, models tensor-identical, per-image outputs identical."""
     assert (one / "results/table1.csv").read_bytes() == (three / "results/table1.csv").read_bytes()
     evals = sorted(p.relative_to(one) for p in (one / "results").rglob("eval.json"))
     assert len(evals) == 3
