@@ -50,7 +50,7 @@ def runs(tmp_path_factory):
     out = {"1 shard": _run(base, root / "shards1", 1, 2), "3 shards": _run(base, root / "shards3", 3, 2),
            "pinned threads": _run(base, root / "pinned", 1, 1, torch_threads=2)}
     if os.environ.get("MATLABEL_TEST_THREADS") == "1":
-        out["1 thread"] = _run(base, root / "threads1", 1, 1)
+        out["1 thread"] = _run(base, root / "threads1", 1, 1, torch_threads=None)  # unpinned: 1 torch thread
     return out
 
 
