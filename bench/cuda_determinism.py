@@ -1,0 +1,155 @@
+"""What is and is not bit-deterministic on CUDA: the same training run twice, and the same model's maps twice.
+
+    python bench/cuda_determinism.py [--out cuda_determinism.json]
+    python bench/cuda_determinism.py --device cpu --arch resnet18 --images 8     (a smoke run of the script itself)
+
+Needs a CUDA device (run it with the device tool: bench/device_voc_scale.sh shows how). Not a test: the CI
+machines have no GPU. On a small synthetic VOC-layout dataset (32 train images, 256 x 192) it trains, twice each
+with the workflow's own ``matlabel.train.train`` (bf16 autocast + channels_last, as the rules do on CUDA):
+
+- the CAM baseline and D2CAM (ResNet-50 from scratch, 2 epochs of batch 8 = 8 SGD steps), with cuDNN's autotuner
+  off (the rules' setting);
+- DeepLab-v2 (ResNet-101 from scratch with BatchNorm trained, MSC, 8 iterations of 10 crops of 161 px), the same
+  two ways;
+- the same under ``torch.use_deterministic_algorithms(True)`` (CUBLAS_WORKSPACE_CONFIG=:4096:8): either it runs and
+  the two runs are compared, or the error names the first op without a deterministic CUDA kernel.
+
+and exports the multi-scale maps (4 scales x flip, fp32 and bf16) of one model twice. Printed and written as JSON:
+per case, bit-identical or the largest absolute weight / map difference.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # must precede CUDA's initialisation
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from matlabel.cam import multiscale_cams  # noqa: E402
+from matlabel.datasets.layout import VOC_CLASSES, load_manifest, write_manifest  # noqa: E402
+from matlabel.datasets.loader import ClassifierAugment, VOCLayoutDataset  # noqa: E402
+from matlabel.datasets.synthetic import SyntheticConfig, generate  # noqa: E402
+from matlabel.io import read_image  # noqa: E402
+from matlabel.models import build  # noqa: E402
+from matlabel.train import TrainConfig, train  # noqa: E402
+
+BACKBONE = dict(arch="resnet50", weights="none", output_stride=16, freeze_bn=False, train_from="stem")
+ARGS = argparse.Namespace(device="cuda")
+
+
+def compare_states(a: dict, b: dict) -> dict:
+    diffs = {k: (a[k].double() - b[k].double()).abs().max().item() for k in a if a[k].is_floating_point()}
+    worst = max(diffs, key=diffs.get)
+    if any(not torch.isfinite(a[k]).all() for k in a if a[k].is_floating_point()):
+        return {"error": "weights not finite after training (diverged); nothing to compare"}
+    return {"bit_identical": all(torch.equal(a[k], b[k]) for k in a), "max_abs_diff": diffs[worst],
+            "worst_tensor": worst, "tensors_differing": sum(v > 0 for v in diffs.values()), "tensors": len(diffs)}
+
+
+def train_twice(method: str, manifest, tmp: Path, deterministic: bool) -> dict:
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(deterministic)
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, head_lr_mult=10, momentum=0.9, seed=0)
+    states = []
+    try:
+        for run in range(2):
+            model, loss_fn = build(method, 20, BACKBONE, seed=0)
+            data = VOCLayoutDataset(manifest, "train", transform=ClassifierAugment((160, 256), 160, True, seed=0))
+            out = tmp / f"{method}-{deterministic}-{run}.pt"
+            train(model, data, cfg, torch.device(ARGS.device), out, loss_fn)
+            states.append(torch.load(out, weights_only=False)["model"])
+    except RuntimeError as err:  # an op without a deterministic CUDA kernel
+        return {"error": str(err).splitlines()[0][:300]}
+    finally:
+        torch.use_deterministic_algorithms(False)
+    return compare_states(*states)
+
+
+def deeplab_twice(manifest, tmp: Path, deterministic: bool, arch: str) -> dict:
+    from matlabel import deeplab as dl
+    from matlabel.segdata import SegDataset
+
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(deterministic)
+    cfg = dl.SegConfig(iterations=8, batch_size=10, accumulate=1, crop=161, checkpoint_every=1000)
+    states = []
+    try:
+        for run in range(2):
+            torch.manual_seed(0)  # the new ASPP layers
+            # BN trained here: a from-scratch ResNet-101 with frozen (identity) BN overflows to NaN in a few steps;
+            # the recipe's frozen BN needs ImageNet weights, which the GPU machines here cannot download
+            model = dl.DeepLabV2(21, arch=arch, weights="none", freeze_bn=False)
+            data = SegDataset(manifest, "train", None, crop=cfg.crop, seed=0)
+            out = tmp / f"deeplab-{deterministic}-{run}.pt"
+            dl.train_deeplab(model, data, cfg, torch.device(ARGS.device), out)
+            states.append(torch.load(out, weights_only=False)["model"])
+    except RuntimeError as err:
+        return {"error": str(err).splitlines()[0][:300]}
+    finally:
+        torch.use_deterministic_algorithms(False)
+    return compare_states(*states)
+
+
+def maps_twice(manifest, amp: bool) -> dict:
+    model, _ = build("cam", 20, BACKBONE, seed=3)
+    model.eval().to(ARGS.device)
+    labels = manifest.labels()
+    ids = [i for i in manifest.split_ids("train") if labels[i]][:6]
+
+    def maps():
+        return [multiscale_cams(model, read_image(manifest.image_path(i)), labels[i], (1.0, 0.5, 1.5, 2.0), True,
+                                ARGS.device, amp=amp) for i in ids]
+
+    a, b = maps(), maps()
+    return {"bit_identical": all(np.array_equal(x, y) for x, y in zip(a, b)),
+            "max_abs_diff": float(max(np.abs(x - y).max() for x, y in zip(a, b))), "images": len(ids)}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="cuda_determinism.json")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--arch", default=BACKBONE["arch"])
+    p.add_argument("--images", type=int, default=32)
+    p.add_argument("--deeplab-arch", default="resnet101")
+    args = p.parse_args(argv)
+    ARGS.device = args.device
+    BACKBONE["arch"] = args.arch
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("cuda_determinism.py needs a CUDA device (or --device cpu for a smoke run)")
+    name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
+    results = {"device": name, "torch": torch.__version__, "cudnn": torch.backends.cudnn.version(),
+               "arch": args.arch, "train_images": args.images}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        splits = generate(tmp / "VOC2012", SyntheticConfig(n_train=args.images, n_val=4, width=256, height=192),
+                          progress=False)
+        write_manifest(tmp / "dataset.json", "synthetic", tmp / "VOC2012", VOC_CLASSES, "SegmentationClass", splits)
+        manifest = load_manifest(tmp / "dataset.json")
+        for method in ("cam", "d2cam"):
+            for deterministic in (False, True):
+                key = f"train {method}, deterministic algorithms {'on' if deterministic else 'off'}"
+                results[key] = train_twice(method, manifest, tmp, deterministic)
+                print(f"{key:50s} {json.dumps(results[key])}", flush=True)
+        for deterministic in (False, True):
+            key = f"train DeepLab-v2 MSC, deterministic algorithms {'on' if deterministic else 'off'}"
+            results[key] = deeplab_twice(manifest, tmp, deterministic, args.deeplab_arch)
+            print(f"{key:50s} {json.dumps(results[key])}", flush=True)
+        for amp in (False, True) if args.device == "cuda" else (False,):
+            key = f"maps of one model, {'bf16' if amp else 'fp32'}"
+            results[key] = maps_twice(manifest, amp)
+            print(f"{key:50s} {json.dumps(results[key])}", flush=True)
+    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
