@@ -47,26 +47,22 @@ ARGS = argparse.Namespace(device="cuda")
 
 
 def compare_states(a: dict, b: dict) -> dict:
-    diffs = {k: (a[k].double() - b[k].double()).abs().max().item() for k in a if a[k].is_floating_point()}
-    worst = max(diffs, key=diffs.get)
-    if any(not torch.isfinite(a[k]).all() for k in a if a[k].is_floating_point()):
+    floats = [k for k in a if a[k].is_floating_point()]
+    if any(not torch.isfinite(a[k]).all() for k in floats):
         return {"error": "weights not finite after training (diverged); nothing to compare"}
+    diffs = {k: (a[k].double() - b[k].double()).abs().max().item() for k in floats}
+    worst = max(diffs, key=diffs.get)
     return {"bit_identical": all(torch.equal(a[k], b[k]) for k in a), "max_abs_diff": diffs[worst],
             "worst_tensor": worst, "tensors_differing": sum(v > 0 for v in diffs.values()), "tensors": len(diffs)}
 
 
-def train_twice(method: str, manifest, tmp: Path, deterministic: bool) -> dict:
+def trained_twice(train_once, deterministic: bool) -> dict:
+    """Run ``train_once(run) -> checkpoint path`` for runs 0 and 1 (autotuner off, deterministic algorithms as
+    asked) and compare the two trained state dicts, or name the op that has no deterministic CUDA kernel."""
     torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(deterministic)
-    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, head_lr_mult=10, momentum=0.9, seed=0)
-    states = []
     try:
-        for run in range(2):
-            model, loss_fn = build(method, 20, BACKBONE, seed=0)
-            data = VOCLayoutDataset(manifest, "train", transform=ClassifierAugment((160, 256), 160, True, seed=0))
-            out = tmp / f"{method}-{deterministic}-{run}.pt"
-            train(model, data, cfg, torch.device(ARGS.device), out, loss_fn)
-            states.append(torch.load(out, weights_only=False)["model"])
+        states = [torch.load(train_once(run), weights_only=False)["model"] for run in range(2)]
     except RuntimeError as err:  # an op without a deterministic CUDA kernel
         return {"error": str(err).splitlines()[0][:300]}
     finally:
@@ -74,29 +70,35 @@ def train_twice(method: str, manifest, tmp: Path, deterministic: bool) -> dict:
     return compare_states(*states)
 
 
+def classifier_twice(method: str, manifest, tmp: Path, deterministic: bool) -> dict:
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, head_lr_mult=10, momentum=0.9, seed=0)
+
+    def train_once(run: int) -> Path:
+        model, loss_fn = build(method, 20, BACKBONE, seed=0)
+        data = VOCLayoutDataset(manifest, "train", transform=ClassifierAugment((160, 256), 160, True, seed=0))
+        out = tmp / f"{method}-{deterministic}-{run}.pt"
+        train(model, data, cfg, torch.device(ARGS.device), out, loss_fn)
+        return out
+
+    return trained_twice(train_once, deterministic)
+
+
 def deeplab_twice(manifest, tmp: Path, deterministic: bool, arch: str) -> dict:
     from matlabel import deeplab as dl
     from matlabel.segdata import SegDataset
 
-    torch.backends.cudnn.benchmark = False
-    torch.use_deterministic_algorithms(deterministic)
     cfg = dl.SegConfig(iterations=8, batch_size=10, accumulate=1, crop=161, checkpoint_every=1000)
-    states = []
-    try:
-        for run in range(2):
-            torch.manual_seed(0)  # the new ASPP layers
-            # BN trained here: a from-scratch ResNet-101 with frozen (identity) BN overflows to NaN in a few steps;
-            # the recipe's frozen BN needs ImageNet weights, which the GPU machines here cannot download
-            model = dl.DeepLabV2(21, arch=arch, weights="none", freeze_bn=False)
-            data = SegDataset(manifest, "train", None, crop=cfg.crop, seed=0)
-            out = tmp / f"deeplab-{deterministic}-{run}.pt"
-            dl.train_deeplab(model, data, cfg, torch.device(ARGS.device), out)
-            states.append(torch.load(out, weights_only=False)["model"])
-    except RuntimeError as err:
-        return {"error": str(err).splitlines()[0][:300]}
-    finally:
-        torch.use_deterministic_algorithms(False)
-    return compare_states(*states)
+
+    def train_once(run: int) -> Path:
+        # BN trained here: a from-scratch ResNet-101 with frozen (identity) BN overflows to NaN in a few steps;
+        # the recipe's frozen BN needs ImageNet weights, which the GPU machines here cannot download
+        model = dl.DeepLabV2(21, arch=arch, weights="none", freeze_bn=False, seed=0)
+        data = SegDataset(manifest, "train", None, crop=cfg.crop, seed=0)
+        out = tmp / f"deeplab-{deterministic}-{run}.pt"
+        dl.train_deeplab(model, data, cfg, torch.device(ARGS.device), out)
+        return out
+
+    return trained_twice(train_once, deterministic)
 
 
 def maps_twice(manifest, amp: bool) -> dict:
@@ -138,7 +140,7 @@ def main(argv=None) -> None:
         for method in ("cam", "d2cam"):
             for deterministic in (False, True):
                 key = f"train {method}, deterministic algorithms {'on' if deterministic else 'off'}"
-                results[key] = train_twice(method, manifest, tmp, deterministic)
+                results[key] = classifier_twice(method, manifest, tmp, deterministic)
                 print(f"{key:50s} {json.dumps(results[key])}", flush=True)
         for deterministic in (False, True):
             key = f"train DeepLab-v2 MSC, deterministic algorithms {'on' if deterministic else 'off'}"
