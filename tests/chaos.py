@@ -43,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # test_workflow, when run as a script
 
-from test_workflow import TINY, snapshot_workflow, write_overlay  # noqa: E402
+from test_workflow import TINY, snakemake, snakemake_env, snapshot_workflow, write_overlay  # noqa: E402
 
 TARGET = "results/table1.csv"
 OVERLAY = {**TINY, "table1": {"methods": ["cam"], "stages": ["seed", "irn"]},
@@ -114,22 +114,12 @@ def fresh(base: Path, dest: Path, overlay: dict) -> Path:
     return dest
 
 
-def command(*extra, target=TARGET, cores=CORES) -> list[str]:
-    return [sys.executable, "-m", "snakemake", target, "--cores", str(cores), "--configfile", "config/demo.yaml",
-            "test-overlay.yaml", *extra]
-
-
-def env() -> dict:
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("SNAKEMAKE_PROFILE", "SLURM_"))}
-    return {**keep, "PYTHONUNBUFFERED": "1"}
+def arguments(*extra, target=TARGET, cores=CORES) -> list[str]:
+    return [target, "--cores", str(cores), "--configfile", "config/demo.yaml", "test-overlay.yaml", *extra]
 
 
 def run(wd: Path, *extra, timeout=900, check=True, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run(command(*extra, **kw), cwd=wd, capture_output=True, text=True, timeout=timeout, env=env())
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(extra)} in {wd} failed ({proc.returncode}):\n"
-                             f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
+    return snakemake(wd, *arguments(*extra, **kw), timeout=timeout, check=check)
 
 
 def load_state(path: Path) -> dict:
@@ -268,7 +258,8 @@ def trial_run(base: Path, dest: Path, ref: Reference, index: int, kill_at: float
     wd = fresh(base, dest, overlay)
     with open(wd / "killed-run.log", "w") as out:
         start = time.monotonic()
-        proc = subprocess.Popen(command(), cwd=wd, stdout=out, stderr=subprocess.STDOUT, env=env(),
+        proc = subprocess.Popen([sys.executable, "-m", "snakemake", *arguments()], cwd=wd, stdout=out,
+                                stderr=subprocess.STDOUT, env=snakemake_env(),
                                 start_new_session=True)
         deadline = start + (kill_at if not kill_when else 900)
         while proc.poll() is None and time.monotonic() < deadline:

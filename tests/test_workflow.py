@@ -32,14 +32,17 @@ TINY = {
 }
 
 
-def workdir(tmp_path: Path, copy=()) -> Path:
+def workdir(tmp_path: Path, copy=(), names=WORKFLOW_FILES) -> Path:
     """A fresh working directory holding the workflow (symlinked; the names in ``copy`` copied, so a test
     can edit them), as a clone would."""
-    for name in WORKFLOW_FILES:
-        if name in copy:
-            shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in names:
+        src = ROOT / name
+        if name not in copy:
+            (tmp_path / name).symlink_to(src)
+        elif src.is_dir():
+            shutil.copytree(src, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            (tmp_path / name).symlink_to(ROOT / name)
+            shutil.copy2(src, tmp_path / name)
     return tmp_path
 
 
@@ -47,19 +50,19 @@ def snapshot_workflow(dest: Path, extra=()) -> Path:
     """A copy of the workflow (plus the names in ``extra``) as a clone has it, so edits to the checkout while long
     runs go on (which the code rerun trigger would act on) cannot reach them."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in [*WORKFLOW_FILES, *extra]:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest / name)
-    return dest
+    names = [*WORKFLOW_FILES, *extra]
+    return workdir(dest, copy=names, names=names)
+
+
+def snakemake_env() -> dict:
+    """The environment of a test's snakemake: a user's profile or SLURM job variables must not redirect it."""
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("SNAKEMAKE_PROFILE", "SLURM_"))}
+    return {**keep, "PYTHONUNBUFFERED": "1"}
 
 
 def snakemake(wd: Path, *args, timeout=900, check=True):
     cmd = [sys.executable, "-m", "snakemake", *args]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(cmd, cwd=wd, capture_output=True, text=True, timeout=timeout, env=env)
+    proc = subprocess.run(cmd, cwd=wd, capture_output=True, text=True, timeout=timeout, env=snakemake_env())
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
@@ -108,8 +111,6 @@ def fake_voc_tree(wd: Path) -> None:
     root = wd / "resources" / "voc12" / "VOCdevkit" / "VOC2012"
     ids = [f"2007_00000{i}" for i in range(4)]
     rng = np.random.default_rng(0)
-    from PIL import Image
-
     for i, image_id in enumerate(ids):
         (root / "JPEGImages").mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(root / "JPEGImages" / f"{image_id}.jpg")
