@@ -39,19 +39,30 @@ TABLE4_ROWS = {
 TABLE4_PAPER = {"cam": 48.0, "d2": 53.7, "d2_area": 50.4, "d2_ma": 56.8, "d2_ma_oe": 58.0}
 
 
+FLOOR_ROW = "All background (floor)"  # every pixel background: the trivial answer each row is read against
+
+
 def not_run(reason: str) -> str:
     return f"not run: {reason}"
 
 
-def build_table1(measured: dict[tuple[str, str], float], methods, stages, dataset: str) -> pd.DataFrame:
+def build_table1(measured: dict[tuple[str, str], float], methods, stages, dataset: str,
+                 floor: float | None = None) -> pd.DataFrame:
     """One row per method in ``methods``; for each stage a measured column and the paper's column.
 
     measured : {(method, stage): mIoU %} for the cells the workflow computed.
     stages : the stages enabled in the config; cells of other stages say they were not run.
     The paper's numbers are for PASCAL VOC 2012 train; a non-VOC run shows them for reference only
     (column ``paper_dataset``).
+    floor : mIoU % of labelling every pixel background on the same split; given, it is the first row, in
+    every stage column (refinement cannot change an answer with no foreground), the paper's cells "—".
     """
     rows = []
+    if floor is not None:
+        row = {"method": FLOOR_ROW, "dataset": dataset, "paper_dataset": "voc12 train"}
+        for stage in STAGES:
+            row[stage], row[f"{stage}_paper"] = f"{floor:.1f}", "—"
+        rows.append(row)
     for method in methods:
         row = {"method": TABLE1_ROWS[method], "dataset": dataset}
         for stage in STAGES:
@@ -102,15 +113,20 @@ TABLE3_PAPER = {"d2cam": 44.0, "matlabel_recam": 43.8, "matlabel": 45.6}
 SALIENCY_ROWS = {"matlabel_is": "matlabel"}  # I+S row -> the row whose labels it combines with saliency maps (not shipped)
 
 
-def build_table2(measured: dict[str, float], rows, dataset: str, test_archives: dict[str, str] | None = None
-                 ) -> pd.DataFrame:
+def build_table2(measured: dict[str, float], rows, dataset: str, test_archives: dict[str, str] | None = None,
+                 floor: float | None = None) -> pd.DataFrame:
     """One row per method: DeepLab-v2 mIoU (%) on the segmentation split ("val") beside the paper's VOC val,
     and the VOC test cell, which only the evaluation server can score: it names the archive to submit.
 
     measured : {row: val mIoU %}; test_archives : {row: path of the server archive} (VOC runs only).
+    floor : mIoU % of every pixel background on the segmentation split; given, it is the first row.
     """
     test_archives = test_archives or {}
     out = []
+    if floor is not None:
+        out.append({"method": FLOOR_ROW, "dataset": dataset, "val": f"{floor:.1f}", "val_paper": "—",
+                    "test": not_run("the test masks are the evaluation server's"), "test_paper": "—",
+                    "paper_dataset": "voc12"})
     for row in rows:
         if row in SALIENCY_ROWS and row not in measured:
             val = test = not_run("needs saliency maps (I+S, NSROM's maps combined by ESOL's rule)")

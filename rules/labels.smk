@@ -107,5 +107,24 @@ rule evaluate_labels:
         "../scripts/evaluate_labels.py"
 
 
+# The floor of Tables 1 and 2: every pixel labelled background, scored on a split like any row.
+rule evaluate_floor:
+    input:
+        manifest=manifest_path,
+    output:
+        "results/{dataset}/floor/{split}/eval.json",
+    params:
+        code=code_version("evaluate.py", "metrics.py"),
+    threads: 1
+    log:
+        "logs/{dataset}/evaluate_floor/{split}.log",
+    benchmark:
+        "benchmarks/{dataset}/evaluate_floor/{split}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/evaluate_floor.py"
+
+
 # The threshold rows' seed is evaluated straight from the maps (with the background-threshold sweep).
 ruleorder: evaluate_cams > evaluate_labels

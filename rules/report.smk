@@ -8,6 +8,7 @@ rule table1:
             method=config["table1"]["methods"],
             stage=config["table1"]["stages"],
         ),
+        floor=f"results/{{dataset}}/floor/{config['splits']['eval_seed']}/eval.json",
     output:
         csv=report("results/{dataset}/table1.csv", caption="../report/table1.rst", category="Tables"),
         md="results/{dataset}/table1.md",
@@ -47,6 +48,7 @@ rule table2:
     input:
         evals=lambda wc: deeplab_evals(wc, "table2"),
         test=voc_test_archives,
+        floor=f"results/{{dataset}}/floor/{config['splits']['eval_seg']}/eval.json",
     output:
         csv=report("results/{dataset}/table2.csv", caption="../report/table2.rst", category="Tables"),
         md="results/{dataset}/table2.md",

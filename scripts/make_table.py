@@ -9,12 +9,14 @@ def main(smk):
     log = runlog.start(smk)
     results = [read_json(path) for path in smk.input.evals]
     dataset = smk.wildcards.dataset
+    floor = read_json(smk.input.floor)["miou"] if "floor" in smk.input.keys() else None
     if smk.rule == "table1":
         measured = {(r["method"], r["stage"]): r["miou"] for r in results}
-        df = build_table1(measured, smk.params.methods, smk.params.stages, dataset)
+        df = build_table1(measured, smk.params.methods, smk.params.stages, dataset, floor)
     elif smk.rule == "table2":
         archives = {path.split("/")[-3]: path for path in smk.input.get("test", [])}  # results/<ds>/<row>/deeplab/x
-        df = build_table2({r["method"]: r["miou"] for r in results}, smk.params.methods, dataset, archives)
+        df = build_table2({r["method"]: r["miou"] for r in results}, smk.params.methods, dataset, archives,
+                          floor)
     elif smk.rule == "table3":
         df = build_table3({r["method"]: r["miou"] for r in results}, smk.params.methods, dataset)
     else:  # table4: each variant's row is the seed evaluation of the method that trains it

@@ -80,3 +80,20 @@ def test_label_png_of_another_size_is_an_error(tiny_synthetic, tmp_path):
     write_label_shard(tiny_synthetic, ids, tmp_path / "s", corrupt=lambda g: g[:-1])
     with pytest.raises(ValueError, match="differ in size"):
         evaluate_labels(tiny_synthetic, ids, [tmp_path / "s"])
+
+
+def test_floor_is_background_share_over_classes_present(tmp_path):
+    """Hand case: 2 images of 2x2, K=3. Image a: [[0,1],[1,255]]; image b: [[0,0],[2,2]].
+    All-background prediction: background TP=3, FP=2 (class 1) + 2 (class 2), ignored pixel dropped ->
+    IoU_bg = 3/7, IoU_1 = IoU_2 = 0 -> mIoU = (3/7)/3 = 14.29 %."""
+    from matlabel.datasets.layout import Manifest
+    from matlabel.evaluate import evaluate_floor
+    from matlabel.io import write_label_png
+
+    masks = {"a": [[0, 1], [1, 255]], "b": [[0, 0], [2, 2]]}
+    for image_id, m in masks.items():
+        write_label_png(tmp_path / "SegmentationClass" / f"{image_id}.png", np.asarray(m, np.uint8))
+    manifest = Manifest("hand", tmp_path, 3, ("background", "x", "y"))
+    r = evaluate_floor(manifest, ["a", "b"])
+    assert r["miou"] == round(100 * 3 / 7 / 3, 2) and r["n_images"] == 2
+    assert r["iou"] == {"background": round(100 * 3 / 7, 2), "x": 0.0, "y": 0.0}

@@ -46,3 +46,17 @@ def test_table3_only_measures_on_coco():
     coco = build_table3({"matlabel": 40.04}, ["d2cam", "matlabel"], "coco14").set_index("method")
     assert coco.loc["Mat-Label", "val"] == "40.0" and coco.loc["Mat-Label", "val_paper"] == "45.6"
     assert coco.loc["D2CAM only", "val"] == "not run: evaluation missing"
+
+
+def test_floor_row_comes_first_in_every_stage_column_of_tables_1_and_2():
+    from matlabel.tables import FLOOR_ROW, build_table2
+
+    t1 = build_table1({("cam", "seed"): 20.0}, ["cam"], ["seed", "crf"], "synthetic", floor=9.87)
+    assert list(t1["method"]) == [FLOOR_ROW, "CAM"]
+    floor = t1.iloc[0]
+    assert (floor["seed"], floor["crf"], floor["irn"]) == ("9.9", "9.9", "9.9")
+    assert floor["seed_paper"] == "—"
+    t2 = build_table2({"matlabel": 30.0}, ["matlabel"], "synthetic", floor=4.04)
+    assert list(t2["method"]) == [FLOOR_ROW, "Mat-Label"] and t2.iloc[0]["val"] == "4.0"
+    assert t2.iloc[0]["test"].startswith("not run:")
+    assert FLOOR_ROW not in list(build_table1({}, ["cam"], ["seed"], "synthetic")["method"])

@@ -167,6 +167,7 @@ def test_demo_end_to_end_tiny(tmp_path):
     snakemake(wd, *targets, "--cores", "2", "--configfile", "config/demo.yaml", overlay)
     table2 = pd.read_csv(wd / "results" / "table2.csv", dtype=str).set_index("method")
     assert 0.0 <= float(table2.loc["Mat-Label", "val"]) <= 100.0 and table2.loc["Mat-Label", "val_paper"] == "73.0"
+    assert 0.0 < float(table2.loc["All background (floor)", "val"]) < 100.0
     assert table2.loc["Mat-Label", "test"].startswith("not run") and table2.loc["Mat-Label I+S", "val"].startswith("not run")
     assert (wd / "results" / "figures" / "fig5.png").stat().st_size > 10_000
     runtimes = pd.read_csv(wd / "results" / "runtimes.csv").set_index("rule")
@@ -205,7 +206,8 @@ def test_demo_end_to_end_tiny(tmp_path):
     assert all(v.startswith("not run: needs MS COCO") for v in table3["val"])
     assert (wd / "results" / "figures" / "fig2.png").stat().st_size > 10_000
     table = pd.read_csv(wd / "results" / "table1.csv", dtype=str).set_index("method")
-    assert list(table.index) == ["CAM", "ReCAM", "D2CAM only", "Mat-Label w/ ReCAM", "Mat-Label"]
+    assert list(table.index) == ["All background (floor)", "CAM", "ReCAM", "D2CAM only", "Mat-Label w/ ReCAM",
+                                 "Mat-Label"]
     for row in table.index:  # every cell measured
         assert all(0.0 <= float(table.loc[row, stage]) <= 100.0 for stage in ("seed", "crf", "irn"))
     assert table.loc["CAM", "seed_paper"] == "48.0" and table.loc["Mat-Label", "crf_paper"] == "65.8"
@@ -221,8 +223,8 @@ def test_demo_end_to_end_tiny(tmp_path):
     with open(wd / "matlabel" / "evaluate.py", "a") as f:
         f.write("\n# an edit\n")
     edited = snakemake(wd, "results/table1.csv", "--cores", "2", "--configfile", "config/demo.yaml", overlay, "-n")
-    assert job_counts(edited.stdout) == {"evaluate_cams": 3, "evaluate_labels": 12, "table1": 1,
-                                         "configured_dataset_table": 1, "total": 17}
+    assert job_counts(edited.stdout) == {"evaluate_cams": 3, "evaluate_labels": 12, "evaluate_floor": 1,
+                                         "table1": 1, "configured_dataset_table": 1, "total": 18}
 
 
 def test_table4_ablation_tiny(tmp_path):
