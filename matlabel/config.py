@@ -53,6 +53,10 @@ def check_config(config: dict) -> None:
             SyntheticConfig.from_mapping(syn)
         except (ValueError, TypeError) as err:
             errors.append(f"data.synthetic: {err}")
+    if config["dataset"] == "folder":
+        from matlabel.datasets.folder import folder_config_errors
+
+        errors.extend(folder_config_errors(config.get("data", {}).get("folder")))
     if config["evaluate"]["bg_threshold"] not in config["evaluate"]["bg_threshold_sweep"]:
         errors.append("evaluate.bg_threshold must be one of evaluate.bg_threshold_sweep (it is reported beside it)")
     tri = config["trimap"]

@@ -58,6 +58,24 @@ def manifest_path(wildcards=None):
     return f"resources/{DATASET}/dataset.json"
 
 
+def folder_config():
+    """config data.folder: the user's own folder in VOC layout (dataset: folder, docs/folder-dataset.md)."""
+    return config.get("data", {}).get("folder") or {}
+
+
+def folder_inputs(wildcards):
+    """The user's files that define the folder dataset and exist (split lists of config splits, classes.txt,
+    cls_labels.csv), so editing one reruns prepare_folder; a missing one is reported by the rule, naming it.
+    Images and masks are not listed (thousands of files): after editing them, rerun with -R prepare_folder."""
+    root = folder_config().get("root")
+    if not root:
+        return {}
+    root = Path(root).expanduser()
+    files = {f"split_{s}": Path(root, "ImageSets", "Segmentation", f"{s}.txt") for s in set(config["splits"].values())}
+    files.update(classes=Path(root, "classes.txt"), cls_labels=Path(root, "cls_labels.csv"))
+    return {key: str(path) for key, path in sorted(files.items()) if path.is_file()}
+
+
 def init_model(wildcards):
     """{"init": model.pt} when the method's config section starts from another trained method (init_from)."""
     source = config[config_section(wildcards.method)].get("init_from")

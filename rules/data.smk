@@ -69,3 +69,24 @@ rule prepare_coco14:
         ENV
     script:
         "../scripts/prepare_coco14.py"
+
+
+rule prepare_folder:
+    input:
+        unpack(folder_inputs),
+    output:
+        manifest="resources/folder/dataset.json",
+        labels="resources/folder/cls_labels.json",
+    params:
+        code=code_version("datasets/folder.py", "datasets/layout.py"),
+        root=folder_config().get("root"),
+        classes=folder_config().get("classes"),
+        splits=config["splits"],  # max_errors is read from the config: no rerun for it
+    log:
+        "logs/folder/prepare_folder.log",
+    benchmark:
+        "benchmarks/folder/prepare_folder.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/prepare_folder.py"

@@ -11,8 +11,12 @@ A dataset root holds::
 and next to it a manifest ``dataset.json`` (written last by the rule that prepares the dataset, so
 its presence means the dataset is complete)::
 
-    {"name": ..., "root": <root relative to the manifest>, "num_classes": K (background included),
-     "class_names": [...], "mask_dir": "SegmentationClass", "splits": {split: n_images}}
+    {"name": ..., "root": <root relative to the manifest, or absolute>, "num_classes": K (background included),
+     "class_names": [...], "mask_dir": "SegmentationClass", "splits": {split: n_images},
+     "labels": <cls_labels.json relative to the manifest>}   (optional; absent: <root>/cls_labels.json)
+
+A dataset the workflow must not write into (``dataset: folder``, a user's own folder) keeps its
+``cls_labels.json`` next to the manifest instead: every reader goes through ``Manifest.labels_path``.
 """
 from __future__ import annotations
 
@@ -41,6 +45,12 @@ class Manifest:
     class_names: tuple[str, ...]
     mask_dir: str = "SegmentationClass"
     splits: dict[str, int] = field(default_factory=dict)
+    labels_file: Path | None = None  # None: <root>/cls_labels.json
+
+    @property
+    def labels_path(self) -> Path:
+        """The ``cls_labels.json`` of this dataset (image id -> foreground class indices)."""
+        return self.labels_file if self.labels_file is not None else self.root / "cls_labels.json"
 
     def split_ids(self, split: str) -> list[str]:
         return read_split(self.root, split)
@@ -52,18 +62,28 @@ class Manifest:
         return self.root / (mask_dir or self.mask_dir) / f"{image_id}.png"
 
     def labels(self) -> dict[str, list[int]]:
-        return read_json(self.root / "cls_labels.json")
+        return read_json(self.labels_path)
 
 
 def write_manifest(path: str | os.PathLike, name: str, root: str | os.PathLike, class_names, mask_dir: str,
-                   splits: dict[str, int]) -> None:
-    """Write ``dataset.json`` (atomically) describing a dataset rooted at ``root``."""
+                   splits: dict[str, int], labels_file: str | os.PathLike | None = None,
+                   absolute_root: bool = False) -> None:
+    """Write ``dataset.json`` (atomically) describing a dataset rooted at ``root``.
+
+    ``root`` is stored relative to the manifest's folder, or absolute with ``absolute_root`` (a user's folder
+    outside the workflow). ``labels_file``: the ``cls_labels.json`` when it is not ``<root>/cls_labels.json``
+    (stored relative to the manifest's folder).
+    """
     path = Path(path)
-    rel = os.path.relpath(Path(root).resolve(), path.parent.resolve())
-    write_json(path, {
-        "name": name, "root": rel, "num_classes": len(class_names), "class_names": list(class_names),
-        "mask_dir": mask_dir, "splits": dict(splits),
-    })
+    if absolute_root:
+        stored_root = os.path.abspath(root)
+    else:
+        stored_root = os.path.relpath(Path(root).resolve(), path.parent.resolve())
+    d = {"name": name, "root": stored_root, "num_classes": len(class_names), "class_names": list(class_names),
+         "mask_dir": mask_dir, "splits": dict(splits)}
+    if labels_file is not None:
+        d["labels"] = os.path.relpath(Path(labels_file).resolve(), path.parent.resolve())
+    write_json(path, d)
 
 
 def load_manifest(path: str | os.PathLike) -> Manifest:
@@ -71,9 +91,11 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
     if not path.exists():
         raise FileNotFoundError(f"{path}: dataset manifest missing; build it with `snakemake {path}`.")
     d = read_json(path)
+    labels = d.get("labels")
     return Manifest(name=d["name"], root=(path.parent / d["root"]).resolve(), num_classes=int(d["num_classes"]),
                     class_names=tuple(d["class_names"]), mask_dir=d.get("mask_dir", "SegmentationClass"),
-                    splits=dict(d.get("splits", {})))
+                    splits=dict(d.get("splits", {})),
+                    labels_file=(path.parent / labels).resolve() if labels else None)
 
 
 def read_split(root: str | os.PathLike, split: str) -> list[str]:

@@ -3,8 +3,8 @@ classification augmentation.
 
 ``VOCLayoutDataset(manifest, split)[i]`` → ``{"id", "image" (H, W, 3) uint8, "label" (K-1,) float32
 multi-hot over foreground classes, "classes" (list of present class indices), "mask" (H, W) uint8 if
-with_mask}``. Image-level labels come from ``cls_labels.json`` (written from masks or annotations when
-the dataset was prepared).
+with_mask}``. Image-level labels come from ``cls_labels.json`` (``manifest.labels_path``, written from masks
+or annotations when the dataset was prepared).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class VOCLayoutDataset(torch.utils.data.Dataset):
         self.transform = transform
         self.epoch = 0
         labels = manifest.labels()
-        labels_file = manifest.root / "cls_labels.json"
+        labels_file = manifest.labels_path
         missing = [i for i in self.ids if i not in labels]
         if missing:
             raise ValueError(f"{labels_file}: no image-level labels for {len(missing)} image(s) of split '{split}', "

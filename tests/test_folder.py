@@ -1,0 +1,253 @@
+"""dataset: folder: a user's own VOC-layout folder, checked and described by resources/folder/ (never written into)."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from matlabel.config import ConfigError, check_config
+from matlabel.datasets.folder import FolderDatasetError, folder_config_errors, prepare_folder, resolve_class_names
+from matlabel.datasets.layout import VOC_CLASSES, load_manifest
+from matlabel.datasets.loader import VOCLayoutDataset
+from matlabel.io import write_label_png
+from test_workflow import ROOT, snakemake, workdir, write_overlay
+
+W, H = 40, 30
+CLASSES = ["background", "cat", "dog"]
+# id: classes painted into its mask (255 borders in every mask)
+OBJECTS = {"a": [1], "b": [2], "c": [1, 2], "d": [2], "e": [1], "f": []}
+TRAIN, VAL = ["a", "b", "c", "d"], ["e", "f"]
+SPLITS = {"train_classifier": "train", "export": "train", "eval_seed": "train", "eval_seg": "val"}
+# labels of train from cls_labels.csv, train not evaluated (seeds scored on val, so val is exported too)
+SPLITS_CSV = {"train_classifier": "train", "export": "all", "eval_seed": "val", "eval_seg": "val"}
+
+
+def _mask(classes):
+    mask = np.zeros((H, W), np.uint8)
+    for n, c in enumerate(classes):
+        mask[5:25, 4 + 18 * n:18 + 18 * n] = c
+    mask[0, :] = 255
+    return mask
+
+
+def _jpg(path, size=(W, H)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(len(path.name))
+    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path, quality=80)
+
+
+def _lists(root, **splits):
+    d = root / "ImageSets" / "Segmentation"
+    d.mkdir(parents=True, exist_ok=True)
+    for name, ids in splits.items():
+        (d / f"{name}.txt").write_text("".join(f"{i}\n" for i in ids))
+
+
+def make_folder(root: Path, objects=OBJECTS, classes=CLASSES) -> Path:
+    for image_id, cls in objects.items():
+        _jpg(root / "JPEGImages" / f"{image_id}.jpg")
+        write_label_png(root / "SegmentationClass" / f"{image_id}.png", _mask(cls))
+    _lists(root, train=TRAIN, val=VAL, all=TRAIN + VAL)
+    if classes:
+        (root / "classes.txt").write_text("# background first\n" + "\n".join(classes) + "\n\n")
+    return root
+
+
+def listing(root: Path) -> dict[str, float]:
+    return {str(p.relative_to(root)): p.stat().st_mtime for p in sorted(root.rglob("*"))}
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return make_folder(tmp_path / "photos")
+
+
+def test_labels_from_masks_manifest_and_loader(folder, tmp_path):
+    before = listing(folder)
+    path = prepare_folder(folder, tmp_path / "resources" / "folder", SPLITS)
+    assert listing(folder) == before  # the user's folder is only read
+    m = load_manifest(path)
+    assert m.name == "folder" and m.root == folder.resolve() and m.num_classes == 3
+    assert m.class_names == tuple(CLASSES) and m.splits == {"train": 4, "val": 2}
+    assert m.labels_path == (tmp_path / "resources" / "folder" / "cls_labels.json").resolve()
+    assert m.labels() == {i: c for i, c in OBJECTS.items()}
+    assert m.split_ids("val") == VAL and m.mask_path("a") == folder.resolve() / "SegmentationClass" / "a.png"
+    ds = VOCLayoutDataset(m, "train", with_mask=True)
+    item = ds[2]
+    assert item["id"] == "c" and item["image"].shape == (H, W, 3) and item["label"].tolist() == [1.0, 1.0]
+    assert item["mask"].shape == (H, W)
+
+
+def test_labels_from_csv_where_given_masks_elsewhere(folder, tmp_path):
+    for i in TRAIN:  # weak supervision: the training images have no mask, only image-level labels
+        (folder / "SegmentationClass" / f"{i}.png").unlink()
+    (folder / "cls_labels.csv").write_text("id,classes\n# image-level labels\na,1 2\nb,dog\nc,cat,dog\nd,\n")
+    m = load_manifest(prepare_folder(folder, tmp_path / "out", SPLITS_CSV))
+    assert m.labels() == {"a": [1, 2], "b": [2], "c": [1, 2], "d": [], "e": [1], "f": []}  # e, f from their masks
+    assert m.splits == {"train": 4, "all": 6, "val": 2}
+
+
+def test_relative_root_is_stored_relative(folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = prepare_folder("photos", "resources/folder", SPLITS)
+    assert not Path(yaml.safe_load(path.read_text())["root"]).is_absolute()
+    assert load_manifest(path).root == folder.resolve()
+
+
+def _write(path, text):
+    path.write_text(text)
+
+
+BAD = {
+    "missing image": (lambda r: (r / "JPEGImages" / "b.jpg").unlink(), SPLITS, ["JPEGImages/b.jpg: image missing"]),
+    "missing image, other extension": (
+        lambda r: (r / "JPEGImages" / "b.jpg").rename(r / "JPEGImages" / "b.png"), SPLITS,
+        ["JPEGImages/b.jpg: image missing", "found b.png"]),
+    "missing mask of an evaluated split": (
+        lambda r: (r / "SegmentationClass" / "e.png").unlink(), SPLITS,
+        ["SegmentationClass/e.png: mask missing", "split 'val' is evaluated (splits.eval_seg)"]),
+    "missing mask, labels from masks": (
+        lambda r: (r / "SegmentationClass" / "a.png").unlink(), SPLITS_CSV,
+        ["SegmentationClass/a.png: mask missing", "its labels come from its mask", "cls_labels.csv"]),
+    "mask value out of range": (
+        lambda r: write_label_png(r / "SegmentationClass" / "c.png", _mask([1, 7])), SPLITS,
+        ["SegmentationClass/c.png: mask values [7] out of range", "0..2 (or 255 = ignore)"]),
+    "mask of another size": (
+        lambda r: write_label_png(r / "SegmentationClass" / "d.png", np.zeros((H, W + 2), np.uint8)), SPLITS,
+        ["SegmentationClass/d.png: mask is 42x30", "JPEGImages/d.jpg is 40x30"]),
+    "RGB mask": (
+        lambda r: Image.new("RGB", (W, H)).save(r / "SegmentationClass" / "e.png"), SPLITS,
+        ["SegmentationClass/e.png: mask PNG has mode 'RGB'"]),
+    "empty split list": (
+        lambda r: _write(r / "ImageSets" / "Segmentation" / "val.txt", "\n\n"), SPLITS,
+        ["ImageSets/Segmentation/val.txt: split list is empty"]),
+    "duplicate id": (
+        lambda r: _write(r / "ImageSets" / "Segmentation" / "train.txt", "a\nb\nc\nb\n"), SPLITS,
+        ["ImageSets/Segmentation/train.txt: id 'b' listed twice (lines 2 and 4)"]),
+    "unreadable image": (
+        lambda r: _write(r / "JPEGImages" / "c.jpg", "not a jpeg at all"), SPLITS,
+        ["JPEGImages/c.jpg: cannot read the image"]),
+    "split without list file": (
+        lambda r: None, {**SPLITS, "eval_seg": "test"},
+        ["ImageSets/Segmentation/test.txt: split list missing; config splits.eval_seg = 'test'"]),
+    "csv with an unknown id": (
+        lambda r: _write(r / "cls_labels.csv", "a,1\nzebra,2\n"), SPLITS,
+        ["cls_labels.csv line 2: unknown id 'zebra'", "JPEGImages/zebra.jpg"]),
+    "csv with a class index >= K": (
+        lambda r: _write(r / "cls_labels.csv", "a,1 3\nb,horse\n"), SPLITS,
+        ["cls_labels.csv line 1: class index 3 is out of range: 3 classes",
+         "cls_labels.csv line 2: 'horse' is neither a class index nor one of the 3 class names"]),
+    "eval_seed outside export": (
+        lambda r: None, {**SPLITS, "eval_seed": "val"},
+        ["'val' are not in splits.export 'train'"]),
+    "no class names": (
+        lambda r: (r / "classes.txt").unlink(), SPLITS,
+        ["classes.txt: missing, and config data.folder.classes is not set", "classes: voc"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_folder_stops_naming_the_file(folder, tmp_path, case):
+    mutate, splits, messages = BAD[case]
+    mutate(folder)
+    out = tmp_path / "resources" / "folder"
+    with pytest.raises(FolderDatasetError) as info:
+        prepare_folder(folder, out, splits)
+    text = str(info.value)
+    for message in messages:
+        assert message in text, text
+    assert not (out / "dataset.json").exists()
+
+
+def test_all_problems_reported_together_first_n_shown(folder, tmp_path):
+    for i in ["a", "b", "c", "d"]:
+        (folder / "JPEGImages" / f"{i}.jpg").unlink()
+    (folder / "SegmentationClass" / "e.png").unlink()
+    with pytest.raises(FolderDatasetError) as info:
+        prepare_folder(folder, tmp_path / "out", SPLITS, max_errors=3)
+    assert len(info.value.problems) == 5
+    text = str(info.value)
+    assert text.startswith(f"5 problem(s) in the dataset folder {folder}") and "... and 2 more" in text
+    assert "a.jpg" in text and "e.png" not in text
+
+
+def test_extracted_vocdevkit_works_with_classes_voc(tmp_path):
+    root = tmp_path / "VOCdevkit" / "VOC2012"
+    make_folder(root, objects={"2007_000032": [1, 15], "2007_000039": [20], "2008_000001": [12]}, classes=None)
+    _lists(root, train=["2007_000032", "2007_000039"], val=["2008_000001"])
+    (root / "Annotations").mkdir()
+    splits = {"train_classifier": "train", "export": "train", "eval_seed": "train", "eval_seg": "val"}
+    with pytest.raises(FolderDatasetError, match="set `data.folder.classes: voc`"):
+        prepare_folder(root, tmp_path / "out", splits)
+    m = load_manifest(prepare_folder(root, tmp_path / "out", splits, classes="voc"))
+    assert m.class_names == VOC_CLASSES and m.num_classes == 21
+    assert m.labels() == {"2007_000032": [1, 15], "2007_000039": [20], "2008_000001": [12]}
+
+
+def test_class_names_rule(folder):
+    assert resolve_class_names(folder, ["background", "x"]) == ("background", "x")  # config first
+    assert resolve_class_names(folder) == tuple(CLASSES)  # then classes.txt
+    assert resolve_class_names(folder, "voc") == VOC_CLASSES
+    with pytest.raises(ValueError, match="one named set is 'voc'"):
+        resolve_class_names(folder, "coco")
+    (folder / "classes.txt").write_text("background\ncat\ncat\n")
+    with pytest.raises(ValueError, match=r"classes.txt: class name\(s\) listed twice: \['cat'\]"):
+        resolve_class_names(folder)
+
+
+def test_config_errors_name_data_folder_keys(folder):
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg["dataset"] = "folder"
+    with pytest.raises(ConfigError, match="data.folder.root: required when dataset is folder"):
+        check_config(copy.deepcopy(cfg))
+    cfg["data"]["folder"] = {"root": str(folder / "nope")}
+    assert "is not a folder" in folder_config_errors(cfg["data"]["folder"])[0]
+    cfg["data"]["folder"] = {"root": str(folder), "classes": None}
+    check_config(cfg)
+    (folder / "classes.txt").unlink()
+    assert folder_config_errors(cfg["data"]["folder"])[0].startswith("data.folder.classes: ")
+
+
+def test_folder_example_preset_is_valid():
+    from matlabel.config import schema_errors
+
+    def merge(a, b):  # as Snakemake layers config files: nested sections key by key
+        return {**a, **{k: merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+                        for k, v in b.items()}}
+
+    cfg = merge(yaml.safe_load((ROOT / "config.yaml").read_text()),
+                yaml.safe_load((ROOT / "config" / "folder-example.yaml").read_text()))
+    assert cfg["dataset"] == "folder" and cfg["data"]["folder"]["root"] == "path/to/your/VOC-layout-folder"
+    errors = schema_errors(cfg, ROOT / "schemas" / "config.schema.yaml")
+    if errors and all(e.startswith("backbone.arch:") for e in errors):
+        pytest.skip(f"the schema does not know {cfg['backbone']['arch']} yet: {errors}")
+    assert errors == []
+
+
+def test_snakemake_dry_run_and_prepare_rule(folder, tmp_path):
+    (tmp_path / "wd").mkdir()
+    wd = workdir(tmp_path / "wd")
+    overlay = write_overlay(wd, {"dataset": "folder", "data": {"folder": {"root": str(folder)}},
+                                 "splits": SPLITS})
+    dry = snakemake(wd, "-n", "results/table1.csv", "--configfile", "config/demo.yaml", overlay)
+    assert "prepare_folder" in dry.stdout and "synthesize_dataset" not in dry.stdout
+    example = snakemake(wd, "-n", "results/table1.csv", "--configfile", "config/folder-example.yaml", overlay)
+    assert "prepare_folder" in example.stdout  # the preset parses, validates and builds its DAG
+    snakemake(wd, "resources/folder/dataset.json", "--cores", "1", "--configfile", "config/demo.yaml", overlay)
+    m = load_manifest(wd / "resources" / "folder" / "dataset.json")
+    assert m.root == folder.resolve() and m.labels() == OBJECTS
+    assert (wd / "logs" / "folder" / "prepare_folder.log").exists()
+    # the split lists are inputs: editing one reruns the preparation
+    (folder / "ImageSets" / "Segmentation" / "val.txt").write_text("e\n")
+    again = snakemake(wd, "-n", "resources/folder/dataset.json", "--configfile", "config/demo.yaml", overlay)
+    assert "prepare_folder" in again.stdout and "Updated input files" in again.stdout
+    # a bad folder stops the rule with the message naming the file, before anything else runs
+    (folder / "SegmentationClass" / "e.png").unlink()
+    bad = snakemake(wd, "resources/folder/dataset.json", "--cores", "1", "--configfile", "config/demo.yaml", overlay,
+                    check=False)
+    assert bad.returncode != 0 and "SegmentationClass/e.png: mask missing" in bad.stderr
+    assert not (wd / "resources" / "folder" / "dataset.json").exists()
