@@ -16,7 +16,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from matlabel.backbone import ResNetBackbone  # noqa: E402
+from matlabel.backbone import build_backbone  # noqa: E402
 from matlabel.cam import CAMNet, multiscale_cams, normalize  # noqa: E402
 from matlabel.train import resolve_device  # noqa: E402
 
@@ -44,7 +44,7 @@ def main() -> None:
     args = ap.parse_args()
     device = resolve_device(args.device)
     w, h = map(int, args.size.split("x"))
-    model = CAMNet(20, ResNetBackbone(args.arch, weights="none")).to(device).eval()
+    model = CAMNet(20, build_backbone(args.arch, weights="none")).to(device).eval()
     image = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
     classes = [1, 15]
     x = normalize(image).unsqueeze(0).to(device)

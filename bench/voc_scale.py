@@ -127,28 +127,28 @@ def classifier_step(method: str, cfg: dict, device: torch.device, small: bool):
     from matlabel.d2cam import D2CAMNet
     from matlabel.losses import loss_for_variant
     from matlabel.train import multilabel_loss
-    from matlabel.backbone import ResNetBackbone
+    from matlabel.backbone import build_backbone
 
     bb = dict(cfg["backbone"], weights="none")
     crop, batch = (96, 4) if small else (cfg["augment"]["crop"], cfg[method]["batch_size"])
     if small:
         bb["arch"] = "resnet18"
     if method == "cam":
-        model, loss = CAMNet(20, ResNetBackbone(**bb)), multilabel_loss
+        model, loss = CAMNet(20, build_backbone(**bb)), multilabel_loss
     else:
-        model = D2CAMNet(20, ResNetBackbone(**bb))
+        model = D2CAMNet(20, build_backbone(**bb))
         loss = loss_for_variant("d2_ma_oe")  # the paper's weights (config.yaml d2cam.loss)
     return make_step(model, loss, make_batch(batch, crop, device), device)
 
 
 def export_image(cfg: dict, device: torch.device, examples, small: bool):
     """Multi-scale (+ flip) maps of one image with the D2CAM network (rule export_cams)."""
-    from matlabel.backbone import ResNetBackbone
+    from matlabel.backbone import build_backbone
     from matlabel.cam import multiscale_cams
     from matlabel.d2cam import D2CAMNet
 
     bb = dict(cfg["backbone"], weights="none", **({"arch": "resnet18"} if small else {}))
-    model = D2CAMNet(20, ResNetBackbone(**bb)).to(device).eval()
+    model = D2CAMNet(20, build_backbone(**bb)).to(device).eval()
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
     it = iter(range(10**9))
@@ -203,7 +203,7 @@ def crf_image(examples, params_name: str):
 
 def irn_step(cfg: dict, device: torch.device, examples, small: bool):
     """One IRN training step on the frozen trunk (rule train_irn): batch and crop of the config."""
-    from matlabel.backbone import ResNetBackbone
+    from matlabel.backbone import build_backbone
     from matlabel.irn.data import AffinityAugment, downsample_label
     from matlabel.irn.loss import irn_loss
     from matlabel.irn.model import IRNet
@@ -212,7 +212,7 @@ def irn_step(cfg: dict, device: torch.device, examples, small: bool):
     t = cfg["irn"]["train"]
     crop, batch, radius = (96, 4, 5) if small else (t["crop"], t["batch_size"], t["radius"])
     bb = dict(cfg["backbone"], weights="none", **({"arch": "resnet18"} if small else {}))
-    model = IRNet(ResNetBackbone(**bb), radius=radius).to(device)
+    model = IRNet(build_backbone(**bb), radius=radius).to(device)
     aug = AffinityAugment(tuple(t["rescale"]), crop, t["hflip"])
     items = []
     for i in range(batch):
@@ -241,13 +241,13 @@ def irn_step(cfg: dict, device: torch.device, examples, small: bool):
 
 def walk_image(cfg: dict, device: torch.device, examples, small: bool):
     """IRN's random walk of one image from its exported maps (rule random_walk)."""
-    from matlabel.backbone import ResNetBackbone
+    from matlabel.backbone import build_backbone
     from matlabel.irn.model import IRNet
     from matlabel.irn.random_walk import sem_seg_labels
 
     w = cfg["irn"]["walk"]
     bb = dict(cfg["backbone"], weights="none", **({"arch": "resnet18"} if small else {}))
-    model = IRNet(ResNetBackbone(**bb), radius=5 if small else cfg["irn"]["train"]["radius"]).to(device).eval()
+    model = IRNet(build_backbone(**bb), radius=5 if small else cfg["irn"]["train"]["radius"]).to(device).eval()
     inputs = [(ex.image, soft_maps(ex.mask, ex.labels), ex.labels) for ex in examples if ex.labels]
     it = iter(range(10**9))
 

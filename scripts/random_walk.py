@@ -3,7 +3,7 @@ import torch
 from tqdm import tqdm
 
 from matlabel import runlog
-from matlabel.backbone import ResNetBackbone
+from matlabel.backbone import build_backbone
 from matlabel.datasets.layout import load_manifest
 from matlabel.io import atomic_dir, read_image, write_label_png
 from matlabel.irn import IRNet, sem_seg_labels
@@ -18,7 +18,7 @@ def main(smk):
     device = resolve_device(p.device)
     manifest = load_manifest(smk.input.manifest)
     ids = shard_ids(manifest.split_ids(p.split), int(smk.wildcards.shard), p.n_shards)
-    model = IRNet(ResNetBackbone(**{**p.backbone, "weights": "none"}), radius=p.radius)
+    model = IRNet(build_backbone(**{**p.backbone, "weights": "none"}), radius=p.radius)
     model.load_state_dict(torch.load(smk.input.model, map_location="cpu", weights_only=False)["model"])
     model.to(device).eval()
     walk = dict(p.walk)

@@ -3,7 +3,7 @@ import torch
 
 from matlabel import runlog
 from matlabel.checkpoints import load_trunk
-from matlabel.backbone import ResNetBackbone
+from matlabel.backbone import build_backbone
 from matlabel.datasets.layout import load_manifest
 from matlabel.irn import AffinityAugment, IRNDataset, IRNet, irn_loss
 from matlabel.train import TrainConfig, input_stamps, resolve_device, train
@@ -21,7 +21,7 @@ def main(smk):
     weights = "none" if smk.input.get("backbone") else p.backbone["weights"]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(p.seed)
-        model = IRNet(ResNetBackbone(**{**p.backbone, "weights": weights}), radius=radius)
+        model = IRNet(build_backbone(**{**p.backbone, "weights": weights}), radius=radius)
     if smk.input.get("backbone"):
         load_trunk(model.backbone, smk.input.backbone)
         log.info("backbone from %s", smk.input.backbone)

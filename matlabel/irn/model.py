@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from matlabel.backbone import STAGES, ResNetBackbone
+from matlabel.backbone import STAGES, StagedBackbone
 from matlabel.irn.relations import PathIndex
 
 EDGE_WIDTH = 32  # IRN fc_edge1..5 output channels
@@ -25,10 +25,12 @@ DP_WIDTHS = (64, 128, 256, 256, 256)  # IRN fc_dp1..5 output channels
 DP_HIDDEN = 256  # IRN fc_dp6, fc_dp7
 
 
-def stage_channels(backbone: ResNetBackbone) -> tuple[int, ...]:
-    """Output channels of the five stages (ResNet-50: 64, 256, 512, 1024, 2048; ResNet-18: 64, 64, 128, 256, 512).
+def stage_channels(backbone: StagedBackbone) -> tuple[int, ...]:
+    """Output channels of the five stages (ResNet-50: 64, 256, 512, 1024, 2048; ResNet-18: 64, 64, 128, 256, 512;
+    EfficientNet-Lite0: 24, 24, 40, 112, 1280).
 
-    Read from the last BatchNorm of each stage, so any torchvision ResNet works.
+    Read from the last BatchNorm of each stage (timm's BatchNormAct2d included), so any backbone of
+    ``matlabel.backbone`` works.
     """
     out = []
     for name in STAGES:
@@ -47,7 +49,7 @@ def _unit(c_in: int, c_out: int, groups: int, up: int = 1) -> nn.Sequential:
 
 
 class IRNet(nn.Module):
-    """IRN's edge and displacement branches on a frozen ``ResNetBackbone``.
+    """IRN's edge and displacement branches on a frozen backbone (``matlabel.backbone.build_backbone``).
 
     Parameters
     ----------
@@ -57,7 +59,7 @@ class IRNet(nn.Module):
         reads it from the model, as IRN's ``AffinityDisplacementLoss`` holds its ``path_index``.
     """
 
-    def __init__(self, backbone: ResNetBackbone, radius: int = 10):
+    def __init__(self, backbone: StagedBackbone, radius: int = 10):
         super().__init__()
         self.backbone = backbone
         for p in self.backbone.parameters():
