@@ -69,6 +69,17 @@ def build(method: str, num_fg: int, backbone: dict, seed: int = 0, loss: dict | 
         return builder(num_fg, backbone), loss_fn
 
 
+def trunk_for_training(backbone: dict, train_n1: bool | None) -> dict:
+    """The backbone settings a method trains with: ``train_n1`` (config ``d2cam.train_n1``) true trains D2CAM's N1
+    (stem..layer2) too, i.e. ``train_from: stem`` (paper Sec. 4.2 truncates N1's gradient in L_d2 only); false or
+    None (methods without the key) keep ``backbone.train_from``. Only the gradient changes: the weights' names and
+    shapes, hence export and every later reader, are the same."""
+    backbone = dict(backbone)
+    if train_n1:
+        backbone["train_from"] = "stem"
+    return backbone
+
+
 def load_init(model: torch.nn.Module, checkpoint: dict) -> list[str]:
     """Start ``model`` from another method's trained weights (config ``d2cam.init_from``, ``recam.init_from``).
 

@@ -4,7 +4,7 @@ import torch
 from matlabel import runlog
 from matlabel.datasets.layout import load_manifest
 from matlabel.datasets.loader import ClassifierAugment, VOCLayoutDataset
-from matlabel.models import build, load_init
+from matlabel.models import build, load_init, trunk_for_training
 from matlabel.train import TrainConfig, input_stamps, resolve_device, train
 
 
@@ -21,14 +21,15 @@ def main(smk):
     train_cfg = dict(p.train)
     loss = train_cfg.pop("loss", None)  # D2CAM's loss weights (paper Sec. 3.2.1 / 4.2)
     init_from = train_cfg.pop("init_from", None)
-    model, loss_fn = build(smk.wildcards.method, manifest.num_classes - 1, p.backbone, seed=p.seed, loss=loss)
+    backbone = trunk_for_training(p.backbone, train_cfg.pop("train_n1", None))
+    model, loss_fn = build(smk.wildcards.method, manifest.num_classes - 1, backbone, seed=p.seed, loss=loss)
     if init_from:
         fresh = load_init(model, torch.load(smk.input.init, map_location="cpu", weights_only=False))
         log.info("initialised from %s (%s); left at their init: %s", init_from, smk.input.init, fresh)
     cfg = TrainConfig(**train_cfg, seed=p.seed, num_workers=min(4, max(0, smk.threads - 1)))
     log.info("training %s on %d images of '%s' on %s: %s", smk.wildcards.method, len(dataset), p.split, device, cfg)
     history = train(model, dataset, cfg, device, smk.output.model, loss_fn=loss_fn,
-                    extra={"backbone": dict(p.backbone), "augment": dict(p.augment), "method": smk.wildcards.method,
+                    extra={"backbone": backbone, "augment": dict(p.augment), "method": smk.wildcards.method,
                            "loss": loss, "init_from": init_from,
                            "code": p.code, "inputs": input_stamps(list(smk.input))})
     log.info("done: %s", history[-1])

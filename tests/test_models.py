@@ -62,3 +62,23 @@ def test_load_init_refuses_a_checkpoint_of_another_architecture():
     d2, _ = build("d2cam", 6, BACKBONE)
     with pytest.raises(ValueError, match="backbone"):
         load_init(d2, {"model": {k: v for k, v in other.state_dict().items() if "layer" in k}})
+
+
+@pytest.mark.parametrize("train_n1", [True, False])
+def test_d2cam_train_n1_decides_whether_n1_gets_a_gradient(train_n1):
+    """d2cam.train_n1 (paper Sec. 4.2: only L_d2 is truncated, so N1 trains from L_cls, L_ma and L_oe) against IRN's
+    frozen stage 1-2 (backbone.train_from layer3)."""
+    import torch
+
+    from matlabel.models import trunk_for_training
+
+    backbone = trunk_for_training({**BACKBONE, "train_from": "layer3"}, train_n1)
+    assert backbone["train_from"] == ("stem" if train_n1 else "layer3")
+    model, loss_fn = build("d2cam", 20, backbone)
+    labels = torch.zeros(2, 20)
+    labels[0, 3] = labels[1, 7] = 1
+    loss_fn(model, {"image": torch.randn(2, 3, 64, 64), "label": labels})["total"].backward()
+    n1 = [p.grad for p in model.backbone.layer1.parameters()]
+    assert all((g is not None and g.abs().sum() > 0) for g in n1) if train_n1 else all(g is None for g in n1)
+    assert all(p.grad is not None for p in model.backbone.layer3.parameters())
+    assert trunk_for_training(BACKBONE, None) == BACKBONE  # methods without the key keep backbone.train_from
