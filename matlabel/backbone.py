@@ -35,6 +35,23 @@ class StagedBackbone(nn.Module):
     ``train_from`` in their constructor.
     """
 
+    @staticmethod
+    def _check(arch: str, known, train_from: str) -> None:
+        """ValueError naming the choices when ``arch`` is not one of ``known`` or ``train_from`` not a stage."""
+        if arch not in known:
+            raise ValueError(f"unknown backbone {arch!r}; choose one of {sorted(known)}")
+        if train_from not in STAGES:
+            raise ValueError(f"train_from must be one of {STAGES}, got {train_from!r}")
+
+    def _settle(self, output_stride: int, freeze_bn: bool, train_from: str) -> None:
+        """Record the settings (the stages are set) and take the gradient from the stages before ``train_from``."""
+        self.freeze_bn = freeze_bn
+        self.train_from = train_from
+        self.output_stride = output_stride
+        for name in STAGES[:STAGES.index(train_from)]:
+            for p in getattr(self, name).parameters():
+                p.requires_grad_(False)
+
     def train(self, mode: bool = True):
         super().train(mode)
         if self.freeze_bn:
@@ -98,10 +115,7 @@ class ResNetBackbone(StagedBackbone):
     def __init__(self, arch: str = "resnet50", weights: str = "imagenet", output_stride: int = 16,
                  freeze_bn: bool = True, train_from: str = "layer3"):
         super().__init__()
-        if arch not in ARCHS:
-            raise ValueError(f"unknown backbone {arch!r}; choose one of {sorted(ARCHS)}")
-        if train_from not in STAGES:
-            raise ValueError(f"train_from must be one of {STAGES}, got {train_from!r}")
+        self._check(arch, ARCHS, train_from)
         ctor, imagenet, self.out_channels = ARCHS[arch]
         net = ctor(weights=imagenet if weights == "imagenet" else None)
         if weights not in ("imagenet", "none"):
@@ -115,13 +129,7 @@ class ResNetBackbone(StagedBackbone):
             raise ValueError(f"output_stride must be 16 or 32, got {output_stride}")
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
-        self.freeze_bn = freeze_bn
-        self.train_from = train_from
-        self.output_stride = output_stride
-        first = STAGES.index(train_from)
-        for name in STAGES[:first]:
-            for p in getattr(self, name).parameters():
-                p.requires_grad_(False)
+        self._settle(output_stride, freeze_bn, train_from)
 
 
 def _remove_stride(layer: nn.Sequential) -> None:
@@ -190,10 +198,7 @@ class EfficientNetBackbone(StagedBackbone):
     def __init__(self, arch: str = "efficientnet_lite0", weights: str = "imagenet", output_stride: int = 16,
                  freeze_bn: bool = True, train_from: str = "layer3"):
         super().__init__()
-        if arch not in EFFICIENTNET_ARCHS:
-            raise ValueError(f"unknown backbone {arch!r}; choose one of {arch_names()}")
-        if train_from not in STAGES:
-            raise ValueError(f"train_from must be one of {STAGES}, got {train_from!r}")
+        self._check(arch, EFFICIENTNET_ARCHS, train_from)
         if output_stride not in EFFICIENTNET_OUTPUT_STRIDES:
             raise ValueError(f"output_stride must be one of {EFFICIENTNET_OUTPUT_STRIDES}, got {output_stride}")
         import timm  # here, so that importing matlabel.backbone does not import timm
@@ -210,13 +215,7 @@ class EfficientNetBackbone(StagedBackbone):
         self.layer3 = nn.Sequential(*b[3], *b[4])
         self.layer4 = nn.Sequential(*b[5], *b[6], net.conv_head, net.bn2)
         self.out_channels = net.num_features
-        self.freeze_bn = freeze_bn
-        self.train_from = train_from
-        self.output_stride = output_stride
-        first = STAGES.index(train_from)
-        for name in STAGES[:first]:
-            for p in getattr(self, name).parameters():
-                p.requires_grad_(False)
+        self._settle(output_stride, freeze_bn, train_from)
 
     def output_size(self, h: int, w: int, upto: str = "layer4") -> tuple[int, int]:
         """Feature grid of stage ``upto`` for an h x w input, from the conv arithmetic of its convolutions
