@@ -1,6 +1,6 @@
 """The workflow on a real one-node SLURM (ci/slurm-up.sh), through profiles/slurm as a user runs it.
 
-The tiny demo runs once with a fault that only rule evaluate_cams meets (an evaluation split that does not exist),
+The tiny demo runs once with a fault that only the evaluation rules meet (an evaluation split that does not exist),
 then again without it. Checked: GPU rules are submitted to the profile's GPU partition with a GPU request, the failed
 job is reported as failed (after the profile's retry, with twice the memory), the rerun does only the jobs that had
 not finished, and it ends with results/table1.csv. SLURM is brought up and down by this module (root + Debian; the
@@ -92,6 +92,9 @@ def submitted_jobs(text: str) -> list[dict]:
     return jobs
 
 
+FAULTY_RULES = ("evaluate_cams", "evaluate_floor")  # the rules that read the faulty split of run 1
+
+
 def mem_mb(job: dict) -> int:
     value = job["MinMemoryNode"]  # e.g. 8000M or 16G
     return int(float(value[:-1]) * (1024 if value.endswith("G") else 1))
@@ -103,7 +106,8 @@ def runs(slurm_cluster, tmp_path_factory):
     wd = snapshot_workflow(tmp_path_factory.mktemp("slurm"), extra=["profiles"])
     # the CAM seed only: this checks how jobs travel through SLURM, the pipeline itself is tested in test_workflow
     tiny = write_overlay(wd, {**TINY, "table1": {"methods": ["cam"], "stages": ["seed"]}})
-    fault = wd / "fault.yaml"  # a split that only evaluate_cams reads, and that the dataset does not have
+    fault = wd / "fault.yaml"  # a split that only the evaluations (the CAM seed's, the floor's) read, and that the
+    # dataset does not have
     fault.write_text(yaml.safe_dump({"splits": {"eval_seed": "no_such_split"}}))
     target = "results/table1.csv"
     started = time.monotonic()
@@ -133,11 +137,12 @@ def test_failed_job_is_reported_as_failed(runs):
     assert first.returncode not in (0, 137), f"run 1 should fail in evaluate_cams:\n{text[-4000:]}"
     assert "Error in rule evaluate_cams" in text
     assert re.search(r"SLURM-job '\d+' failed, SLURM status is: 'FAILED'", text), text[-4000:]
-    failed = [j for j in jobs if j["rule"] == "evaluate_cams"]
-    assert len(failed) == 1 + PROFILE["retries"], jobs  # the profile's retries, each a new SLURM job
-    assert all(j["JobState"] == "FAILED" for j in failed), failed
-    assert mem_mb(failed[1]) == 2 * mem_mb(failed[0])  # a retry asks for twice the memory (`* attempt`)
-    assert all(j["JobState"] == "COMPLETED" for j in jobs if j["rule"] != "evaluate_cams"), jobs
+    for rule in FAULTY_RULES:
+        failed = [j for j in jobs if j["rule"] == rule]
+        assert len(failed) == 1 + PROFILE["retries"], jobs  # the profile's retries, each a new SLURM job
+        assert all(j["JobState"] == "FAILED" for j in failed), failed
+        assert mem_mb(failed[1]) == 2 * mem_mb(failed[0])  # a retry asks for twice the memory (`* attempt`)
+    assert all(j["JobState"] == "COMPLETED" for j in jobs if j["rule"] not in FAULTY_RULES), jobs
     assert "no_such_split" in runs["first_log"]  # the job's own log says why
     assert not runs["first_table"]
 
@@ -162,9 +167,10 @@ def test_rerun_resumes_without_redoing_finished_jobs(runs):
     second, wd = runs["second"], runs["wd"]
     text = output(second)
     assert second.returncode == 0, f"{text[-4000:]}\n{slurm_logs(wd)}"
-    assert job_counts(text) == {"evaluate_cams": 1, "table1": 1, "configured_dataset_table": 1, "total": 3}
-    assert "evaluate_cams" in {j["rule"] for j in runs["second_jobs"]}
-    assert {j["rule"] for j in runs["second_jobs"]} <= {"evaluate_cams", "table1", "configured_dataset_table"}
+    assert job_counts(text) == {"evaluate_cams": 1, "evaluate_floor": 1, "table1": 1, "configured_dataset_table": 1,
+                                "total": 4}
+    assert set(FAULTY_RULES) <= {j["rule"] for j in runs["second_jobs"]}
+    assert {j["rule"] for j in runs["second_jobs"]} <= {*FAULTY_RULES, "table1", "configured_dataset_table"}
     assert all(j["JobState"] == "COMPLETED" for j in runs["second_jobs"]), runs["second_jobs"]
     assert "rule train_classifier:" not in text and "rule export_cams:" not in text
     assert {p: p.stat().st_mtime_ns for p in runs["finished"]} == runs["finished"]  # model and maps untouched
