@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# Dataset sizes the projection multiplies by (REFERENCES.md "Datasets").
+# Dataset sizes the projection multiplies by (VOC 2012 + SBD train_aug, VOC 2012 val).
 VOC_TRAIN_AUG, VOC_VAL = 10582, 1449
 
 

@@ -343,7 +343,7 @@ class SegConfig:
 RECIPES = {
     # deeplab-pytorch configs/voc12.yaml (ResNet-101 MSC, train_aug).
     "voc12": SegConfig(),
-    # COCO 2014 (81 classes) as LPCAM trains it (shared/REFERENCES.md: batch 10, 100k iterations, lr 2e-4); 5 x 2
+    # COCO 2014 (81 classes) as LPCAM (Chen & Sun, CVPR 2023) trains it: batch 10, 100k iterations, lr 2e-4; 5 x 2
     # and the rest as deeplab-pytorch's configs/cocostuff164k.yaml (ITER_MAX 100000, BATCH 5, ITER_SIZE 2).
     "coco14": SegConfig(iterations=100000, lr=2e-4),
 }

@@ -7,7 +7,8 @@ pseudo-label. The composition is ``laplacian -> linear system -> solve -> clip``
 
 * ``L = D - W`` (the original's graph Laplacian) instead of pymatting's ``I - D^-1 W``: it is symmetric, so
   conjugate gradients applies; pymatting's non-symmetric system failed to converge on some VOC photos
-  (/work/shared/REFERENCES.md, "KNN matting"). The neighbour graph ``W`` is pymatting's (same features,
+  (measured; the original's Laplacian: dingzeyuli/knn-matting src/knn_matting.m, pymatting's:
+  pymatting/laplacian/knn_laplacian.py). The neighbour graph ``W`` is pymatting's (same features,
   neighbour counts and distance weights, binary kernel), so the two Laplacians share their rows up to a
   per-row scale, and a hard-constrained solve of either gives the same alpha.
 * By default the known pixels are hard constraints (``lam=inf``): they are eliminated and the system is over
@@ -321,7 +322,7 @@ def knn_laplacian(image: np.ndarray, n_neighbors: Sequence[int] = (20, 10),
     ``W = A + A^T`` summed over passes (so W_ij in {0, ..., 4}), self-loops dropped. Unlike pymatting's
     ``I - D^-1 W`` this is the original's ``D - W`` (D = diag of W's row sums): symmetric positive
     semi-definite with ``L 1 = 0``; ``L + lam C`` (or the unknown-unknown block) is SPD on every graph component
-    that holds a known pixel, so conjugate gradients converges (REFERENCES.md "KNN matting").
+    that holds a known pixel, so conjugate gradients converges (dingzeyuli/knn-matting src/knn_matting.m).
 
     Parameters
     ----------
