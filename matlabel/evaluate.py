@@ -41,12 +41,9 @@ def evaluate_cams(manifest: Manifest, ids, shard_dirs, bg_threshold: float, swee
     main = meters[float(bg_threshold)]
     curve = {f"{t:.2f}": round(100 * m.miou(), 2) for t, m in meters.items()}
     best = max(thresholds, key=lambda t: meters[t].miou())
-    iou = main.iou()
     return {
-        "miou": round(100 * main.miou(), 2),
+        **_scores(main, manifest, len(ids)),
         "bg_threshold": float(bg_threshold),
-        "n_images": len(ids),
-        "iou": {name: (None if np.isnan(v) else round(100 * float(v), 2)) for name, v in zip(manifest.class_names, iou)},
         "sweep": curve,
         "best_threshold": best,
         "best_miou": round(100 * meters[best].miou(), 2),
