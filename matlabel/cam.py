@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from matlabel.backbone import StagedBackbone
+from matlabel.seeds import cams_to_labels, labels_at_thresholds  # noqa: F401  (re-exported)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -107,24 +108,3 @@ def _stride_of(size: tuple[int, int], feat: tuple[int, int]) -> int:
     # tiny inputs can round oddly; fall back to the nearest ratio
     return max(1, round(size[0] / feat[0]))
 
-
-def cams_to_labels(cams: np.ndarray, classes, bg_threshold: float) -> np.ndarray:
-    """Seed label map from normalised maps: background = constant plane at ``bg_threshold``, then argmax.
-
-    cams : (k, H, W) in [0, 1]; classes : the k class indices. Returns (H, W) uint8 (0 = background).
-    """
-    return labels_at_thresholds(cams, classes, [bg_threshold])[0]
-
-
-def labels_at_thresholds(cams: np.ndarray, classes, thresholds) -> list[np.ndarray]:
-    """``cams_to_labels`` for several background thresholds, with the argmax computed once.
-
-    A pixel takes the class of its largest map when that map exceeds the threshold, else background
-    (a tie goes to the background plane, as argmax over [background, maps...] picks the first maximum).
-    """
-    h, w = cams.shape[-2:]
-    if len(classes) == 0:
-        return [np.zeros((h, w), dtype=np.uint8) for _ in thresholds]
-    fg = np.asarray(classes, dtype=np.uint8)[cams.argmax(0)]
-    peak = cams.max(0)
-    return [np.where(peak > t, fg, 0).astype(np.uint8) for t in thresholds]

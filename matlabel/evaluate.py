@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from matlabel.cam import labels_at_thresholds
+from matlabel.seeds import labels_at_thresholds
 from matlabel.datasets.layout import Manifest
 from matlabel.io import read_label_png
 from matlabel.metrics import ConfusionMeter

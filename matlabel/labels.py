@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from matlabel.cam import cams_to_labels
+from matlabel.seeds import cams_to_labels
 from matlabel.trimap import BG, FG, make_trimaps, trimap_fractions
 
 # Table 1 row -> (method whose exported maps it uses, labeler)

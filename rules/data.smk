@@ -81,6 +81,7 @@ rule prepare_folder:
         code=code_version("datasets/folder.py", "datasets/layout.py"),
         root=folder_config().get("root"),
         classes=folder_config().get("classes"),
+        max_side=folder_config().get("max_side"),
         splits=config["splits"],  # max_errors is read from the config: no rerun for it
     log:
         "logs/folder/prepare_folder.log",

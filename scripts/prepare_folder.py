@@ -12,7 +12,7 @@ def main(smk):
     max_errors = smk.config.get("data", {}).get("folder", {}).get("max_errors", 20)
     log.info("checking %s for the splits %s", p.root, dict(p.splits))
     manifest = prepare_folder(p.root, Path(smk.output.manifest).parent, splits=dict(p.splits), classes=p.classes,
-                              max_errors=max_errors)
+                              max_errors=max_errors, max_side=p.max_side)
     log.info("wrote %s", manifest)
 
 

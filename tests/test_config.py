@@ -27,9 +27,12 @@ def merge(a, b):
     return out
 
 
-@pytest.mark.parametrize("overlay", [None, "config/demo.yaml", "config/coco14.yaml"])
-def test_shipped_configs_are_valid(overlay):
+@pytest.mark.parametrize("overlay", [None, "config/demo.yaml", "config/coco14.yaml", "config/folder-example.yaml"])
+def test_shipped_configs_are_valid(overlay, tmp_path):
     cfg = load(overlay=overlay)
+    if cfg["dataset"] == "folder":  # its root is a placeholder for the user's folder
+        (tmp_path / "classes.txt").write_text("background\ncat\n")
+        cfg["data"]["folder"]["root"] = str(tmp_path)
     validate(cfg, SCHEMA)
     check_config(cfg)
 

@@ -251,3 +251,43 @@ def test_snakemake_dry_run_and_prepare_rule(folder, tmp_path):
                     check=False)
     assert bad.returncode != 0 and "SegmentationClass/e.png: mask missing" in bad.stderr
     assert not (wd / "resources" / "folder" / "dataset.json").exists()
+
+
+def test_max_side_runs_on_a_shrunk_copy(folder, tmp_path):
+    """data.folder.max_side: images and masks shrunk (masks by nearest neighbour: indices and 255 exact) in a copy
+    under resources/folder/resized/, the manifest pointing at it; the user's folder untouched."""
+    big = {"a": (80, 60), "b": (30, 80)}  # a: long side 80 -> 40; b: portrait 80 -> 40; the rest (40 x 30) unchanged
+    for image_id, size in big.items():
+        _jpg(folder / "JPEGImages" / f"{image_id}.jpg", size)
+        mask = np.zeros(size[::-1], np.uint8)
+        mask[: size[1] // 2] = 1 if image_id == "a" else 2
+        mask[-1] = 255
+        write_label_png(folder / "SegmentationClass" / f"{image_id}.png", mask)
+    before = listing(folder)
+    out = tmp_path / "resources" / "folder"
+    m = load_manifest(prepare_folder(folder, out, SPLITS, max_side=40))
+    assert listing(folder) == before
+    assert m.root == (out / "resized").resolve() and m.split_ids("train") == TRAIN and m.split_ids("val") == VAL
+    sizes = {i: Image.open(m.image_path(i)).size for i in TRAIN + VAL}
+    assert sizes == {"a": (40, 30), "b": (15, 40), "c": (W, H), "d": (W, H), "e": (W, H), "f": (W, H)}
+    for i in TRAIN + VAL:
+        with Image.open(m.mask_path(i)) as mask:
+            assert mask.size == sizes[i] and mask.mode == "P"
+            values = set(np.unique(np.asarray(mask)).tolist())
+        assert values <= {0, 1, 2, 255} and 255 in values
+    assert set(np.unique(np.asarray(Image.open(m.mask_path("a")))).tolist()) == {0, 1, 255}
+    # unchanged images are byte copies
+    assert (folder / "JPEGImages" / "c.jpg").read_bytes() == m.image_path("c").read_bytes()
+    # back to null: the manifest is the user's folder again and the stale copy is gone
+    m = load_manifest(prepare_folder(folder, out, SPLITS))
+    assert m.root == folder.resolve() and not (out / "resized").exists()
+
+
+def test_max_side_rejects_a_bad_value(folder, tmp_path):
+    with pytest.raises(ValueError, match="max_side"):
+        prepare_folder(folder, tmp_path / "out", SPLITS, max_side=8)
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg = copy.deepcopy(cfg)
+    cfg["dataset"], cfg["data"]["folder"] = "folder", {"root": str(folder), "max_side": "big"}
+    with pytest.raises(ConfigError, match="max_side"):
+        check_config(cfg)

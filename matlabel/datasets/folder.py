@@ -12,13 +12,17 @@ The folder (config ``data.folder.root``) is read, never written::
 
 :func:`prepare_folder` checks every file the configured splits need (all problems collected and reported
 together), then writes ``<out_dir>/cls_labels.json`` and, last, ``<out_dir>/dataset.json`` whose root is
-the user's folder. docs/folder-dataset.md is the user's guide.
+the user's folder. With ``max_side`` (config ``data.folder.max_side``) the images, masks and split lists are first
+copied to ``<out_dir>/resized/`` with the long side at most ``max_side`` pixels, and the manifest's root is that
+copy: every stage, and the scores, then run at that size (a CPU run on a few hundred photos; the paper's numbers are
+at full size). docs/folder-dataset.md is the user's guide.
 """
 from __future__ import annotations
 
 import logging
 import os
 import re
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -26,12 +30,14 @@ import numpy as np
 from PIL import Image
 
 from matlabel.datasets.layout import IGNORE_INDEX, VOC_CLASSES, write_cls_labels, write_manifest
+from matlabel.io import atomic_dir
 
 IMAGE_DIR = "JPEGImages"
 MASK_DIR = "SegmentationClass"
 SPLIT_DIR = Path("ImageSets", "Segmentation")
 CLASSES_FILE = "classes.txt"
 LABELS_CSV = "cls_labels.csv"
+RESIZED_DIR = "resized"  # under out_dir: the copy at data.folder.max_side
 EVAL_ROLES = ("eval_seed", "eval_seg")  # config splits whose images are scored against their masks
 MAX_CLASSES = IGNORE_INDEX  # class indices 0..254; 255 is the ignore label
 HOW_TO_NAME_CLASSES = (f"give the class names (background first) as config data.folder.classes: [background, ...], "
@@ -112,6 +118,9 @@ def resolve_class_names(root: str | os.PathLike, classes=None) -> tuple[str, ...
 def folder_config_errors(folder: Mapping | None) -> list[str]:
     """Config errors of ``data.folder`` (when ``dataset: folder``), each naming its key, for ``check_config``."""
     folder = folder or {}
+    max_side_error = _max_side_error(folder.get("max_side"))
+    if max_side_error:
+        return [max_side_error]
     root = folder.get("root")
     if not root:
         return ["data.folder.root: required when dataset is folder: the path of your folder in VOC layout "
@@ -347,8 +356,58 @@ def check_folder(root: str | os.PathLike, class_names: Sequence[str], splits: Ma
     return split_ids, labels, source
 
 
+def resized_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """(width, height) with the long side at most ``max_side``, aspect kept (each side at least 1 pixel)."""
+    w, h = size
+    scale = max_side / max(w, h)
+    if scale >= 1:
+        return w, h
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def _max_side_error(max_side) -> str | None:
+    if max_side is None or (isinstance(max_side, int) and not isinstance(max_side, bool) and max_side >= 32):
+        return None
+    return f"data.folder.max_side must be an integer >= 32 or null, got {max_side!r}"
+
+
+def write_resized_copy(root: Path, dest: Path, split_ids: Mapping[str, list[str]], max_side: int) -> None:
+    """Copy the split lists, images and masks of ``split_ids`` from ``root`` to ``dest`` (VOC layout), images
+    larger than ``max_side`` on their long side shrunk to it: images by area averaging (as cv2.INTER_AREA),
+    masks by nearest neighbour (class indices and 255 stay exact). Smaller images are copied unchanged. The copy
+    appears whole or not at all."""
+    if _max_side_error(max_side):
+        raise ValueError(_max_side_error(max_side))
+    ids = list(dict.fromkeys(i for split_list in split_ids.values() for i in split_list))
+    with atomic_dir(dest) as tmp:
+        tmp = Path(tmp)
+        (tmp / SPLIT_DIR).mkdir(parents=True)
+        for split, split_list in split_ids.items():
+            (tmp / SPLIT_DIR / f"{split}.txt").write_text("".join(f"{i}\n" for i in split_list))
+        (tmp / IMAGE_DIR).mkdir()
+        (tmp / MASK_DIR).mkdir()
+        shrunk = 0
+        for i in ids:
+            src = root / IMAGE_DIR / f"{i}.jpg"
+            with Image.open(src) as img:
+                size = resized_size(img.size, max_side)
+                if size == img.size:
+                    shutil.copyfile(src, tmp / IMAGE_DIR / f"{i}.jpg")
+                else:
+                    img.convert("RGB").resize(size, Image.Resampling.BOX).save(tmp / IMAGE_DIR / f"{i}.jpg",
+                                                                                quality=95)
+                    shrunk += 1
+            mask = root / MASK_DIR / f"{i}.png"
+            if mask.is_file():
+                with Image.open(mask) as m:
+                    # mode P or L kept as is, palette included: the values are the class indices
+                    m.resize(size, Image.Resampling.NEAREST).save(tmp / MASK_DIR / f"{i}.png")
+    log.info("copied %d images (%d shrunk to a long side of %d px) and their masks to %s", len(ids), shrunk, max_side,
+             dest)
+
+
 def prepare_folder(root: str | os.PathLike, out_dir: str | os.PathLike, splits: Mapping[str, str], classes=None,
-                   max_errors: int = 20, name: str = "folder") -> Path:
+                   max_errors: int = 20, name: str = "folder", max_side: int | None = None) -> Path:
     """Check the user's folder and write ``<out_dir>/cls_labels.json`` and then ``<out_dir>/dataset.json``.
 
     Parameters
@@ -359,6 +418,8 @@ def prepare_folder(root: str | os.PathLike, out_dir: str | os.PathLike, splits: 
     splits : config ``splits`` ({role: split name}).
     classes : config ``data.folder.classes`` (list of names, ``"voc"``, or None for ``<root>/classes.txt``).
     max_errors : at most this many problems are shown in the error message (all go to the log).
+    max_side : None uses the folder as it is; an integer first copies it to ``<out_dir>/resized`` with every image
+        (and mask) shrunk to at most that long side, and the manifest points at the copy.
 
     Returns
     -------
@@ -379,8 +440,14 @@ def prepare_folder(root: str | os.PathLike, out_dir: str | os.PathLike, splits: 
                     "e.g. %s", len(empty), train, empty[:3])
     log.info("%d classes %s; labels of %d images from %s; splits %s", len(class_names), list(class_names),
              len(labels), source, {s: len(ids) for s, ids in split_ids.items()})
+    data_root = root
+    if max_side is None:
+        shutil.rmtree(out_dir / RESIZED_DIR, ignore_errors=True)  # a copy from an earlier max_side is stale
+    else:
+        data_root = out_dir / RESIZED_DIR
+        write_resized_copy(root, data_root, split_ids, max_side)
     write_cls_labels(out_dir, labels)
-    write_manifest(manifest, name=name, root=root, class_names=class_names, mask_dir=MASK_DIR,
+    write_manifest(manifest, name=name, root=data_root, class_names=class_names, mask_dir=MASK_DIR,
                    splits={s: len(ids) for s, ids in split_ids.items()}, labels_file=out_dir / "cls_labels.json",
-                   absolute_root=root.is_absolute())
+                   absolute_root=data_root.is_absolute())
     return manifest
