@@ -10,6 +10,21 @@ class ConfigError(ValueError):
     """A configuration that cannot run; the message names the key(s) and the fix."""
 
 
+#: What a map method's thresholds are (config ``method_thresholds.<section>``): the seed's background plane, IRN's
+#: confident foreground / background, and the random walk's background plane.
+THRESHOLD_KEYS = ("seed", "confident_fg", "confident_bg", "walk")
+
+
+def method_thresholds(config: dict, section: str) -> dict[str, float]:
+    """The thresholds of the rows built on one map method's maps (``section``: its config section, ``cam``,
+    ``d2cam`` or ``recam``; D2CAM's Table 4 variants share ``d2cam``'s): IRN's values (``evaluate.bg_threshold``,
+    ``irn.confident.threshold``, ``irn.walk.bg_threshold``) with ``method_thresholds.<section>`` over them."""
+    irn = config["irn"]
+    defaults = {"seed": config["evaluate"]["bg_threshold"], "confident_fg": irn["confident"]["threshold"]["fg"],
+                "confident_bg": irn["confident"]["threshold"]["bg"], "walk": irn["walk"]["bg_threshold"]}
+    return {**defaults, **(config.get("method_thresholds") or {}).get(section, {})}
+
+
 def schema_errors(config: dict, schema_path) -> list[str]:
     """Every violation of the JSON Schema as one line ``key.path: what is wrong`` (all at once, sorted by key),
     where Snakemake's own validation stops at the first and follows it with the whole config section."""
@@ -65,5 +80,10 @@ def check_config(config: dict) -> None:
     for kind, conf in config["irn"]["confident"].items():
         if not conf["bg"] < conf["fg"]:
             errors.append(f"irn.confident.{kind}: bg ({conf['bg']}) must be below fg ({conf['fg']})")
+    for section in config.get("method_thresholds") or {}:
+        t = method_thresholds(config, section)
+        if not t["confident_bg"] < t["confident_fg"]:
+            errors.append(f"method_thresholds.{section}: confident_bg ({t['confident_bg']}) must be below "
+                          f"confident_fg ({t['confident_fg']})")
     if errors:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(errors))

@@ -67,7 +67,7 @@ rule evaluate_cams:
     params:
         code=code_version("evaluate.py", "metrics.py", "cam.py"),
         split=config["splits"]["eval_seed"],
-        bg_threshold=config["evaluate"]["bg_threshold"],
+        bg_threshold=lambda wc: method_thresholds(config, config_section(wc.method))["seed"],
         sweep=config["evaluate"]["bg_threshold_sweep"],
     threads: 1
     log:

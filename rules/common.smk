@@ -7,7 +7,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # the matlabel package lives next to the Snakefile
 
-from matlabel.config import check_config, validate_config
+from matlabel.config import check_config, method_thresholds, validate_config
 from matlabel.datasets.sources import ARCHIVES
 from matlabel.labels import SOURCES, rows_for
 from matlabel.models import METHODS, TABLE4_METHODS, config_section
@@ -74,6 +74,33 @@ def folder_inputs(wildcards):
     files = {f"split_{s}": Path(root, "ImageSets", "Segmentation", f"{s}.txt") for s in set(config["splits"].values())}
     files.update(classes=Path(root, "classes.txt"), cls_labels=Path(root, "cls_labels.csv"))
     return {key: str(path) for key, path in sorted(files.items()) if path.is_file()}
+
+
+def row_thresholds(wildcards) -> dict:
+    """The thresholds of a Table 1 row: those of the map method its maps come from (config method_thresholds)."""
+    return method_thresholds(config, config_section(SOURCES[wildcards.row][0]))
+
+
+def confident_thresholds(wildcards) -> dict:
+    """IRN's confident regions of a row: its method's thresholds on maps, irn.confident.matting on alphas."""
+    if SOURCES[wildcards.row][1] == "matting":
+        return config["irn"]["confident"]["matting"]
+    t = row_thresholds(wildcards)
+    return {"fg": t["confident_fg"], "bg": t["confident_bg"]}
+
+
+def walk_source(wildcards) -> str:
+    """What a row's random walk propagates, as a load_row_maps labeler: "threshold" (the method's exported maps)
+    or "matting" (the row's alphas; matting rows with irn.matting_walk: alphas)."""
+    labeler = SOURCES[wildcards.row][1]
+    return "matting" if labeler == "matting" and config["irn"]["matting_walk"] == "alphas" else "threshold"
+
+
+def walk_settings(wildcards) -> dict:
+    """irn.walk of a row with its background plane: the row's method's walk plane on maps, the seed's alpha
+    threshold (matting.fg_threshold) on alphas."""
+    plane = config["matting"]["fg_threshold"] if walk_source(wildcards) == "matting" else row_thresholds(wildcards)["walk"]
+    return {**config["irn"]["walk"], "bg_threshold": plane}
 
 
 def init_model(wildcards):

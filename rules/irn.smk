@@ -16,7 +16,7 @@ rule ir_labels:
         labeler=lambda wc: SOURCES[wc.row][1],
         split=config["splits"]["export"],
         n_shards=N_SHARDS,
-        confident=lambda wc: config["irn"]["confident"][SOURCES[wc.row][1]],
+        confident=confident_thresholds,
         crf=config["irn"]["crf"],
     threads: 1
     log:
@@ -73,12 +73,12 @@ rule random_walk:
         row="|".join(LABEL_ROWS),
     params:
         code=code_version("irn/random_walk.py", "irn/model.py", "labels.py"),
-        labeler=lambda wc: SOURCES[wc.row][1],
+        labeler=walk_source,  # what the walk propagates: the method's maps or the row's alphas
         split=config["splits"]["export"],
         n_shards=N_SHARDS,
         backbone=config["backbone"],
         radius=config["irn"]["train"]["radius"],
-        walk=config["irn"]["walk"],
+        walk=walk_settings,
         device=config["device"],
     threads: 2
     resources:

@@ -17,7 +17,7 @@ rule threshold_labels:
         labeler="threshold",
         split=config["splits"]["export"],
         n_shards=N_SHARDS,
-        bg_threshold=config["evaluate"]["bg_threshold"],
+        bg_threshold=lambda wc: row_thresholds(wc)["seed"],
     threads: 1
     log:
         "logs/{dataset}/threshold_labels/{row}/shard{shard}.log",
@@ -42,7 +42,7 @@ rule matting_labels:
         n_shards=N_SHARDS,
         trimap=config["trimap"],
         matting=config["matting"],
-        bg_threshold=config["evaluate"]["bg_threshold"],  # the threshold seed an image falls back to
+        bg_threshold=lambda wc: row_thresholds(wc)["seed"],  # the threshold seed an image falls back to
     threads: config["matting"]["threads"]
     log:
         "logs/{dataset}/matting_labels/{row}/shard{shard}.log",
@@ -58,12 +58,14 @@ rule crf_labels:
     input:
         manifest=manifest_path,
         seed="results/{dataset}/{row}/seed/shard{shard}",
+        cams=lambda wc: f"results/{wc.dataset}/{SOURCES[wc.row][0]}/cams/shard{wc.shard}",  # crf.unary: score
     output:
         directory("results/{dataset}/{row}/crf/shard{shard}"),
     wildcard_constraints:
         row="|".join(LABEL_ROWS),
     params:
-        code=code_version("crf.py"),
+        code=code_version("crf.py", "labels.py"),
+        labeler=lambda wc: SOURCES[wc.row][1],
         split=config["splits"]["export"],
         n_shards=N_SHARDS,
         crf=config["crf"],

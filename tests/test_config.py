@@ -6,7 +6,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from matlabel.config import ConfigError, check_config
+from matlabel.config import ConfigError, check_config, method_thresholds
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = str(ROOT / "schemas" / "config.schema.yaml")
@@ -85,6 +85,24 @@ def test_irn_confidence_thresholds_must_be_ordered():
     cfg["irn"]["confident"]["matting"] = {"fg": 0.1, "bg": 0.5}
     with pytest.raises(ConfigError, match="irn.confident.matting"):
         check_config(cfg)
+
+
+def test_method_thresholds_are_each_methods_own():
+    cfg = load()
+    irn = {"seed": 0.15, "confident_fg": 0.30, "confident_bg": 0.05, "walk": 0.25}  # jiwoon-ahn/irn run_sample.py
+    assert method_thresholds(cfg, "cam") == irn
+    assert method_thresholds(cfg, "d2cam") == irn  # the paper gives none
+    assert method_thresholds(cfg, "recam") == {"seed": 0.21, "confident_fg": 0.35, "confident_bg": 0.10,
+                                               "walk": 0.28}  # zhaozhengChen/ReCAM run_sample.py
+    cfg["method_thresholds"]["d2cam"] = {"walk": 0.4}  # one key over IRN's, the rest kept
+    assert method_thresholds(cfg, "d2cam") == {**irn, "walk": 0.4}
+    validate(cfg, SCHEMA)
+    cfg["method_thresholds"]["d2cam"] = {"confident_fg": 0.04}
+    with pytest.raises(ConfigError, match="method_thresholds.d2cam: confident_bg"):
+        check_config(cfg)
+    cfg["method_thresholds"] = {"matlabel": {"seed": 0.2}}  # a row, not a map method
+    with pytest.raises(WorkflowError):
+        validate(cfg, SCHEMA)
 
 
 def test_torch_threads_pins_the_pool_whatever_the_job_threads():
