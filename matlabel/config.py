@@ -10,14 +10,11 @@ class ConfigError(ValueError):
     """A configuration that cannot run; the message names the key(s) and the fix."""
 
 
-#: What a map method's thresholds are (config ``method_thresholds.<section>``): the seed's background plane, IRN's
-#: confident foreground / background, and the random walk's background plane.
-THRESHOLD_KEYS = ("seed", "confident_fg", "confident_bg", "walk")
-
-
 def method_thresholds(config: dict, section: str) -> dict[str, float]:
-    """The thresholds of the rows built on one map method's maps (``section``: its config section, ``cam``,
-    ``d2cam`` or ``recam``; D2CAM's Table 4 variants share ``d2cam``'s): IRN's values (``evaluate.bg_threshold``,
+    """The thresholds of the rows built on one map method's maps, ``{"seed", "confident_fg", "confident_bg",
+    "walk"}``: the seed's background plane, IRN's confident foreground / background and the random walk's
+    background plane (``section``: the method's config section, ``cam``, ``d2cam`` or ``recam``; D2CAM's
+    Table 4 variants share ``d2cam``'s): IRN's values (``evaluate.bg_threshold``,
     ``irn.confident.threshold``, ``irn.walk.bg_threshold``) with ``method_thresholds.<section>`` over them."""
     irn = config["irn"]
     defaults = {"seed": config["evaluate"]["bg_threshold"], "confident_fg": irn["confident"]["threshold"]["fg"],

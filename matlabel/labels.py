@@ -114,13 +114,21 @@ def load_row_maps(labeler: str, image_id: str, cams_dir, seed_dir=None) -> tuple
     """The per-class maps a row refines further (IRN's confident regions and random walk): (maps (k, H, W)
     float32 in [0, 1], classes (k,)). Threshold rows: the exported maps. Matting rows: the matting alphas
     (``{id}_alpha.npz`` in the seed shard), or the exported maps for an image whose matting failed."""
+    maps, classes, _ = load_row_maps_and_kind(labeler, image_id, cams_dir, seed_dir)
+    return maps, classes
+
+
+def load_row_maps_and_kind(labeler: str, image_id: str, cams_dir,
+                           seed_dir=None) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``load_row_maps`` and whether the maps are matting alphas (False also for a matting row's image whose
+    matting failed: its exported maps stand in)."""
     from pathlib import Path
 
     if labeler == "matting":
         path = Path(seed_dir) / f"{image_id}_alpha.npz"
         if path.exists():
             with np.load(path) as z:
-                return z["alphas"].astype(np.float32) / 255.0, z["classes"].astype(np.int64)
+                return z["alphas"].astype(np.float32) / 255.0, z["classes"].astype(np.int64), True
     from matlabel.evaluate import load_cams
 
-    return load_cams(Path(cams_dir) / f"{image_id}.npz")
+    return (*load_cams(Path(cams_dir) / f"{image_id}.npz"), False)

@@ -65,7 +65,7 @@ rule evaluate_cams:
     output:
         "results/{dataset}/{method}/seed/eval.json",
     params:
-        code=code_version("evaluate.py", "metrics.py", "cam.py"),
+        code=code_version("evaluate.py", "metrics.py", "seeds.py"),
         split=config["splits"]["eval_seed"],
         bg_threshold=lambda wc: method_thresholds(config, config_section(wc.method))["seed"],
         sweep=config["evaluate"]["bg_threshold_sweep"],

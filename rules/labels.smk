@@ -13,7 +13,7 @@ rule threshold_labels:
     wildcard_constraints:
         row="|".join(THRESHOLD_ROWS),
     params:
-        code=code_version("labels.py", "cam.py"),
+        code=code_version("labels.py", "seeds.py"),
         labeler="threshold",
         split=config["splits"]["export"],
         n_shards=N_SHARDS,

@@ -8,7 +8,7 @@ from matlabel import runlog
 from matlabel.crf import CRFParams, refine, refine_probs, row_unary
 from matlabel.datasets.layout import load_manifest
 from matlabel.io import atomic_dir, read_image, read_label_png, write_label_png
-from matlabel.labels import load_row_maps
+from matlabel.labels import load_row_maps_and_kind
 from matlabel.shards import shard_ids
 
 
@@ -29,8 +29,7 @@ def main(smk):
                 present = [0, *labels_of[image_id]]  # background + the image-level labels
                 labels = refine(image, seed, present, params)
             else:
-                maps, classes = load_row_maps(p.labeler, image_id, smk.input.cams, smk.input.seed)
-                alphas = p.labeler == "matting" and (Path(smk.input.seed) / f"{image_id}_alpha.npz").exists()
+                maps, classes, alphas = load_row_maps_and_kind(p.labeler, image_id, smk.input.cams, smk.input.seed)
                 probs, present = row_unary(maps, classes, alphas, params.bg_power)
                 labels = refine_probs(image, probs, present, params)
             write_label_png(tmp / f"{image_id}.png", labels)

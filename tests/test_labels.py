@@ -113,3 +113,9 @@ def test_row_maps_are_the_alphas_for_matting_rows_and_the_maps_otherwise(tmp_pat
     np.testing.assert_array_equal(maps, cams.astype(np.float32))
     maps, _ = load_row_maps("matting", "b", tmp_path, tmp_path)  # its matting failed: the maps stand in
     np.testing.assert_array_equal(maps, cams.astype(np.float32))
+    # the kind the CRF's score unary needs: alphas only where the matting succeeded
+    from matlabel.labels import load_row_maps_and_kind
+
+    kinds = [load_row_maps_and_kind(labeler, i, tmp_path, tmp_path)[2]
+             for labeler, i in [("matting", "a"), ("matting", "b"), ("threshold", "a")]]
+    assert kinds == [True, False, False]
