@@ -54,6 +54,45 @@ def normalize(image: np.ndarray) -> torch.Tensor:
     return (x - mean) / std
 
 
+#: The object-free images of ``border_response``: (name, RGB fill). "mean" normalises to zero everywhere.
+BLANK_IMAGES = (("black", (0, 0, 0)), ("mean", tuple(round(255 * m) for m in IMAGENET_MEAN)))
+
+
+@torch.no_grad()
+def border_response(model: nn.Module, size: tuple[int, int] = (256, 256), device: str | torch.device = "cpu",
+                    ring: int = 1) -> dict:
+    """How much a model's maps light the image border on images without any object (issue: D2CAM's maps fired
+    along image borders).
+
+    For each of :data:`BLANK_IMAGES` at ``size``, ``model.cam`` gives the raw maps at the network's stride; the
+    outermost ``ring`` cells form the border, the rest the interior. Returns ``{image: {"excess", "raw_border",
+    "worst", "raw_border", "raw_interior"}}`` where ``excess`` is the mean over classes of (border mean − interior
+    mean) of each map divided by its own maximum (+1e-5), i.e. as the export normalises maps (0: no border preference,
+    1: the border alone lit), ``worst`` the class (1-based, as the labels) with the largest excess and its value, and
+    ``raw_border`` / ``raw_interior`` the largest raw values there (over classes).
+    """
+    was_training = model.training
+    model.eval()
+    out = {}
+    for name, rgb in BLANK_IMAGES:
+        image = np.empty((*size, 3), dtype=np.uint8)
+        image[:] = rgb
+        maps = model.cam(normalize(image).unsqueeze(0).to(device))[0].float().cpu()  # (N, h, w)
+        border = torch.ones(maps.shape[-2:], dtype=torch.bool)
+        border[ring:-ring, ring:-ring] = False
+        if border.all():
+            raise ValueError(f"maps of {tuple(maps.shape[-2:])} cells have no interior inside a ring of {ring}")
+        norm = maps / (maps.flatten(1).amax(1).view(-1, 1, 1) + 1e-5)
+        excess = norm[:, border].mean(1) - norm[:, ~border].mean(1)
+        worst = int(excess.argmax())
+        out[name] = {"excess": round(float(excess.mean()), 4),
+                     "worst": {"class": worst + 1, "excess": round(float(excess[worst]), 4)},
+                     "raw_border": round(float(maps[:, border].max()), 4),
+                     "raw_interior": round(float(maps[:, ~border].max()), 4)}
+    model.train(was_training)
+    return out
+
+
 @torch.no_grad()
 def multiscale_cams(model: nn.Module, image: np.ndarray, classes, scales=(1.0, 0.5, 1.5, 2.0), flip: bool = True,
                     device: str | torch.device = "cpu", amp: bool = False) -> np.ndarray:

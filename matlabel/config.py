@@ -5,6 +5,8 @@ module rejects combinations that are each valid alone but wrong together, with a
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class ConfigError(ValueError):
     """A configuration that cannot run; the message names the key(s) and the fix."""
@@ -39,8 +41,108 @@ def schema_errors(config: dict, schema_path) -> list[str]:
             lines.append(f"{key}: {err.message.split(' (')[0].lower()}: {err.message.split('(')[-1].rstrip(')')}; "
                          f"known keys there: {', '.join(known)}")
         else:
-            lines.append(f"{key}: {err.message}")
+            lines.append(f"{key}: {err.message}{_string_number_hint(err)}")
     return sorted(lines)
+
+
+def _string_number_hint(err) -> str:
+    """For a number given as a string: why, and how to write it. YAML 1.1 (PyYAML, hence Snakemake) reads 6e-3
+    as the string '6e-3' (a float needs a '.' before the 'e'); ``--config key=0.5`` passes '0.5' on when the
+    override's value is a JSON/YAML mapping typed as text."""
+    types = err.validator_value if err.validator == "type" else None
+    wanted = {types} if isinstance(types, str) else set(types or [])
+    if not isinstance(err.instance, str) or not wanted & {"number", "integer"}:
+        return ""
+    try:
+        value = float(err.instance)
+    except ValueError:
+        return ""
+    if "e" in err.instance.lower() and "." not in err.instance.split("e")[0].split("E")[0]:
+        mantissa, _, exponent = err.instance.lower().partition("e")
+        return f" (YAML reads {err.instance} as text: write {mantissa}.0e{exponent})"
+    return f" (a number was given as text '{err.instance}': write {value:g} without quotes)"
+
+
+def retype_overrides(config: dict, overrides: dict, schema_path) -> list[str]:
+    """Give back their types to the values inside a mapping passed with ``--config``.
+
+    Snakemake reads ``--config saliency='{"dir": "/d", "threshold": 0.5}'`` (the way to override a nested key:
+    ``--config saliency.threshold=0.5`` is not accepted) with YAML's BaseLoader, so every value inside the mapping
+    arrives as text ('0.5', 'true', 'null'). Where the schema wants a number, integer, boolean or null (and no
+    string) and the text reads as one (YAML 1.2 style: 6e-3 is a number), ``config`` gets the typed value.
+    Returns the dotted keys changed. Top-level ``--config key=value`` values are already typed by Snakemake.
+    """
+    import yaml
+
+    with open(schema_path) as f:
+        schema = yaml.safe_load(f)
+    changed: list[str] = []
+
+    def node_types(node: dict) -> set:
+        node = _resolve(schema, node)
+        types = node.get("type", [])
+        found = {types} if isinstance(types, str) else set(types)
+        for key in ("anyOf", "oneOf"):
+            for sub in node.get(key, []):
+                found |= node_types(sub)
+        for value in node.get("enum", []):
+            found.add({bool: "boolean", int: "integer", float: "number", str: "string"}.get(type(value), "null"))
+        return found
+
+    def typed(text: str, types: set):
+        if "null" in types and text in ("null", "Null", "NULL", "~"):
+            return None
+        if "string" in types or not types & {"number", "integer", "boolean", "null"}:
+            return text
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            return text
+        if isinstance(value, str) and "number" in types:
+            try:
+                value = float(value)  # 6e-3: text to YAML 1.1, a number to JSON and to the user
+            except ValueError:
+                return text
+        kind = ("null" if value is None else "boolean" if isinstance(value, bool) else
+                "integer" if isinstance(value, int) else "number" if isinstance(value, float) else None)
+        ok = kind in types or (kind == "integer" and "number" in types)
+        return value if ok else text
+
+    def walk(target: dict, over: dict, node: dict, path: list[str]) -> None:
+        props = _resolve(schema, node).get("properties", {})
+        for key, value in over.items():
+            if key not in props or key not in target:
+                continue
+            child = props[key]
+            if isinstance(value, dict) and isinstance(target[key], dict):
+                walk(target[key], value, child, [*path, key])
+            elif isinstance(value, str) and len(path) > 0:
+                new = typed(value, node_types(child))
+                if new is not value:
+                    target[key] = new
+                    changed.append(".".join([*path, key]))
+            elif isinstance(value, list) and len(path) > 0 and all(isinstance(v, str) for v in value):
+                item_types = node_types(_resolve(schema, child).get("items", {}))
+                new_list = [typed(v, item_types) for v in value]
+                if any(a is not b for a, b in zip(new_list, value)):
+                    target[key] = new_list
+                    changed.append(".".join([*path, key]))
+
+    for key, value in overrides.items():  # only the values inside a mapping are BaseLoader text
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            walk(config[key], value, schema.get("properties", {}).get(key, {}), [key])
+    return changed
+
+
+def _resolve(schema: dict, node: dict) -> dict:
+    """A schema node with its local ``$ref`` (``#/$defs/name``) merged in."""
+    ref = node.get("$ref")
+    if not ref:
+        return node
+    target = schema
+    for part in ref.lstrip("#/").split("/"):
+        target = target[part]
+    return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
 
 
 def validate_config(config: dict, schema_path, config_files=()) -> None:
@@ -82,5 +184,9 @@ def check_config(config: dict) -> None:
         if not t["confident_bg"] < t["confident_fg"]:
             errors.append(f"method_thresholds.{section}: confident_bg ({t['confident_bg']}) must be below "
                           f"confident_fg ({t['confident_fg']})")
+    sal = config.get("saliency", {}).get("dir")
+    if sal and not Path(sal).is_dir():
+        errors.append(f"saliency.dir: {sal} is not a folder; give the folder of <image id>.png saliency maps "
+                      "(Table 2's I+S row), or null to leave that row 'not run'")
     if errors:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(errors))

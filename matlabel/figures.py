@@ -280,3 +280,21 @@ def default_figure_ids(manifest: Manifest, split: str, n: int = 4) -> list[str]:
     """The first ``n`` ids of ``split`` (file order) that have at least one foreground class."""
     labels = manifest.labels()
     return [i for i in manifest.split_ids(split) if labels.get(i)][:n]
+
+
+def figure_ids(manifest: Manifest, ids, split: str, key: str = "figures.ids") -> list[str]:
+    """The images of a figure: config ``ids`` (each must be an image of ``split``, the split whose maps or
+    predictions the figure reads) or, when empty, ``default_figure_ids``. Errors name the config key."""
+    ids = list(ids or [])
+    if not ids:
+        ids = default_figure_ids(manifest, split)
+        if not ids:
+            raise ValueError(f"no image of split '{split}' has a foreground class; set {key} in config")
+        return ids
+    known = set(manifest.split_ids(split))
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        split_file = manifest.root / "ImageSets" / "Segmentation" / f"{split}.txt"
+        raise ValueError(f"config {key}: {unknown} not in split '{split}' (the figure draws from it); choose ids "
+                         f"listed in {split_file}")
+    return ids

@@ -49,11 +49,22 @@ def config_section(method: str) -> str:
     return "d2cam" if isinstance(loss, str) else method
 
 
-def build(method: str, num_fg: int, backbone: dict, seed: int = 0, loss: dict | None = None):
+def net_options(method: str, section: dict) -> dict:
+    """The network settings of ``method`` in its config section (``config_section``), as ``build``'s ``net``:
+    D2CAM's ``border_pad`` (how ``cam`` reads its maps); none for the other methods. Training and export both
+    build from these."""
+    if isinstance(METHODS[method][1], str):
+        return {"border_pad": int(section.get("border_pad", 0))}
+    return {}
+
+
+def build(method: str, num_fg: int, backbone: dict, seed: int = 0, loss: dict | None = None,
+          net: dict | None = None):
     """(model, loss_fn) of ``method``; new layers are initialised from ``seed`` (global RNG untouched).
 
     ``loss`` overrides the D2CAM loss weights (beta, margin, lam, gamma_*) of the method's variant, or is
-    passed as keyword arguments to the method's loss factory (ReCAM: ``ce_weight``).
+    passed as keyword arguments to the method's loss factory (ReCAM: ``ce_weight``). ``net`` holds the
+    builder's architecture keywords (``net_options``).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known: {sorted(METHODS)}")
@@ -66,7 +77,7 @@ def build(method: str, num_fg: int, backbone: dict, seed: int = 0, loss: dict | 
         loss_fn = functools.partial(d2cam_loss, cfg=dataclasses.replace(VARIANTS[variant], **(loss or {})))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return builder(num_fg, backbone), loss_fn
+        return builder(num_fg, backbone, **(net or {})), loss_fn
 
 
 def trunk_for_training(backbone: dict, train_n1: bool | None) -> dict:

@@ -5,6 +5,7 @@
 rule train_classifier:
     input:
         unpack(init_model),
+        unpack(imagenet_input(config["backbone"])),
         manifest=manifest_path,
     output:
         model="results/{dataset}/{method}/model.pt",
@@ -42,6 +43,7 @@ rule export_cams:
         split=config["splits"]["export"],
         n_shards=N_SHARDS,
         backbone=config["backbone"],
+        net=lambda wc: net_options(wc.method, config[config_section(wc.method)]),
         scales=config["export"]["scales"],
         flip=config["export"]["flip"],
         device=config["device"],

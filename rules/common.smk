@@ -7,12 +7,15 @@ from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # the matlabel package lives next to the Snakefile
 
-from matlabel.config import check_config, method_thresholds, validate_config
+from matlabel.config import check_config, method_thresholds, retype_overrides, validate_config
 from matlabel.datasets.sources import ARCHIVES
 from matlabel.labels import SOURCES, rows_for
-from matlabel.models import METHODS, TABLE4_METHODS, config_section
+from matlabel.models import METHODS, TABLE4_METHODS, config_section, net_options
 from matlabel.tables import SALIENCY_ROWS
+from matlabel.weights import staged
 
+# values inside a mapping given to --config arrive as text (Snakemake reads them with YAML's BaseLoader)
+retype_overrides(config, workflow.config_settings.config or {}, Path(workflow.basedir, "schemas", "config.schema.yaml"))
 validate_config(config, Path(workflow.basedir, "schemas", "config.schema.yaml"), workflow.configfiles)
 validate(config, "../schemas/config.schema.yaml")  # fills the schema's defaults
 check_config(config)
@@ -33,6 +36,7 @@ ENV = "../envs/matlabel.yaml"
 # Run on the submitting machine under a cluster profile: a copy, and downloads (compute nodes are often offline).
 localrules:
     download_archive,
+    imagenet_weights,
     configured_dataset_table,
 
 
@@ -126,6 +130,18 @@ def trunk_input(section):
     def inputs(wildcards):
         source = config[section].get("backbone_from")
         return {"backbone": f"results/{wildcards.dataset}/{source}/model.pt"} if source else {}
+
+    return inputs
+
+
+def imagenet_input(model):
+    """Input: {"weights": resources/weights/<file>} when the model config (arch, weights) needs torchvision's
+    ImageNet file staged (rule imagenet_weights; matlabel/weights.py); {} otherwise. ``model`` is the config
+    mapping or a function of the wildcards returning it."""
+
+    def inputs(wildcards):
+        entry = staged(model(wildcards) if callable(model) else model)
+        return {"weights": entry.path} if entry else {}
 
     return inputs
 

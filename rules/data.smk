@@ -34,6 +34,21 @@ rule download_archive:
         "../scripts/download_archive.py"
 
 
+rule imagenet_weights:
+    output:
+        "resources/weights/{file}",
+    wildcard_constraints:
+        file=r"resnet\d+-[0-9a-f]+\.pth",
+    params:
+        url=lambda wc: config.get("data", {}).get("url_overrides", {}).get(wc.file, ""),
+    log:
+        "logs/weights/{file}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/fetch_weights.py"
+
+
 rule prepare_voc12:
     input:
         voc=archive_path("voc2012_trainval"),

@@ -28,6 +28,7 @@ rule saliency_labels:
 rule train_deeplab:
     input:
         unpack(trunk_input("deeplab")),
+        unpack(imagenet_input(lambda wc: {} if config["deeplab"].get("backbone_from") else config["deeplab"]["model"])),
         manifest=manifest_path,
         labels=lambda wc: expand(
             "results/{dataset}/{row}/{stage}/shard{shard}",

@@ -19,7 +19,8 @@ def main(smk):
     manifest = load_manifest(smk.input.manifest)
     labels = manifest.labels()
     ids = shard_ids(manifest.split_ids(p.split), int(smk.wildcards.shard), p.n_shards)
-    model, _ = build(smk.wildcards.method, manifest.num_classes - 1, {**p.backbone, "weights": "none"})
+    model, _ = build(smk.wildcards.method, manifest.num_classes - 1, {**p.backbone, "weights": "none"},
+                     net=p.net)
     ckpt = torch.load(smk.input.model, map_location="cpu", weights_only=False)
     model.load_state_dict(ckpt["model"])
     model.to(device).eval()

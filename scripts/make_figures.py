@@ -5,21 +5,14 @@ segmentation split (val), whose predictions rule evaluate_deeplab keeps.
 """
 from matlabel import runlog
 from matlabel.datasets.layout import load_manifest
-from matlabel.figures import default_figure_ids, figure2, figure5, load_pipeline_row, load_segmentation_row
-
-
-def figure_ids(manifest, ids, split):
-    ids = list(ids or []) or default_figure_ids(manifest, split)
-    if not ids:
-        raise ValueError(f"no image of split '{split}' has a foreground class; set the figure's ids in config")
-    return ids
+from matlabel.figures import figure2, figure5, figure_ids, load_pipeline_row, load_segmentation_row
 
 
 def main(smk):
     log = runlog.start(smk)
     p = smk.params
     manifest = load_manifest(smk.input.manifest)
-    ids = figure_ids(manifest, p.ids, p.split)
+    ids = figure_ids(manifest, p.ids, p.split, "figures.ids" if smk.rule == "figure2" else "figures.fig5_ids")
     if smk.rule == "figure2":
         rows = [load_pipeline_row(manifest, i, smk.input.cam, smk.input.d2cam, smk.input.matlabel, p.eps_fg,
                                   p.eps_bg) for i in ids]

@@ -2,9 +2,10 @@
 import torch
 
 from matlabel import runlog
+from matlabel.cam import border_response
 from matlabel.datasets.layout import load_manifest
 from matlabel.datasets.loader import ClassifierAugment, VOCLayoutDataset
-from matlabel.models import build, load_init, trunk_for_training
+from matlabel.models import build, load_init, net_options, trunk_for_training
 from matlabel.train import TrainConfig, input_stamps, resolve_device, train
 
 
@@ -18,11 +19,19 @@ def main(smk):
     if dataset.skipped:
         log.warning("skipping %d image(s) of '%s' without any object label (nothing to learn), e.g. %s",
                     len(dataset.skipped), p.split, dataset.skipped[:5])
+    if len(dataset) == 0:
+        raise ValueError(f"split '{p.split}' (config splits.train_classifier) has no image with an object label "
+                         f"({len(dataset.skipped)} without one): check {manifest.labels_path} and the split list")
     train_cfg = dict(p.train)
+    net = net_options(smk.wildcards.method, train_cfg)
+    train_cfg.pop("border_pad", None)
     loss = train_cfg.pop("loss", None)  # D2CAM's loss weights (paper Sec. 3.2.1 / 4.2)
     init_from = train_cfg.pop("init_from", None)
     backbone = trunk_for_training(p.backbone, train_cfg.pop("train_n1", None))
-    model, loss_fn = build(smk.wildcards.method, manifest.num_classes - 1, backbone, seed=p.seed, loss=loss)
+    if smk.input.get("weights"):  # the staged ImageNet file (rule imagenet_weights)
+        backbone["weights"] = smk.input.weights
+    model, loss_fn = build(smk.wildcards.method, manifest.num_classes - 1, backbone, seed=p.seed, loss=loss,
+                          net=net)
     if init_from:
         fresh = load_init(model, torch.load(smk.input.init, map_location="cpu", weights_only=False))
         log.info("initialised from %s (%s); left at their init: %s", init_from, smk.input.init, fresh)
@@ -30,9 +39,12 @@ def main(smk):
     log.info("training %s on %d images of '%s' on %s: %s", smk.wildcards.method, len(dataset), p.split, device, cfg)
     history = train(model, dataset, cfg, device, smk.output.model, loss_fn=loss_fn,
                     extra={"backbone": backbone, "augment": dict(p.augment), "method": smk.wildcards.method,
-                           "loss": loss, "init_from": init_from,
+                           "loss": loss, "net": net, "init_from": init_from,
                            "code": p.code, "inputs": input_stamps(list(smk.input))})
     log.info("done: %s", history[-1])
+    side = max(p.augment["crop"], 96)  # the training crop, and at least 6x6 cells at stride 16 (a ring with an inside)
+    log.info("maps on object-free %dx%d images (border = outer ring of cells; excess = border minus interior of the "
+             "max-normalised maps, mean over classes): %s", side, side, border_response(model, (side, side), device))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ def main(smk):
     manifest = load_manifest(smk.input.manifest)
     cfg = SegConfig.from_mapping({**p.train, "seed": p.seed, "num_workers": min(4, max(0, smk.threads - 1))})
     trunk = smk.input.get("backbone")
-    model = DeepLabV2(manifest.num_classes, seed=p.seed, **{**p.model, **({"weights": "none"} if trunk else {})})
+    weights = "none" if trunk else smk.input.get("weights") or p.model["weights"]  # staged ImageNet file, if any
+    model = DeepLabV2(manifest.num_classes, seed=p.seed, **{**p.model, "weights": weights})
     if trunk:
         load_trunk(model.backbone, trunk)
         log.info("backbone from %s", trunk)

@@ -18,7 +18,8 @@ def main(smk):
     augment = AffinityAugment(t.pop("rescale", (0.5, 1.5)), t.pop("crop"), t.pop("hflip", True), seed=p.seed)
     radius = t.pop("radius")
     dataset = IRNDataset(manifest, p.split, list(smk.input.labels), augment, radius=radius)
-    weights = "none" if smk.input.get("backbone") else p.backbone["weights"]
+    # a trained trunk (backbone_from), else the staged ImageNet file (rule imagenet_weights), else the config's
+    weights = "none" if smk.input.get("backbone") else smk.input.get("weights") or p.backbone["weights"]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(p.seed)
         model = IRNet(build_backbone(**{**p.backbone, "weights": weights}), radius=radius)

@@ -8,7 +8,8 @@ thread, honours ``Range: bytes=<a>-[<b>]`` with ``206 Partial Content``, and can
 - ``ignore_range=True``: answer every request with ``200`` and the whole file (a server without
   Range support).
 
-Every request is recorded in ``server.requests`` (path, Range header, status, body bytes sent). The
+Every request is recorded in ``server.requests`` (path, Range header, status, body bytes sent) before its
+body is written, so a client that has its answer finds the request recorded. The
 server is bounded: it stops itself after ``lifetime`` seconds, and the context manager stops it on exit.
 """
 from __future__ import annotations
@@ -57,10 +58,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         limit = owner._take_drop()
         sent = body if limit is None else body[:limit]
+        # recorded before the body goes out: a client that has read the whole body must find its request recorded
+        # (recording after the write raced with the test's read of server.requests; one flaky failure seen)
+        owner._record(self.path, range_header, status, len(sent))
         self.wfile.write(sent)
         self.wfile.flush()
         self.close_connection = True
-        owner._record(self.path, range_header, status, len(sent))
 
 
 class FileServer:

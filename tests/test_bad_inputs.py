@@ -189,6 +189,9 @@ def test_image_without_object_label_is_skipped_with_a_count(tmp_path, quiet_runl
             super().__init__(named.values())
             self.__dict__.update(named)
 
+        def get(self, key, default=None):  # Snakemake's Namedlist.get
+            return self.__dict__.get(key, default)
+
     script = _script("train_classifier")
     script.train = fake_train  # the rule's entry point up to the training loop
     smk = SimpleNamespace(

@@ -80,3 +80,30 @@ def test_thresholds_share_one_argmax_and_match_the_background_plane_rule():
         np.testing.assert_array_equal(labels, keys[plane.argmax(0)])
     assert fast[1][0, 0] == 0
     assert labels_at_thresholds(np.zeros((0, 4, 5), np.float32), [], [0.1])[0].shape == (4, 5)
+
+
+class _RingModel(torch.nn.Module):
+    """cam(x): class 0 lit (0.8) on the outer ring of an 8x8 grid, class 1 lit (0.5) in the interior only."""
+
+    def cam(self, x):
+        maps = torch.zeros(x.shape[0], 2, 8, 8)
+        maps[:, 0] = 0.8
+        maps[:, 0, 1:-1, 1:-1] = 0.0
+        maps[:, 1, 1:-1, 1:-1] = 0.5
+        return maps
+
+
+def test_border_response_by_hand():
+    from matlabel.cam import border_response
+    out = border_response(_RingModel(), (64, 64))
+    assert set(out) == {"black", "mean"}
+    # max-normalised: class 0 border 1, interior 0 -> +1; class 1 border 0, interior 1 -> -1; mean 0
+    for r in out.values():
+        assert r["excess"] == pytest.approx(0.0, abs=1e-4)
+        assert r["raw_border"] == pytest.approx(0.8) and r["raw_interior"] == pytest.approx(0.5)
+        assert r["worst"] == {"class": 1, "excess": pytest.approx(1.0, abs=1e-4)}
+    class OnlyRing(_RingModel):
+        def cam(self, x):
+            return super().cam(x)[:, :1]
+    only = border_response(OnlyRing())["black"]
+    assert only["excess"] == pytest.approx(1.0, abs=1e-4) and only["worst"]["class"] == 1

@@ -114,3 +114,48 @@ def test_torch_threads_pins_the_pool_whatever_the_job_threads():
     assert job_threads(SimpleNamespace(threads=8, config={"torch_threads": 2})) == 2
     assert job_threads(SimpleNamespace(threads=3, config={"torch_threads": None})) == 3
     assert job_threads(SimpleNamespace(threads=3)) == 3  # stand-ins without a config
+
+
+def test_a_number_written_as_text_gets_the_spelling_that_works():
+    from matlabel.config import schema_errors
+    cfg = load()
+    cfg["d2cam"]["lr"] = yaml.safe_load("6e-3")  # YAML 1.1: a string
+    cfg["saliency"]["threshold"] = "0.5"
+    cfg["cam"]["epochs"] = "five"
+    errors = "\n".join(schema_errors(cfg, SCHEMA))
+    assert "d2cam.lr: '6e-3' is not of type 'number' (YAML reads 6e-3 as text: write 6.0e-3)" in errors
+    assert "saliency.threshold: '0.5' is not of type 'number' (a number was given as text '0.5': write 0.5" in errors
+    assert "cam.epochs: 'five' is not of type 'integer'\n" in errors + "\n"
+
+
+def test_values_inside_a_config_override_mapping_get_their_types_back(tmp_path):
+    # what Snakemake's parse_config hands over for --config saliency='{"dir": "/d", "threshold": 0.5}' and
+    # --config cam='{"epochs": 3}' (YAML BaseLoader: every value inside a mapping is text)
+    from snakemake.cli import parse_config
+
+    from matlabel.config import retype_overrides
+    overrides = parse_config(['saliency={"dir": "/d", "threshold": 0.5}', 'cam={"epochs": 3, "lr": 6e-3}',
+                              'export={"scales": [1.0, 0.5], "flip": false}', 'figures={"ids": ["2007_000032"]}',
+                              'deeplab={"backbone_from": null}'])
+    assert overrides["saliency"]["threshold"] == "0.5" and overrides["cam"]["epochs"] == "3"
+    cfg = merge(load(), overrides)
+    changed = retype_overrides(cfg, overrides, SCHEMA)
+    assert cfg["saliency"] == {"dir": "/d", "threshold": 0.5}
+    assert cfg["cam"]["epochs"] == 3 and cfg["cam"]["lr"] == 6e-3
+    assert cfg["export"]["scales"] == [1.0, 0.5] and cfg["export"]["flip"] is False
+    assert cfg["figures"]["ids"] == ["2007_000032"]  # a string where the schema wants one stays one
+    assert cfg["deeplab"]["backbone_from"] is None
+    assert sorted(changed) == ["cam.epochs", "cam.lr", "deeplab.backbone_from", "export.flip", "export.scales",
+                               "saliency.threshold"]
+    validate(cfg, SCHEMA)
+    cfg["saliency"]["dir"] = str(tmp_path)
+    check_config(cfg)
+
+
+def test_a_missing_saliency_folder_is_a_config_error(tmp_path):
+    cfg = load()
+    cfg["saliency"]["dir"] = str(tmp_path / "nope")
+    with pytest.raises(ConfigError, match=r"saliency.dir: .*nope is not a folder"):
+        check_config(cfg)
+    cfg["saliency"]["dir"] = str(tmp_path)
+    check_config(cfg)

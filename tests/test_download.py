@@ -249,3 +249,41 @@ def test_tar_cut_at_a_member_boundary_is_corrupt(tmp_path):
 def test_missing_archive_names_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.tar"):
         safe_extract(tmp_path / "nope.tar", tmp_path / "out", progress=False)
+
+
+# ------------------------------------------------------------------------------------- ImageNet weights (data too)
+
+def test_weights_are_checked_against_the_sha256_prefix_in_their_name(served, tmp_path):
+    prefix = hashlib.sha256(PAYLOAD).hexdigest()[:8]
+    dest = tmp_path / "weights" / f"resnet50-{prefix}.pth"
+    with FileServer(served) as server:
+        download(server.url("blob.bin"), dest, sha256_prefix=prefix, progress=False)
+        assert dest.read_bytes() == PAYLOAD
+        download(server.url("blob.bin"), dest, sha256_prefix=prefix, progress=False)  # verified: no request
+        assert len(server.requests) == 1
+        bad = tmp_path / "weights" / "resnet50-00000000.pth"
+        with pytest.raises(ChecksumError, match=r"sha256 mismatch \(expected it to start with 00000000.*sha256sum"):
+            download(server.url("blob.bin"), bad, sha256_prefix="00000000", progress=False)
+        assert not bad.exists() and _leftovers(bad.parent) == []
+
+
+def test_offline_weights_download_names_the_file_its_checksum_and_where_to_put_it(tmp_path):
+    from matlabel.weights import file_by_name, imagenet_file, staged
+    entry = imagenet_file("resnet50")
+    assert entry.url == "https://download.pytorch.org/models/resnet50-0676ba61.pth"
+    assert entry.sha256_prefix == "0676ba61" and entry.path == "resources/weights/resnet50-0676ba61.pth"
+    assert file_by_name("resnet101-63fe2227.pth").arch == "resnet101"
+    assert imagenet_file("efficientnet_lite0") is None  # ships with pip
+    assert staged({"arch": "resnet50", "weights": "none"}) is None
+    assert staged({"arch": "resnet101", "weights": "imagenet"}).filename == "resnet101-63fe2227.pth"
+    with pytest.raises(ValueError, match="not a known ImageNet weights file"):
+        file_by_name("resnet50-deadbeef.pth")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dest = tmp_path / entry.filename
+    with pytest.raises(DownloadError) as info:
+        download(f"http://127.0.0.1:{port}/{entry.filename}", dest, sha256_prefix=entry.sha256_prefix, timeout=2,
+                 progress=False)
+    message = str(info.value)
+    assert str(dest) in message and "sha256 starting with 0676ba61" in message

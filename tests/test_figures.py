@@ -100,6 +100,18 @@ def test_default_figure_ids_skips_images_without_classes():
     assert default_figure_ids(manifest, "val", n=2) == ["a", "c"]
 
 
+def test_figure_ids_blames_the_config_key_for_an_id_outside_the_split():
+    from matlabel.figures import figure_ids
+    manifest = SimpleNamespace(split_ids=lambda split: ["a", "b", "c"], labels=lambda: {"a": [], "b": [1]},
+                               root=Path("VOC"))
+    assert figure_ids(manifest, [], "val") == ["b"]
+    assert figure_ids(manifest, ["c", "a"], "val") == ["c", "a"]
+    with pytest.raises(ValueError, match=r"config figures.fig5_ids: \['zz'\] not in split 'val'.*val.txt"):
+        figure_ids(manifest, ["a", "zz"], "val", "figures.fig5_ids")
+    with pytest.raises(ValueError, match=r"set figures.ids in config"):
+        figure_ids(SimpleNamespace(split_ids=lambda s: ["a"], labels=lambda: {}), [], "val")
+
+
 # ------------------------------------------------------------------------------------------------ figures
 
 def _rows():

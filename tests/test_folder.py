@@ -291,3 +291,19 @@ def test_max_side_rejects_a_bad_value(folder, tmp_path):
     cfg["dataset"], cfg["data"]["folder"] = "folder", {"root": str(folder), "max_side": "big"}
     with pytest.raises(ConfigError, match="max_side"):
         check_config(cfg)
+
+
+def test_exif_orientation_is_read_as_stored_and_warned_about(folder, tmp_path, caplog):
+    # a phone photo: stored 40x30 with "rotate 90° for display" (orientation 6); its mask is drawn on the stored
+    # grid, so the workflow reads the pixels as stored (both stay 40x30) and says so in the log
+    path = folder / "JPEGImages" / "b.jpg"
+    stored = Image.open(path).copy()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(path, exif=exif.tobytes())
+    with caplog.at_level("WARNING"):
+        m = load_manifest(prepare_folder(folder, tmp_path / "out", SPLITS))
+    from matlabel.io import read_image
+    assert read_image(m.image_path("b")).shape == (H, W, 3)
+    assert "1 image(s) carry an EXIF orientation tag" in caplog.text and "b.jpg" in caplog.text
+    assert "exiftran" in caplog.text

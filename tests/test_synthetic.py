@@ -216,3 +216,28 @@ def test_config_validation():
         SyntheticConfig(classes=(1, 21))
     with pytest.raises(ValueError, match="min_objects"):
         SyntheticConfig(min_objects=3, max_objects=2)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("\n\n", r"val.txt: split list is empty"),
+    ("a\nb\n\na extra field\n", r"val.txt: id 'a' listed twice \(lines 1 and 4\)"),
+])
+def test_read_split_refuses_empty_and_repeated_lists(tmp_path, text, message):
+    # every dataset reads its splits here: an empty evaluation list scored NaN and a repeated id counted twice
+    path = tmp_path / "ImageSets" / "Segmentation" / "val.txt"
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        read_split(tmp_path, "val")
+    path.write_text("a\n\nb  0\n")
+    assert read_split(tmp_path, "val") == ["a", "b"]
+
+
+def test_cls_labels_out_of_range_names_file_and_image(tmp_path):
+    from matlabel.datasets.layout import load_manifest, write_cls_labels, write_manifest
+    write_cls_labels(tmp_path, {"a": [1, 2], "b": [37]})
+    write_manifest(tmp_path / "dataset.json", "tiny", tmp_path, ["background", "cat", "dog"], "SegmentationClass", {})
+    with pytest.raises(ValueError, match=r"cls_labels.json: image 'b' has class\(es\) \[37\], outside 1..2"):
+        load_manifest(tmp_path / "dataset.json").labels()
+    write_cls_labels(tmp_path, {"a": [1, 2], "b": []})
+    assert load_manifest(tmp_path / "dataset.json").labels() == {"a": [1, 2], "b": []}

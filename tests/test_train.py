@@ -38,6 +38,13 @@ def test_training_lowers_the_loss_and_writes_a_checkpoint(tiny_synthetic, tmp_pa
     assert not (tmp_path / "model.pt.resume").exists()
 
 
+def test_an_empty_training_set_is_a_clear_error(tmp_path):
+    model, loss_fn = build("cam", 20, BACKBONE)
+    with pytest.raises(ValueError, match="the training set is empty"):
+        train(model, [], TrainConfig(epochs=1, batch_size=4, lr=0.01), torch.device("cpu"), tmp_path / "m.pt",
+              loss_fn)
+
+
 def test_killed_training_resumes_to_the_same_weights(tiny_synthetic, tmp_path):
     """A run killed after epoch 1 resumes from its checkpoint and ends bit-identical to an uninterrupted run."""
     torch.use_deterministic_algorithms(True)

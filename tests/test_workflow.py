@@ -133,6 +133,10 @@ def test_voc_dry_run_against_a_prepared_tree(tmp_path):
     assert counts["evaluate_labels"] == 12  # 2 matting seeds + 5 CRF + 5 IRN stages
     for method in ("cam", "recam", "d2cam"):
         assert f"results/voc12/{method}/model.pt" in out
+    # the ImageNet weights are staged like data, by a local rule, and are an input of the trainings
+    assert counts["imagenet_weights"] == 1 and "resources/weights/resnet50-0676ba61.pth" in out
+    train = out.split("rule train_classifier:")[1].split("output:")[0]
+    assert "resources/weights/resnet50-0676ba61.pth" in train
 
 
 def test_offline_download_stops_at_once_with_the_fix(tmp_path):
@@ -261,3 +265,4 @@ def test_voc_dry_run_of_table2_trains_deeplab_per_row_and_exports_the_test_set(t
     # D2CAM only, Mat-Label w/ ReCAM, Mat-Label (I+S needs saliency maps): one DeepLab each, on their IRN labels
     assert counts["train_deeplab"] == 3 and counts["evaluate_deeplab"] == 3 and counts["export_voc_test"] == 3
     assert "results/voc12/matlabel/deeplab/voc12_test.tar" in out
+    assert counts["imagenet_weights"] == 2 and "resources/weights/resnet101-63fe2227.pth" in out  # + ResNet-50

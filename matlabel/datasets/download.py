@@ -62,9 +62,10 @@ class _Dropped(Exception):
 # Checksums
 
 
-def file_md5(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES) -> str:
-    """md5 hex digest of a file, read in ``chunk_bytes`` chunks (constant memory for 13 GB zips)."""
-    digest = hashlib.md5()
+def file_md5(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES, algorithm: str = "md5") -> str:
+    """md5 (or ``algorithm``) hex digest of a file, read in ``chunk_bytes`` chunks (constant memory for 13 GB
+    zips)."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(chunk_bytes), b""):
             digest.update(chunk)
@@ -82,7 +83,7 @@ def verify_md5(path: str | os.PathLike, md5: str) -> bool:
 
 
 def download(url: str, dest: str | os.PathLike, md5: str | None = None, size: int | None = None,
-             timeout: float = 30, progress: bool = True, retries: int = 3) -> Path:
+             timeout: float = 30, progress: bool = True, retries: int = 3, sha256_prefix: str | None = None) -> Path:
     """Download ``url`` to ``dest``, resuming an interrupted transfer; verify it before it appears.
 
     Parameters
@@ -102,6 +103,9 @@ def download(url: str, dest: str | os.PathLike, md5: str | None = None, size: in
     retries : int
         How many times a connection that drops mid-transfer is resumed (``Range: bytes=<n>-``) before
         giving up. Errors before any byte arrives (refused, DNS, HTTP 4xx/5xx) are not retried.
+    sha256_prefix : str, optional
+        Expected start of the sha256 hex digest: torchvision's weight files carry the first 8 hex digits in
+        their names and ``torch.hub`` checks them the same way (``check_hash``).
 
     Returns
     -------
@@ -117,12 +121,14 @@ def download(url: str, dest: str | os.PathLike, md5: str | None = None, size: in
     """
     dest = Path(dest)
     if dest.exists():
-        if _verified(dest, md5, size):
+        if _verified(dest, md5, size, sha256_prefix):
             return dest
-        log.warning("%s exists but does not match its md5/size; downloading it again", dest)
+        log.warning("%s exists but does not match its checksum/size; downloading it again", dest)
         dest.unlink()
-    if md5 is None:
+    if md5 is None and sha256_prefix is None:
         log.warning("no md5 is known for %s: the archive will be UNVERIFIED", url)
+    expected = (f"md5: {md5}" if md5 else f"sha256 starting with {sha256_prefix}" if sha256_prefix
+                else "md5: unknown, unverified")
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     for attempt in range(retries + 1):
@@ -131,14 +137,14 @@ def download(url: str, dest: str | os.PathLike, md5: str | None = None, size: in
             break
         except _Dropped as err:
             if attempt == retries:
-                raise DownloadError(_offline_message(url, dest, md5, f"connection dropped {retries + 1} times "
+                raise DownloadError(_offline_message(url, dest, expected, f"connection dropped {retries + 1} times "
                                                      f"(last: {err}); the partial file {part} is kept and resumed "
                                                      "on the next run")) from None
             log.warning("%s: %s; resuming (attempt %d of %d)", url, err, attempt + 2, retries + 1)
             time.sleep(0.5 * 2 ** attempt)
         except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as err:
-            raise DownloadError(_offline_message(url, dest, md5, err)) from err
-    _check_finished(part, url, dest, md5, size)
+            raise DownloadError(_offline_message(url, dest, expected, err)) from err
+    _check_finished(part, url, dest, md5, size, sha256_prefix)
     os.replace(part, dest)
     return dest
 
@@ -163,15 +169,17 @@ def fetch_archive(name: str, dest_dir: str | os.PathLike, timeout: float = 30, p
     raise DownloadError("\n".join(errors) + f"\n{archive.manual_hint}")
 
 
-def _verified(path: Path, md5: str | None, size: int | None) -> bool:
+def _verified(path: Path, md5: str | None, size: int | None, sha256_prefix: str | None = None) -> bool:
     if size is not None and path.stat().st_size != size:
+        return False
+    if sha256_prefix is not None and not file_md5(path, algorithm="sha256").startswith(sha256_prefix.lower()):
         return False
     return md5 is None or verify_md5(path, md5)
 
 
-def _offline_message(url: str, dest: Path, md5: str | None, reason) -> str:
+def _offline_message(url: str, dest: Path, expected: str, reason) -> str:
     return (f"cannot download {url}: {reason}.\n"
-            f"Put a manually downloaded copy at {dest} (expected md5: {md5 or 'unknown, unverified'}) and rerun; "
+            f"Put a manually downloaded copy at {dest} (expected {expected}) and rerun; "
             f"{OFFLINE_HINT}")
 
 
@@ -244,12 +252,21 @@ def _stream(response, part: Path, offset: int, size: int | None, progress: bool)
         raise _Dropped(f"connection closed after {offset + received} of {offset + expected} bytes")
 
 
-def _check_finished(part: Path, url: str, dest: Path, md5: str | None, size: int | None) -> None:
+def _check_finished(part: Path, url: str, dest: Path, md5: str | None, size: int | None,
+                    sha256_prefix: str | None = None) -> None:
     have = part.stat().st_size
     if size is not None and have != size:
         part.unlink()
         raise ChecksumError(f"{url}: downloaded {have} bytes, expected {size}; the file was deleted. Rerun to "
                             f"download it again, or put a verified copy at {dest}.")
+    if sha256_prefix is not None:
+        actual = file_md5(part, algorithm="sha256")
+        if not actual.startswith(sha256_prefix.lower()):
+            part.unlink()
+            raise ChecksumError(
+                f"{url}: sha256 mismatch (expected it to start with {sha256_prefix}, got {actual}); the file was "
+                f"deleted. Rerun to download it again; if it fails again, download it by hand, check it with "
+                f"`sha256sum` (it must start with {sha256_prefix}), and put it at {dest}.")
     if md5 is None:
         return
     actual = file_md5(part)

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from matlabel.datasets.layout import IGNORE_INDEX, VOC_CLASSES, write_cls_labels, write_manifest
+from matlabel.datasets.layout import IGNORE_INDEX, VOC_CLASSES, parse_split_list, write_cls_labels, write_manifest
 from matlabel.io import atomic_dir
 
 IMAGE_DIR = "JPEGImages"
@@ -139,25 +139,6 @@ def split_list_path(root: str | os.PathLike, split: str) -> Path:
     return Path(root) / SPLIT_DIR / f"{split}.txt"
 
 
-def _read_split_list(path: Path, problems: list[str]) -> list[str]:
-    """Ids of a split list (first field of each non-blank line); an empty list or a repeated id is a problem."""
-    ids, first_line = [], {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        image_id = line.split()[0]
-        if image_id in first_line:
-            problems.append(f"{path}: id '{image_id}' listed twice (lines {first_line[image_id]} and {n}); "
-                            "list each image once")
-            continue
-        first_line[image_id] = n
-        ids.append(image_id)
-    if not ids:
-        problems.append(f"{path}: split list is empty; list one image id a line (the name of JPEGImages/<id>.jpg "
-                        "without .jpg)")
-    return ids
-
-
 def _parse_class(token: str, index_of: dict[str, int]) -> int | None:
     if re.fullmatch(r"[+-]?\d+", token):
         return int(token)
@@ -224,6 +205,26 @@ def _image_size(path: Path, problems: list[str]) -> tuple[int, int] | None:
         problems.append(f"{path}: cannot read the image ({type(err).__name__}: {err}); replace it or remove its id "
                         "from the split lists")
     return None
+
+
+EXIF_ORIENTATION = 0x0112  # TIFF/EXIF tag 274: 1 = as stored; 2..8 = mirrored and/or rotated for display
+
+
+def exif_oriented(paths) -> list[Path]:
+    """The images whose EXIF orientation tag asks viewers to rotate or mirror them (tag present and not 1).
+
+    The workflow reads every image as stored (``io.read_image``, PIL without ``exif_transpose``), the grid its
+    mask must be drawn on; a photo straight from a phone may instead have been annotated as displayed. Header
+    only, no pixels decoded."""
+    found = []
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                if img.getexif().get(EXIF_ORIENTATION, 1) not in (0, 1):
+                    found.append(Path(path))
+        except (OSError, SyntaxError, ValueError):
+            continue  # unreadable images are reported by check_folder
+    return found
 
 
 def _mask_labels(path: Path, image_path: Path, image_size, num_classes: int, problems: list[str]) -> list[int] | None:
@@ -295,7 +296,7 @@ def check_folder(root: str | os.PathLike, class_names: Sequence[str], splits: Ma
             problems.append(f"{path}: split list missing; config {keys} = '{split}' names it (write the list, one id "
                             "a line, or set the config key to a split that has one)")
             continue
-        split_ids[split] = _read_split_list(path, problems)
+        split_ids[split] = parse_split_list(path, problems)
     eval_splits = {splits[r] for r in eval_roles if r in splits}
     export, eval_seed = splits.get("export"), splits.get("eval_seed")
     if export in split_ids and eval_seed in split_ids and eval_seed != export:
@@ -438,6 +439,13 @@ def prepare_folder(root: str | os.PathLike, out_dir: str | os.PathLike, splits: 
     if empty:
         log.warning("%d image(s) of the training split '%s' have no object class (classifier training skips them), "
                     "e.g. %s", len(empty), train, empty[:3])
+    all_ids = sorted({i for ids in split_ids.values() for i in ids})
+    rotated = exif_oriented(root / IMAGE_DIR / f"{i}.jpg" for i in all_ids)
+    if rotated:
+        log.warning("%d image(s) carry an EXIF orientation tag, e.g. %s: they are read as stored (unrotated), and "
+                    "their masks must be drawn on that grid. If a mask was drawn on the rotated view, rotate the "
+                    "JPEG losslessly first (e.g. `exiftran -ai <file>` or `jpegtran`)", len(rotated),
+                    [str(p) for p in rotated[:3]])
     log.info("%d classes %s; labels of %d images from %s; splits %s", len(class_names), list(class_names),
              len(labels), source, {s: len(ids) for s, ids in split_ids.items()})
     data_root = root

@@ -62,7 +62,16 @@ class Manifest:
         return self.root / (mask_dir or self.mask_dir) / f"{image_id}.png"
 
     def labels(self) -> dict[str, list[int]]:
-        return read_json(self.labels_path)
+        """Image id → foreground class indices (1..K-1) of ``cls_labels.json``; an index outside that range is an
+        error naming the file and the image (it used to surface as a bare IndexError in training and export)."""
+        labels = read_json(self.labels_path)
+        for image_id, classes in labels.items():
+            bad = [c for c in classes if isinstance(c, bool) or not isinstance(c, int) or not 0 < c < self.num_classes]
+            if bad:
+                raise ValueError(f"{self.labels_path}: image '{image_id}' has class(es) {bad}, outside "
+                                 f"1..{self.num_classes - 1} (foreground classes of {self.name}: "
+                                 f"{', '.join(self.class_names[1:])}); fix the entry or the class list")
+        return labels
 
 
 def write_manifest(path: str | os.PathLike, name: str, root: str | os.PathLike, class_names, mask_dir: str,
@@ -99,11 +108,36 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
 
 
 def read_split(root: str | os.PathLike, split: str) -> list[str]:
-    """Image ids of ``split``, in file order, blank lines skipped."""
+    """Image ids of ``split``, in file order, blank lines skipped. An empty list or an id listed twice is an error
+    naming the file (an empty evaluation split would score NaN; a repeated id would count twice)."""
     path = Path(root) / "ImageSets" / "Segmentation" / f"{split}.txt"
     if not path.exists():
         raise FileNotFoundError(f"{path}: split list missing (is the dataset prepared? is '{split}' a split of it?)")
-    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    problems: list[str] = []
+    ids = parse_split_list(path, problems)
+    if problems:
+        raise ValueError("\n".join(problems))
+    return ids
+
+
+def parse_split_list(path: str | os.PathLike, problems: list[str]) -> list[str]:
+    """Ids of a split list (first field of each non-blank line, file order, each once); an empty list or a repeated
+    id is appended to ``problems`` naming the file (and lines)."""
+    ids, first_line = [], {}
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        image_id = line.split()[0]
+        if image_id in first_line:
+            problems.append(f"{path}: id '{image_id}' listed twice (lines {first_line[image_id]} and {n}); "
+                            "list each image once")
+            continue
+        first_line[image_id] = n
+        ids.append(image_id)
+    if not ids:
+        problems.append(f"{path}: split list is empty; list one image id a line (the name of JPEGImages/<id>.jpg "
+                        "without .jpg)")
+    return ids
 
 
 def write_split(root: str | os.PathLike, split: str, ids) -> None:
