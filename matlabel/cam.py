@@ -65,8 +65,8 @@ def border_response(model: nn.Module, size: tuple[int, int] = (256, 256), device
     along image borders).
 
     For each of :data:`BLANK_IMAGES` at ``size``, ``model.cam`` gives the raw maps at the network's stride; the
-    outermost ``ring`` cells form the border, the rest the interior. Returns ``{image: {"excess", "raw_border",
-    "worst", "raw_border", "raw_interior"}}`` where ``excess`` is the mean over classes of (border mean − interior
+    outermost ``ring`` cells form the border, the rest the interior. Returns ``{image: {"excess", "worst",
+    "raw_border", "raw_interior"}}`` where ``excess`` is the mean over classes of (border mean − interior
     mean) of each map divided by its own maximum (+1e-5), i.e. as the export normalises maps (0: no border preference,
     1: the border alone lit), ``worst`` the class (1-based, as the labels) with the largest excess and its value, and
     ``raw_border`` / ``raw_interior`` the largest raw values there (over classes).

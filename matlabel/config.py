@@ -57,8 +57,8 @@ def _string_number_hint(err) -> str:
         value = float(err.instance)
     except ValueError:
         return ""
-    if "e" in err.instance.lower() and "." not in err.instance.split("e")[0].split("E")[0]:
-        mantissa, _, exponent = err.instance.lower().partition("e")
+    mantissa, _, exponent = err.instance.lower().partition("e")
+    if exponent and "." not in mantissa:
         return f" (YAML reads {err.instance} as text: write {mantissa}.0e{exponent})"
     return f" (a number was given as text '{err.instance}': write {value:g} without quotes)"
 
@@ -116,12 +116,12 @@ def retype_overrides(config: dict, overrides: dict, schema_path) -> list[str]:
             child = props[key]
             if isinstance(value, dict) and isinstance(target[key], dict):
                 walk(target[key], value, child, [*path, key])
-            elif isinstance(value, str) and len(path) > 0:
+            elif isinstance(value, str):
                 new = typed(value, node_types(child))
                 if new is not value:
                     target[key] = new
                     changed.append(".".join([*path, key]))
-            elif isinstance(value, list) and len(path) > 0 and all(isinstance(v, str) for v in value):
+            elif isinstance(value, list) and all(isinstance(v, str) for v in value):
                 item_types = node_types(_resolve(schema, child).get("items", {}))
                 new_list = [typed(v, item_types) for v in value]
                 if any(a is not b for a, b in zip(new_list, value)):

@@ -88,7 +88,8 @@ class D2CAMNet(nn.Module):
 
     def __init__(self, num_fg: int, backbone: StagedBackbone, border_pad: int = 0):
         super().__init__()
-        if isinstance(border_pad, bool) or not isinstance(border_pad, int) or border_pad < 0 or border_pad % FEATURE_STRIDE:
+        if (isinstance(border_pad, bool) or not isinstance(border_pad, int) or border_pad < 0
+                or border_pad % FEATURE_STRIDE):
             raise ValueError(f"border_pad must be a multiple of {FEATURE_STRIDE} pixels >= 0, got {border_pad!r}")
         self.backbone = backbone
         self.border_pad = border_pad

@@ -19,7 +19,7 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from matlabel.datasets.layout import IGNORE_INDEX, Manifest
+from matlabel.datasets.layout import IGNORE_INDEX, Manifest, split_path
 from matlabel.io import atomic_path, read_image, read_label_png, voc_palette
 from matlabel.shards import find_in_shards
 from matlabel.trimap import BG, FG, UNKNOWN, make_trimaps
@@ -294,7 +294,6 @@ def figure_ids(manifest: Manifest, ids, split: str, key: str = "figures.ids") ->
     known = set(manifest.split_ids(split))
     unknown = [i for i in ids if i not in known]
     if unknown:
-        split_file = manifest.root / "ImageSets" / "Segmentation" / f"{split}.txt"
         raise ValueError(f"config {key}: {unknown} not in split '{split}' (the figure draws from it); choose ids "
-                         f"listed in {split_file}")
+                         f"listed in {split_path(manifest.root, split)}")
     return ids

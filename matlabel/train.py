@@ -109,6 +109,8 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, device: torch.devic
     configuration, so a killed job loses at most one epoch; it is removed when training finishes.
     Returns the per-epoch history (mean of each loss term).
     """
+    if len(dataset) == 0:  # else PyTorch's "num_samples=0" from the sampler
+        raise ValueError("the training set is empty: no image of the training split has an object label")
     seed_everything(cfg.seed)
     out = Path(out)
     resume = out.with_name(out.name + ".resume")
@@ -121,8 +123,6 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, device: torch.devic
         {"params": new, "lr": cfg.lr * cfg.head_lr_mult, "weight_decay": cfg.weight_decay},
     ], lr=cfg.lr, momentum=cfg.momentum)
     base_lrs = [g["lr"] for g in opt.param_groups]
-    if len(dataset) == 0:  # else PyTorch's "num_samples=0" from the sampler
-        raise ValueError("the training set is empty: no image of the training split has an object label")
     steps_per_epoch = math.ceil(len(dataset) / cfg.batch_size)
     max_step = cfg.epochs * steps_per_epoch
     start_epoch, history = 0, []

@@ -5,7 +5,8 @@ inside a GPU job on a compute node that often has no internet (a bare ``URLError
 ``imagenet_weights`` (a local rule, run where the workflow is launched) downloads torchvision's file to
 ``resources/weights/<file>``, resumable and checked against the sha256 prefix in its name (torch.hub's own
 check), and the training rules take that file as an input and load it as a path. The URL and the file name
-come from torchvision's weight enums (``IMAGENET1K_V1``: the weights IRN loads), so there is one source.
+come from the weight enums of ``backbone.ARCHS`` (torchvision's ``IMAGENET1K_V1``: the weights IRN loads), so
+there is one source.
 EfficientNet-Lite0's weights ship with a pip package and need no download (``backbone.imagenet_state_dict``).
 """
 from __future__ import annotations
@@ -14,8 +15,6 @@ import re
 from dataclasses import dataclass
 
 WEIGHTS_DIR = "resources/weights"
-_ENUMS = {"resnet18": "ResNet18_Weights", "resnet34": "ResNet34_Weights", "resnet50": "ResNet50_Weights",
-          "resnet101": "ResNet101_Weights"}
 
 
 @dataclass(frozen=True)
@@ -33,11 +32,11 @@ class WeightsFile:
 
 def imagenet_file(arch: str) -> WeightsFile | None:
     """The torchvision ImageNet file of ``arch``, or None when ``arch``'s weights need no download."""
-    if arch not in _ENUMS:
-        return None
-    import torchvision  # here: the Snakefile asks at parse time, and only for ResNets
+    from matlabel.backbone import ARCHS  # torchvision's ResNets and their ImageNet weights
 
-    url = getattr(torchvision.models, _ENUMS[arch]).IMAGENET1K_V1.url
+    if arch not in ARCHS:
+        return None
+    url = ARCHS[arch][1].url
     filename = url.rsplit("/", 1)[1]
     match = re.search(r"-([a-f0-9]{8,})\.", filename)  # torch.hub.HASH_REGEX
     if match is None:
@@ -47,11 +46,13 @@ def imagenet_file(arch: str) -> WeightsFile | None:
 
 def file_by_name(filename: str) -> WeightsFile:
     """The registry entry whose file is ``filename`` (the download rule's wildcard)."""
-    for arch in _ENUMS:
-        entry = imagenet_file(arch)
+    from matlabel.backbone import ARCHS
+
+    entries = [imagenet_file(arch) for arch in ARCHS]
+    for entry in entries:
         if entry.filename == filename:
             return entry
-    known = ", ".join(imagenet_file(a).filename for a in _ENUMS)
+    known = ", ".join(e.filename for e in entries)
     raise ValueError(f"{filename}: not a known ImageNet weights file; known: {known}")
 
 

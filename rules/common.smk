@@ -134,13 +134,15 @@ def trunk_input(section):
     return inputs
 
 
-def imagenet_input(model):
+def imagenet_input(model, section=None):
     """Input: {"weights": resources/weights/<file>} when the model config (arch, weights) needs torchvision's
-    ImageNet file staged (rule imagenet_weights; matlabel/weights.py); {} otherwise. ``model`` is the config
-    mapping or a function of the wildcards returning it."""
+    ImageNet file staged (rule imagenet_weights; matlabel/weights.py); {} otherwise, and also when
+    config[section].backbone_from gives the trunk instead (trunk_input)."""
 
     def inputs(wildcards):
-        entry = staged(model(wildcards) if callable(model) else model)
+        if section and config[section].get("backbone_from"):
+            return {}
+        entry = staged(model)
         return {"weights": entry.path} if entry else {}
 
     return inputs

@@ -32,7 +32,7 @@ rule ir_labels:
 rule train_irn:
     input:
         unpack(trunk_input("irn")),
-        unpack(imagenet_input(lambda wc: {} if config["irn"].get("backbone_from") else config["backbone"])),
+        unpack(imagenet_input(config["backbone"], "irn")),
         manifest=manifest_path,
         labels=lambda wc: expand(
             "results/{dataset}/{row}/ir_label/shard{shard}", dataset=wc.dataset, row=wc.row, shard=SHARDS

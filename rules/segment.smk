@@ -28,7 +28,7 @@ rule saliency_labels:
 rule train_deeplab:
     input:
         unpack(trunk_input("deeplab")),
-        unpack(imagenet_input(lambda wc: {} if config["deeplab"].get("backbone_from") else config["deeplab"]["model"])),
+        unpack(imagenet_input(config["deeplab"]["model"], "deeplab")),
         manifest=manifest_path,
         labels=lambda wc: expand(
             "results/{dataset}/{row}/{stage}/shard{shard}",

@@ -24,7 +24,8 @@ def main(smk):
                          f"({len(dataset.skipped)} without one): check {manifest.labels_path} and the split list")
     train_cfg = dict(p.train)
     net = net_options(smk.wildcards.method, train_cfg)
-    train_cfg.pop("border_pad", None)
+    for key in net:  # network settings (D2CAM's border_pad) are not training settings
+        train_cfg.pop(key, None)
     loss = train_cfg.pop("loss", None)  # D2CAM's loss weights (paper Sec. 3.2.1 / 4.2)
     init_from = train_cfg.pop("init_from", None)
     backbone = trunk_for_training(p.backbone, train_cfg.pop("train_n1", None))

@@ -62,9 +62,14 @@ class _Dropped(Exception):
 # Checksums
 
 
-def file_md5(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES, algorithm: str = "md5") -> str:
-    """md5 (or ``algorithm``) hex digest of a file, read in ``chunk_bytes`` chunks (constant memory for 13 GB
-    zips)."""
+def file_md5(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES) -> str:
+    """md5 hex digest of a file (see ``file_digest``)."""
+    return file_digest(path, "md5", chunk_bytes)
+
+
+def file_digest(path: str | os.PathLike, algorithm: str, chunk_bytes: int = CHUNK_BYTES) -> str:
+    """``algorithm`` (hashlib name) hex digest of a file, read in ``chunk_bytes`` chunks (constant memory for
+    13 GB zips)."""
     digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(chunk_bytes), b""):
@@ -172,9 +177,15 @@ def fetch_archive(name: str, dest_dir: str | os.PathLike, timeout: float = 30, p
 def _verified(path: Path, md5: str | None, size: int | None, sha256_prefix: str | None = None) -> bool:
     if size is not None and path.stat().st_size != size:
         return False
-    if sha256_prefix is not None and not file_md5(path, algorithm="sha256").startswith(sha256_prefix.lower()):
+    if sha256_prefix is not None and not _sha256_starts(path, sha256_prefix)[0]:
         return False
     return md5 is None or verify_md5(path, md5)
+
+
+def _sha256_starts(path: Path, prefix: str) -> tuple[bool, str]:
+    """(whether the file's sha256 starts with ``prefix``, the digest): torch.hub's ``check_hash`` test."""
+    actual = file_digest(path, "sha256")
+    return actual.startswith(prefix.lower()), actual
 
 
 def _offline_message(url: str, dest: Path, expected: str, reason) -> str:
@@ -260,8 +271,8 @@ def _check_finished(part: Path, url: str, dest: Path, md5: str | None, size: int
         raise ChecksumError(f"{url}: downloaded {have} bytes, expected {size}; the file was deleted. Rerun to "
                             f"download it again, or put a verified copy at {dest}.")
     if sha256_prefix is not None:
-        actual = file_md5(part, algorithm="sha256")
-        if not actual.startswith(sha256_prefix.lower()):
+        ok, actual = _sha256_starts(part, sha256_prefix)
+        if not ok:
             part.unlink()
             raise ChecksumError(
                 f"{url}: sha256 mismatch (expected it to start with {sha256_prefix}, got {actual}); the file was "

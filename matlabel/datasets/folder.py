@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from matlabel.datasets.layout import IGNORE_INDEX, VOC_CLASSES, parse_split_list, write_cls_labels, write_manifest
+from matlabel.datasets.layout import (IGNORE_INDEX, VOC_CLASSES, parse_split_list, split_path, write_cls_labels,
+                                      write_manifest, write_split)
 from matlabel.io import atomic_dir
 
 IMAGE_DIR = "JPEGImages"
 MASK_DIR = "SegmentationClass"
-SPLIT_DIR = Path("ImageSets", "Segmentation")
 CLASSES_FILE = "classes.txt"
 LABELS_CSV = "cls_labels.csv"
 RESIZED_DIR = "resized"  # under out_dir: the copy at data.folder.max_side
@@ -133,10 +133,6 @@ def folder_config_errors(folder: Mapping | None) -> list[str]:
     except (ValueError, OSError) as err:
         return [str(err) if str(err).startswith("data.folder.classes") else f"data.folder.classes: {err}"]
     return []
-
-
-def split_list_path(root: str | os.PathLike, split: str) -> Path:
-    return Path(root) / SPLIT_DIR / f"{split}.txt"
 
 
 def _parse_class(token: str, index_of: dict[str, int]) -> int | None:
@@ -290,7 +286,7 @@ def check_folder(root: str | os.PathLike, class_names: Sequence[str], splits: Ma
     for role, split in splits.items():
         roles_of.setdefault(split, []).append(role)
     for split, roles in roles_of.items():
-        path = split_list_path(root, split)
+        path = split_path(root, split)
         if not path.is_file():
             keys = ", ".join(f"splits.{r}" for r in roles)
             problems.append(f"{path}: split list missing; config {keys} = '{split}' names it (write the list, one id "
@@ -303,7 +299,7 @@ def check_folder(root: str | os.PathLike, class_names: Sequence[str], splits: Ma
         exported = set(split_ids[export])
         outside = [i for i in split_ids[eval_seed] if i not in exported]
         if outside:
-            problems.append(f"{split_list_path(root, eval_seed)}: {len(outside)} id(s) of splits.eval_seed "
+            problems.append(f"{split_path(root, eval_seed)}: {len(outside)} id(s) of splits.eval_seed "
                             f"'{eval_seed}' are not in splits.export '{export}' (e.g. {outside[:3]}); seeds are made "
                             "for the export split only, so the split they are scored on must be part of it")
 
@@ -382,9 +378,8 @@ def write_resized_copy(root: Path, dest: Path, split_ids: Mapping[str, list[str]
     ids = list(dict.fromkeys(i for split_list in split_ids.values() for i in split_list))
     with atomic_dir(dest) as tmp:
         tmp = Path(tmp)
-        (tmp / SPLIT_DIR).mkdir(parents=True)
         for split, split_list in split_ids.items():
-            (tmp / SPLIT_DIR / f"{split}.txt").write_text("".join(f"{i}\n" for i in split_list))
+            write_split(tmp, split, split_list)
         (tmp / IMAGE_DIR).mkdir()
         (tmp / MASK_DIR).mkdir()
         shrunk = 0

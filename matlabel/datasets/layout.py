@@ -107,10 +107,15 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
                     labels_file=(path.parent / labels).resolve() if labels else None)
 
 
+def split_path(root: str | os.PathLike, split: str) -> Path:
+    """The list file of ``split`` in a VOC-layout root: ``ImageSets/Segmentation/<split>.txt``."""
+    return Path(root) / "ImageSets" / "Segmentation" / f"{split}.txt"
+
+
 def read_split(root: str | os.PathLike, split: str) -> list[str]:
     """Image ids of ``split``, in file order, blank lines skipped. An empty list or an id listed twice is an error
     naming the file (an empty evaluation split would score NaN; a repeated id would count twice)."""
-    path = Path(root) / "ImageSets" / "Segmentation" / f"{split}.txt"
+    path = split_path(root, split)
     if not path.exists():
         raise FileNotFoundError(f"{path}: split list missing (is the dataset prepared? is '{split}' a split of it?)")
     problems: list[str] = []
@@ -141,7 +146,7 @@ def parse_split_list(path: str | os.PathLike, problems: list[str]) -> list[str]:
 
 
 def write_split(root: str | os.PathLike, split: str, ids) -> None:
-    write_text(Path(root) / "ImageSets" / "Segmentation" / f"{split}.txt", "".join(f"{i}\n" for i in ids))
+    write_text(split_path(root, split), "".join(f"{i}\n" for i in ids))
 
 
 def write_cls_labels(root: str | os.PathLike, labels: dict[str, list[int]]) -> None:
