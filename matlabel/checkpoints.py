@@ -1,4 +1,11 @@
-"""Reading parts of trained models: a classifier's ResNet trunk as another network's starting point."""
+"""Model checkpoints, each writer beside its reader, and reading parts of them (a classifier's trunk as another
+network's starting point).
+
+A trained model (``results/<dataset>/<method>/model.pt``, IRN's and DeepLab's ``model.pt``) is
+``{"model": state_dict, "meta": the training's config and code version, "history": per-epoch or per-iteration
+losses}``; a resume checkpoint (``<model>.resume``) adds ``optimizer``, ``torch_rng`` and the progress
+(``epoch`` or ``iteration``). Both go through ``torch.save`` (pickled: read only files this workflow wrote).
+"""
 from __future__ import annotations
 
 import os
@@ -6,11 +13,33 @@ import os
 import torch
 
 
+def write_model(path: str | os.PathLike, model_state: dict, meta: dict, history: list) -> None:
+    torch.save({"model": model_state, "meta": meta, "history": history}, path)
+
+
+def write_resume(path: str | os.PathLike, model_state: dict, meta: dict, history: list, optimizer_state: dict,
+                 **progress) -> None:
+    """A resume checkpoint: the model's fields plus the optimiser, torch's RNG state and ``progress``
+    (``epoch=`` or ``iteration=``)."""
+    torch.save({"meta": meta, "model": model_state, "optimizer": optimizer_state, "torch_rng": torch.get_rng_state(),
+                "history": history, **progress}, path)
+
+
+def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    """The whole checkpoint (a model's or a resume one) as written above."""
+    return torch.load(path, map_location=device, weights_only=False)
+
+
+def read_model_state(path: str | os.PathLike) -> dict:
+    """The state dict of a trained model's checkpoint, on the CPU."""
+    return read_checkpoint(path)["model"]
+
+
 def load_trunk(backbone: torch.nn.Module, checkpoint_path: str | os.PathLike) -> None:
     """Load the ``backbone.*`` tensors of a trained classifier checkpoint (``{"model": state_dict}``) into
     ``backbone`` (a ``matlabel.backbone`` backbone), strictly: the configs ``irn.backbone_from`` / ``deeplab.backbone_from``,
     the demo's stand-in for ImageNet weights. The architectures must match (same ``backbone.arch``)."""
-    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)["model"]
+    state = read_model_state(checkpoint_path)
     trunk = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
     if not trunk:
         raise ValueError(f"{checkpoint_path} holds no backbone.* tensors")

@@ -190,3 +190,76 @@ def check_config(config: dict) -> None:
                       "(Table 2's I+S row), or null to leave that row 'not run'")
     if errors:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(errors))
+
+
+def load_config_file(path) -> dict:
+    """One config file as a mapping; a YAML error names the file, the line and column, and what is wrong there.
+
+    Snakemake reads --configfile files before the workflow starts and, on a syntax error, says only "Config file is
+    not valid JSON or YAML"; ``python -m matlabel.config FILE`` runs this on each file to find the line."""
+    import yaml
+
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err)
+        line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
+        hint = " (a tab: YAML indents with spaces only)" if "\t" in line[: mark.column + 1] or "tab" in problem else ""
+        raise ConfigError(f"{where}: not valid YAML: {problem}{hint}\n    {line!r}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of keys (e.g. 'cam: {{epochs: 3}}'), got "
+                          f"{type(data).__name__}")
+    return data
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """Snakemake's update_config: nested mappings merged key by key, anything else replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def check_files(paths, root=None) -> dict:
+    """The config the workflow would get from config.yaml then ``paths`` (as --configfile), checked the way the
+    Snakefile checks it: YAML syntax per file (file:line:column), the schema, then check_config. Returns it."""
+    from snakemake.utils import validate
+
+    root = Path(root) if root else Path(__file__).resolve().parents[1]
+    files = [root / "config.yaml", *map(Path, paths)]
+    config: dict = {}
+    for path in files:
+        config = _merge(config, load_config_file(path))
+    schema = root / "schemas" / "config.schema.yaml"
+    validate_config(config, schema, files)
+    validate(config, str(schema))
+    check_config(config)
+    return config
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m matlabel.config", description=(
+        "Check config files as the workflow would read them (config.yaml, then each FILE as --configfile): YAML "
+        "syntax with the file and line, the schema, and the checks across keys."))
+    parser.add_argument("files", nargs="*", help="config overlays, in --configfile order")
+    args = parser.parse_args(argv)
+    try:
+        check_files(args.files)
+    except (ConfigError, OSError) as err:
+        print(err, file=sys.stderr)
+        return 1
+    print(f"config OK: config.yaml{''.join(' + ' + f for f in args.files)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -53,6 +53,7 @@ from tqdm import tqdm
 
 from matlabel.backbone import ARCHS as RESNET_ARCHS
 from matlabel.backbone import ResNetBackbone, build_backbone
+from matlabel.checkpoints import write_model, write_resume
 from matlabel.crf import CRFParams, refine_probs
 from matlabel.datasets.layout import IGNORE_INDEX, Manifest
 from matlabel.io import atomic_path, read_image, read_label_png, voc_palette, write_label_png
@@ -434,11 +435,10 @@ def train_deeplab(model: DeepLabV2, dataset, cfg: SegConfig, device: torch.devic
         done = it + 1
         if done % cfg.checkpoint_every == 0 and done < cfg.iterations:
             with atomic_path(resume, suffix=".pt") as tmp:
-                torch.save({"meta": meta, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                            "torch_rng": torch.get_rng_state(), "iteration": done, "history": history}, tmp)
+                write_resume(tmp, model.state_dict(), meta, history, opt.state_dict(), iteration=done)
     stream.close()  # shuts down the DataLoader workers of the current epoch
     with atomic_path(out) as tmp:
-        torch.save({"model": model.state_dict(), "meta": meta, "history": history}, tmp)
+        write_model(tmp, model.state_dict(), meta, history)
     resume.unlink(missing_ok=True)
     return history
 

@@ -11,15 +11,10 @@ from tqdm import tqdm
 
 from matlabel.seeds import labels_at_thresholds
 from matlabel.datasets.layout import Manifest
+from matlabel.formats import MAPS_SUFFIX, read_maps
 from matlabel.io import read_label_png
 from matlabel.metrics import ConfusionMeter
 from matlabel.shards import find_in_shards
-
-
-def load_cams(path) -> tuple[np.ndarray, np.ndarray]:
-    """(cams (k, H, W) float32, classes (k,) int) from an exported ``.npz``."""
-    with np.load(path) as z:
-        return z["cams"].astype(np.float32), z["classes"].astype(np.int64)
 
 
 def evaluate_cams(manifest: Manifest, ids, shard_dirs, bg_threshold: float, sweep) -> dict:
@@ -32,7 +27,7 @@ def evaluate_cams(manifest: Manifest, ids, shard_dirs, bg_threshold: float, swee
     thresholds = sorted(set(float(t) for t in sweep) | {float(bg_threshold)})
     meters = {t: ConfusionMeter(manifest.num_classes) for t in thresholds}
     for image_id in tqdm(ids, desc="evaluate", mininterval=5):
-        cams, classes = load_cams(find_in_shards(shard_dirs, image_id))
+        cams, classes = read_maps(find_in_shards(shard_dirs, image_id, MAPS_SUFFIX))
         gt = read_label_png(manifest.mask_path(image_id), manifest.num_classes)
         if gt.shape != cams.shape[1:]:
             raise ValueError(f"{manifest.mask_path(image_id)}: mask {gt.shape} and maps {cams.shape[1:]} differ in size")

@@ -20,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from matlabel.datasets.layout import IGNORE_INDEX, Manifest, split_path
+from matlabel.formats import ALPHAS_SUFFIX, MAPS_SUFFIX, read_alphas, read_maps
 from matlabel.io import atomic_path, read_image, read_label_png, voc_palette
 from matlabel.shards import find_in_shards
 from matlabel.trimap import BG, FG, UNKNOWN, make_trimaps
@@ -216,8 +217,7 @@ def figure5(rows: list[dict], out_path: str | os.PathLike, dpi: int = 150) -> Fi
 # --------------------------------------------------------------------------------------------------------
 
 def _load_maps(shard_dirs, image_id: str) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(find_in_shards(list(shard_dirs), image_id, ".npz")) as z:
-        return z["cams"].astype(np.float32), z["classes"].astype(np.int64)
+    return read_maps(find_in_shards(list(shard_dirs), image_id, MAPS_SUFFIX))
 
 
 def _row_label(manifest: Manifest, image_id: str, classes) -> str:
@@ -246,8 +246,7 @@ def load_pipeline_row(manifest: Manifest, image_id: str, cam_dirs, d2cam_dirs, m
     d2cam, classes = _load_maps(d2cam_dirs, image_id)
     alpha = None
     try:
-        with np.load(find_in_shards(list(matlabel_dirs), image_id, "_alpha.npz")) as z:
-            alpha = z["alphas"].astype(np.float32) / 255.0
+        alpha, _ = read_alphas(find_in_shards(list(matlabel_dirs), image_id, ALPHAS_SUFFIX))
     except FileNotFoundError:
         pass
     return {

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from matlabel.formats import ALPHAS_SUFFIX, MAPS_SUFFIX, read_alphas, read_maps
 from matlabel.seeds import cams_to_labels
 from matlabel.trimap import BG, FG, make_trimaps, trimap_fractions
 
@@ -28,6 +29,10 @@ SOURCES = {
     "matlabel_recam": ("recam", "matting"),
     "matlabel": ("d2cam", "matting"),
 }
+
+
+# Modules only the matting rows run: the threshold rows' code hashes leave them out (matlabel/codehash.py).
+MATTING_MODULES = ("matlabel.matting", "matlabel.trimap")
 
 
 def rows_for(methods, labeler: str | None = None) -> list[str]:
@@ -125,10 +130,7 @@ def load_row_maps_and_kind(labeler: str, image_id: str, cams_dir,
     from pathlib import Path
 
     if labeler == "matting":
-        path = Path(seed_dir) / f"{image_id}_alpha.npz"
+        path = Path(seed_dir) / f"{image_id}{ALPHAS_SUFFIX}"
         if path.exists():
-            with np.load(path) as z:
-                return z["alphas"].astype(np.float32) / 255.0, z["classes"].astype(np.int64), True
-    from matlabel.evaluate import load_cams
-
-    return (*load_cams(Path(cams_dir) / f"{image_id}.npz"), False)
+            return (*read_alphas(path), True)
+    return (*read_maps(Path(cams_dir) / f"{image_id}{MAPS_SUFFIX}"), False)

@@ -41,6 +41,18 @@ TABLE4_METHODS = {"cam": "cam", "d2": "d2cam_d2", "d2_area": "d2cam_d2_area", "d
                   "d2_ma_oe": "d2cam"}
 
 
+# Modules that only one family of methods runs (families: config sections cam, d2cam, recam). A rule serving several
+# methods leaves the other families' modules out of each job's code hash (matlabel/codehash.py), so editing
+# recam.py does not retrain CAM or D2CAM.
+FAMILY_MODULES = {"cam": (), "d2cam": ("matlabel.d2cam", "matlabel.losses"), "recam": ("matlabel.recam",)}
+
+
+def other_methods_modules(method: str) -> tuple[str, ...]:
+    """The modules of the families other than ``method``'s (FAMILY_MODULES)."""
+    own = config_section(method)
+    return tuple(m for family, modules in FAMILY_MODULES.items() if family != own for m in modules)
+
+
 def config_section(method: str) -> str:
     """The config.yaml section holding a method's training settings (``cam``, ``d2cam`` or the method's name)."""
     loss = METHODS[method][1]

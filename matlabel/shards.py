@@ -11,6 +11,14 @@ def shard_ids(ids, shard: int, n_shards: int) -> list[str]:
     return sorted(ids)[shard::n_shards]
 
 
+def empty_shards_warning(n_shards: int, n_ids: int, split: str) -> str | None:
+    """A warning when ``n_shards`` exceeds the split's images: shards ``n_ids``.. would be jobs with nothing to do."""
+    if n_shards <= n_ids:
+        return None
+    return (f"warning: n_shards is {n_shards} but split '{split}' has {n_ids} images: {n_shards - n_ids} shard(s) per "
+            f"method will be empty jobs; set n_shards to at most {n_ids} (e.g. --config n_shards={n_ids})")
+
+
 def find_in_shards(shard_dirs, image_id: str, suffix: str = ".npz") -> Path:
     """Path of ``image_id``'s file in whichever shard directory holds it."""
     for d in shard_dirs:

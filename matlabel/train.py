@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from matlabel.checkpoints import read_checkpoint, write_model, write_resume
 from matlabel.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def load_resume(path: Path, meta: dict, model: torch.nn.Module, opt: torch.optim
     (the same configuration); returns the checkpoint dict, or None when there is none or it does not match."""
     if not path.exists():
         return None
-    ckpt = torch.load(path, map_location=device, weights_only=False)
+    ckpt = read_checkpoint(path, device)
     if ckpt["meta"] != meta:
         log.info("ignoring %s: it was written with another configuration", path)
         return None
@@ -159,9 +160,8 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, device: torch.devic
         history.append({"epoch": epoch + 1, **{k: v / max(1, len(loader)) for k, v in sums.items()}})
         log.info("epoch %d: %s", epoch + 1, history[-1])
         with atomic_path(resume, suffix=".pt") as tmp:
-            torch.save({"meta": meta, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "torch_rng": torch.get_rng_state(), "epoch": epoch + 1, "history": history}, tmp)
+            write_resume(tmp, model.state_dict(), meta, history, opt.state_dict(), epoch=epoch + 1)
     with atomic_path(out) as tmp:
-        torch.save({"model": model.state_dict(), "meta": meta, "history": history}, tmp)
+        write_model(tmp, model.state_dict(), meta, history)
     resume.unlink(missing_ok=True)
     return history

@@ -6,13 +6,11 @@ rule train_classifier:
     input:
         unpack(init_model),
         unpack(imagenet_input(config["backbone"])),
-        manifest=manifest_path,
+        unpack(dataset_input("train_classifier:images")),
     output:
         model="results/{dataset}/{method}/model.pt",
     params:
-        code=code_version(
-            "backbone.py", "cam.py", "d2cam.py", "recam.py", "losses.py", "models.py", "train.py", "datasets/loader.py"
-        ),
+        code=code_version("train_classifier", by="method"),
         train=lambda wc: config[config_section(wc.method)],
         backbone=config["backbone"],
         augment=config["augment"],
@@ -34,12 +32,12 @@ rule train_classifier:
 
 rule export_cams:
     input:
-        manifest=manifest_path,
+        unpack(dataset_input("export:images")),
         model="results/{dataset}/{method}/model.pt",
     output:
         directory("results/{dataset}/{method}/cams/shard{shard}"),
     params:
-        code=code_version("backbone.py", "cam.py", "d2cam.py", "recam.py", "models.py"),
+        code=code_version("export_cams", by="method"),
         split=config["splits"]["export"],
         n_shards=N_SHARDS,
         backbone=config["backbone"],
@@ -62,12 +60,12 @@ rule export_cams:
 
 rule evaluate_cams:
     input:
-        manifest=manifest_path,
+        unpack(dataset_input("eval_seed:masks")),
         shards=cam_shards,
     output:
         "results/{dataset}/{method}/seed/eval.json",
     params:
-        code=code_version("evaluate.py", "metrics.py", "seeds.py"),
+        code=code_version("evaluate_cams", by="method"),
         split=config["splits"]["eval_seed"],
         bg_threshold=lambda wc: method_thresholds(config, config_section(wc.method))["seed"],
         sweep=config["evaluate"]["bg_threshold_sweep"],

@@ -1,5 +1,4 @@
 # Config validation, shard/method lists, wildcard constraints and input helpers shared by all stages.
-import hashlib
 import sys
 from pathlib import Path
 
@@ -7,10 +6,15 @@ from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # the matlabel package lives next to the Snakefile
 
+from matlabel import codehash
 from matlabel.config import check_config, method_thresholds, retype_overrides, validate_config
+from matlabel.datasets.content import existing_stamps, folder_digest, refresh_stamps
+from matlabel.datasets.layout import split_path
 from matlabel.datasets.sources import ARCHIVES
-from matlabel.labels import SOURCES, rows_for
-from matlabel.models import METHODS, TABLE4_METHODS, config_section, net_options
+from matlabel.io import read_json
+from matlabel.labels import MATTING_MODULES, SOURCES, rows_for
+from matlabel.models import METHODS, TABLE4_METHODS, config_section, net_options, other_methods_modules
+from matlabel.shards import empty_shards_warning
 from matlabel.tables import SALIENCY_ROWS
 from matlabel.weights import staged
 
@@ -47,19 +51,49 @@ wildcard_constraints:
     table=r"table\d",
 
 
-def code_version(*modules):
-    """Content hash of the library modules a rule runs, given as a param (Snakemake reruns a job when its
-    params change), so editing a line of matlabel/ reruns exactly the rules that use it; Snakemake's own
-    code trigger only sees the script file of each job."""
-    digest = hashlib.sha256()
-    for module in modules:
-        digest.update(Path(workflow.basedir, "matlabel", module).read_bytes())
-    return digest.hexdigest()[:16]
+def code_version(script, by=None):
+    """Param: a hash of the library code that scripts/<script>.py can run (its import closure within matlabel/,
+    docstrings and comments left out; matlabel/codehash.py), so editing a line of code reruns exactly the rules
+    whose scripts reach it (Snakemake's own code trigger sees only the script). by="method" or "row": per job, the
+    modules of other method families (models.FAMILY_MODULES) and, for threshold rows, the matting modules
+    (labels.MATTING_MODULES) are left out."""
+    path = Path(workflow.basedir, "scripts", f"{script}.py")
+    package = Path(workflow.basedir, "matlabel")
+    if by is None:
+        return codehash.code_version(path, package)
+
+    def per_job(wildcards):
+        method, labeler = (wildcards.method, None) if by == "method" else SOURCES[wildcards.row]
+        exclude = other_methods_modules(method) + (MATTING_MODULES if labeler == "threshold" else ())
+        return codehash.code_version(path, package, exclude)
+
+    return per_job
 
 
 def manifest_path(wildcards=None):
     """The prepared dataset's manifest; its presence means the dataset is complete."""
     return f"resources/{DATASET}/dataset.json"
+
+
+def content_stamp(split, part):
+    """The content stamp of ``part`` ("images" or "masks") of ``split`` (rule dataset_content)."""
+    return f"resources/{DATASET}/content/{split}.{part}.json"
+
+
+def dataset_input(*needs):
+    """Input: {"manifest": dataset.json, "<split>_<part>": its content stamp, ...} for needs "role:part", where role
+    is a key of config splits (or a split's own name, e.g. "test"), or "{split}:part" for the job's split wildcard.
+    Rules read the dataset through these, so changing a file they read reruns them."""
+
+    def inputs(wildcards):
+        files = {"manifest": manifest_path()}
+        for need in needs:
+            role, part = need.split(":")
+            split = wildcards.split if role == "{split}" else config["splits"].get(role, role)
+            files[f"{split}_{part}"] = content_stamp(split, part)
+        return files
+
+    return inputs
 
 
 def folder_config():
@@ -70,14 +104,24 @@ def folder_config():
 def folder_inputs(wildcards):
     """The user's files that define the folder dataset and exist (split lists of config splits, classes.txt,
     cls_labels.csv), so editing one reruns prepare_folder; a missing one is reported by the rule, naming it.
-    Images and masks are not listed (thousands of files): after editing them, rerun with -R prepare_folder."""
+    The images and masks are followed by folder_source() instead (thousands of files)."""
     root = folder_config().get("root")
     if not root:
         return {}
     root = Path(root).expanduser()
-    files = {f"split_{s}": Path(root, "ImageSets", "Segmentation", f"{s}.txt") for s in set(config["splits"].values())}
+    files = {f"split_{s}": split_path(root, s) for s in set(config["splits"].values())}
     files.update(classes=Path(root, "classes.txt"), cls_labels=Path(root, "cls_labels.csv"))
     return {key: str(path) for key, path in sorted(files.items()) if path.is_file()}
+
+
+def folder_source():
+    """Digest of the folder dataset's files, images and masks included (matlabel/datasets/content.py folder_digest),
+    a param of prepare_folder: replacing an image in the user's folder reruns it (it may copy or resize it)."""
+    root = folder_config().get("root")
+    if DATASET != "folder" or not root:
+        return ""
+    return folder_digest(root, config["splits"].values(), "resources/folder/.source.cache.json",
+                         save=workflow.is_main_process)
 
 
 def row_thresholds(wildcards) -> dict:
@@ -186,3 +230,18 @@ def voc_test_archives(wildcards):
         return []
     rows = [r for r in config["table2"]["methods"] if r in SEG_ROWS]
     return expand("results/{dataset}/{row}/deeplab/voc12_test.tar", dataset=wildcards.dataset, row=rows)
+
+
+# Bring the content stamps written by earlier runs up to date with the dataset's files before Snakemake plans the
+# jobs (matlabel/datasets/content.py): a stamp changes only when the files do. Jobs re-parse the workflow on a
+# cluster node; only the submitting process refreshes.
+if workflow.is_main_process:
+    _rewritten = refresh_stamps(manifest_path(), existing_stamps(f"resources/{DATASET}/content"))
+    if Path(manifest_path()).is_file():
+        _n_export = read_json(manifest_path()).get("splits", {}).get(config["splits"]["export"])
+        _warning = _n_export is not None and empty_shards_warning(N_SHARDS, _n_export, config["splits"]["export"])
+        if _warning:
+            print(_warning, file=sys.stderr)
+    if _rewritten:
+        print(f"dataset files changed since the last run: {', '.join(p.name for p in _rewritten)} "
+              "(the rules that read them will rerun)", file=sys.stderr)

@@ -1,5 +1,6 @@
 # Datasets in VOC layout: downloaded and converted (VOC 2012 + SBD, COCO 2014) or synthesised (demo).
-# Each ends with resources/<dataset>/dataset.json, the manifest every later stage declares as input.
+# Each ends with resources/<dataset>/dataset.json, the manifest every later stage declares as input, beside the
+# content stamps of the splits the stages read (rule dataset_content).
 
 
 rule synthesize_dataset:
@@ -8,7 +9,7 @@ rule synthesize_dataset:
     wildcard_constraints:
         dataset="synthetic|synthetic_voc",  # the demo's and the VOC-size scale preset's (config/voc-scale.yaml)
     params:
-        code=code_version("datasets/synthetic.py", "datasets/layout.py"),
+        code=code_version("synthesize_dataset"),
         synthetic=config.get("data", {}).get("synthetic", {}),
     log:
         "logs/{dataset}/synthesize_dataset.log",
@@ -56,7 +57,7 @@ rule prepare_voc12:
     output:
         manifest="resources/voc12/dataset.json",
     params:
-        code=code_version("datasets/voc12.py", "datasets/download.py"),
+        code=code_version("prepare_voc12"),
     log:
         "logs/prepare_voc12.log",
     benchmark:
@@ -75,7 +76,7 @@ rule prepare_coco14:
     output:
         manifest="resources/coco14/dataset.json",
     params:
-        code=code_version("datasets/coco14.py", "datasets/download.py"),
+        code=code_version("prepare_coco14"),
     log:
         "logs/prepare_coco14.log",
     benchmark:
@@ -93,8 +94,9 @@ rule prepare_folder:
         manifest="resources/folder/dataset.json",
         labels="resources/folder/cls_labels.json",
     params:
-        code=code_version("datasets/folder.py", "datasets/layout.py"),
+        code=code_version("prepare_folder"),
         root=folder_config().get("root"),
+        source=folder_source(),
         classes=folder_config().get("classes"),
         max_side=folder_config().get("max_side"),
         splits=config["splits"],  # max_errors is read from the config: no rerun for it
@@ -106,3 +108,23 @@ rule prepare_folder:
         ENV
     script:
         "../scripts/prepare_folder.py"
+
+
+# What a split's files are (matlabel/datasets/content.py): written here once, then refreshed while the workflow is
+# parsed (common.smk), so replacing an image, a mask, a split list or cls_labels reruns the rules that read it.
+rule dataset_content:
+    input:
+        manifest="resources/{dataset}/dataset.json",
+    output:
+        "resources/{dataset}/content/{split}.{part}.json",
+    wildcard_constraints:
+        split=r"[^/.]+",
+        part="images|masks",
+    params:
+        code=code_version("dataset_content"),
+    log:
+        "logs/{dataset}/dataset_content/{split}.{part}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/dataset_content.py"

@@ -6,13 +6,13 @@
 rule ir_labels:
     input:
         unpack(row_seed_inputs),
-        manifest=manifest_path,
+        unpack(dataset_input("export:images")),
     output:
         directory("results/{dataset}/{row}/ir_label/shard{shard}"),
     wildcard_constraints:
         row="|".join(LABEL_ROWS),
     params:
-        code=code_version("labels.py", "crf.py"),
+        code=code_version("ir_labels", by="row"),
         labeler=lambda wc: SOURCES[wc.row][1],
         split=config["splits"]["export"],
         n_shards=N_SHARDS,
@@ -33,7 +33,7 @@ rule train_irn:
     input:
         unpack(trunk_input("irn")),
         unpack(imagenet_input(config["backbone"], "irn")),
-        manifest=manifest_path,
+        unpack(dataset_input("export:images")),
         labels=lambda wc: expand(
             "results/{dataset}/{row}/ir_label/shard{shard}", dataset=wc.dataset, row=wc.row, shard=SHARDS
         ),
@@ -42,9 +42,7 @@ rule train_irn:
     wildcard_constraints:
         row="|".join(LABEL_ROWS),
     params:
-        code=code_version(
-            "irn/model.py", "irn/loss.py", "irn/data.py", "irn/relations.py", "backbone.py", "train.py", "checkpoints.py"
-        ),
+        code=code_version("train_irn", by="row"),
         train=config["irn"]["train"],
         backbone=config["backbone"],
         split=config["splits"]["export"],
@@ -66,14 +64,14 @@ rule train_irn:
 rule random_walk:
     input:
         unpack(row_seed_inputs),
-        manifest=manifest_path,
+        unpack(dataset_input("export:images")),
         model="results/{dataset}/{row}/irn/model.pt",
     output:
         directory("results/{dataset}/{row}/irn/shard{shard}"),
     wildcard_constraints:
         row="|".join(LABEL_ROWS),
     params:
-        code=code_version("irn/random_walk.py", "irn/model.py", "labels.py"),
+        code=code_version("random_walk", by="row"),
         labeler=walk_source,  # what the walk propagates: the method's maps or the row's alphas
         split=config["splits"]["export"],
         n_shards=N_SHARDS,

@@ -6,14 +6,14 @@
 
 rule threshold_labels:
     input:
-        manifest=manifest_path,
+        unpack(dataset_input("export:images")),
         cams=lambda wc: f"results/{wc.dataset}/{SOURCES[wc.row][0]}/cams/shard{wc.shard}",
     output:
         directory("results/{dataset}/{row}/seed/shard{shard}"),
     wildcard_constraints:
         row="|".join(THRESHOLD_ROWS),
     params:
-        code=code_version("labels.py", "seeds.py"),
+        code=code_version("make_labels", by="row"),
         labeler="threshold",
         split=config["splits"]["export"],
         n_shards=N_SHARDS,
@@ -29,14 +29,14 @@ rule threshold_labels:
 
 rule matting_labels:
     input:
-        manifest=manifest_path,
+        unpack(dataset_input("export:images")),
         cams=lambda wc: f"results/{wc.dataset}/{SOURCES[wc.row][0]}/cams/shard{wc.shard}",
     output:
         directory("results/{dataset}/{row}/seed/shard{shard}"),
     wildcard_constraints:
         row="|".join(MATTING_ROWS),
     params:
-        code=code_version("labels.py", "trimap.py", "matting.py"),
+        code=code_version("make_labels", by="row"),
         labeler="matting",
         split=config["splits"]["export"],
         n_shards=N_SHARDS,
@@ -56,7 +56,7 @@ rule matting_labels:
 
 rule crf_labels:
     input:
-        manifest=manifest_path,
+        unpack(dataset_input("export:images")),
         seed="results/{dataset}/{row}/seed/shard{shard}",
         cams=lambda wc: f"results/{wc.dataset}/{SOURCES[wc.row][0]}/cams/shard{wc.shard}",  # crf.unary: score
     output:
@@ -64,7 +64,7 @@ rule crf_labels:
     wildcard_constraints:
         row="|".join(LABEL_ROWS),
     params:
-        code=code_version("crf.py", "labels.py"),
+        code=code_version("crf_labels", by="row"),
         labeler=lambda wc: SOURCES[wc.row][1],
         split=config["splits"]["export"],
         n_shards=N_SHARDS,
@@ -82,7 +82,7 @@ rule crf_labels:
 
 rule evaluate_labels:
     input:
-        manifest=manifest_path,
+        unpack(dataset_input("eval_seed:masks")),
         shards=lambda wc: expand(
             "results/{dataset}/{row}/{stage}/shard{shard}",
             dataset=wc.dataset,
@@ -96,7 +96,7 @@ rule evaluate_labels:
         row="|".join(LABEL_ROWS),
         stage="seed|crf|irn",
     params:
-        code=code_version("evaluate.py", "metrics.py"),
+        code=code_version("evaluate_labels"),
         split=config["splits"]["eval_seed"],
     threads: 1
     log:
@@ -112,11 +112,11 @@ rule evaluate_labels:
 # The floor of Tables 1 and 2: every pixel labelled background, scored on a split like any row.
 rule evaluate_floor:
     input:
-        manifest=manifest_path,
+        unpack(dataset_input("{split}:masks")),
     output:
         "results/{dataset}/floor/{split}/eval.json",
     params:
-        code=code_version("evaluate.py", "metrics.py"),
+        code=code_version("evaluate_floor"),
     threads: 1
     log:
         "logs/{dataset}/evaluate_floor/{split}.log",

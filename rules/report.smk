@@ -13,7 +13,7 @@ rule table1:
         csv=report("results/{dataset}/table1.csv", caption="../report/table1.rst", category="Tables"),
         md="results/{dataset}/table1.md",
     params:
-        code=code_version("tables.py"),
+        code=code_version("make_table"),
         methods=config["table1"]["methods"],
         stages=config["table1"]["stages"],
     log:
@@ -35,7 +35,7 @@ rule table4:
         md="results/{dataset}/table4.md",
     params:
         variants=config["table4"]["variants"],
-        code=code_version("tables.py"),
+        code=code_version("make_table"),
     log:
         "logs/{dataset}/table4.log",
     conda:
@@ -53,7 +53,7 @@ rule table2:
         csv=report("results/{dataset}/table2.csv", caption="../report/table2.rst", category="Tables"),
         md="results/{dataset}/table2.md",
     params:
-        code=code_version("tables.py"),
+        code=code_version("make_table"),
         methods=config["table2"]["methods"],
     log:
         "logs/{dataset}/table2.log",
@@ -70,7 +70,7 @@ rule table3:
         csv=report("results/{dataset}/table3.csv", caption="../report/table3.rst", category="Tables"),
         md="results/{dataset}/table3.md",
     params:
-        code=code_version("tables.py"),
+        code=code_version("make_table"),
         methods=config["table3"]["methods"],
     log:
         "logs/{dataset}/table3.log",
@@ -98,14 +98,14 @@ rule configured_dataset_table:
 
 rule figure2:
     input:
-        manifest=manifest_path,
+        unpack(dataset_input("eval_seed:images", "eval_seed:masks")),
         cam=expand("results/{{dataset}}/cam/cams/shard{shard}", shard=SHARDS),
         d2cam=expand("results/{{dataset}}/d2cam/cams/shard{shard}", shard=SHARDS),
         matlabel=expand("results/{{dataset}}/matlabel/seed/shard{shard}", shard=SHARDS),
     output:
         report("results/{dataset}/figures/fig2.png", caption="../report/fig2.rst", category="Figures"),
     params:
-        code=code_version("figures.py", "trimap.py"),
+        code=code_version("make_figures"),
         ids=config["figures"]["ids"],
         split=config["splits"]["eval_seed"],
         eps_fg=config["trimap"]["eps_fg"],
@@ -120,12 +120,12 @@ rule figure2:
 
 rule figure5:
     input:
-        manifest=manifest_path,
+        unpack(dataset_input("eval_seg:images", "eval_seg:masks")),
         predictions=f"results/{{dataset}}/{config['figures']['fig5_row']}/deeplab/predictions",
     output:
         report("results/{dataset}/figures/fig5.png", caption="../report/fig5.rst", category="Figures"),
     params:
-        code=code_version("figures.py"),
+        code=code_version("make_figures"),
         ids=config["figures"]["fig5_ids"],
         split=config["splits"]["eval_seg"],
     log:
@@ -146,7 +146,7 @@ rule run_summary:
         runtimes_md="results/{dataset}/runtimes.md",
         config=report("results/{dataset}/config.yaml", caption="../report/config.rst", category="Run"),
     params:
-        code=code_version("runtimes.py"),
+        code=code_version("run_summary"),
         benchmarks=lambda wc: f"benchmarks/{wc.dataset}",
         config=config,
     log:

@@ -12,7 +12,7 @@ rule saliency_labels:
         row="|".join(SALIENCY_ROWS),
         stage=config["deeplab"]["labels_stage"],
     params:
-        code=code_version("saliency.py"),
+        code=code_version("saliency_labels"),
         dir=config["saliency"]["dir"],
         threshold=config["saliency"]["threshold"],
     log:
@@ -29,7 +29,7 @@ rule train_deeplab:
     input:
         unpack(trunk_input("deeplab")),
         unpack(imagenet_input(config["deeplab"]["model"], "deeplab")),
-        manifest=manifest_path,
+        unpack(dataset_input("export:images")),
         labels=lambda wc: expand(
             "results/{dataset}/{row}/{stage}/shard{shard}",
             dataset=wc.dataset,
@@ -42,7 +42,7 @@ rule train_deeplab:
     wildcard_constraints:
         row="|".join(SEG_ROWS),
     params:
-        code=code_version("deeplab.py", "segdata.py", "backbone.py", "checkpoints.py"),
+        code=code_version("train_deeplab"),
         model=config["deeplab"]["model"],
         train=config["deeplab"]["train"],
         split=config["splits"]["export"],
@@ -63,7 +63,7 @@ rule train_deeplab:
 
 rule evaluate_deeplab:
     input:
-        manifest=manifest_path,
+        unpack(dataset_input("eval_seg:images", "eval_seg:masks")),
         model="results/{dataset}/{row}/deeplab/model.pt",
     output:
         eval="results/{dataset}/{row}/deeplab/eval.json",
@@ -71,7 +71,7 @@ rule evaluate_deeplab:
     wildcard_constraints:
         row="|".join(SEG_ROWS),
     params:
-        code=code_version("deeplab.py", "crf.py", "metrics.py"),
+        code=code_version("evaluate_deeplab"),
         model=config["deeplab"]["model"],
         test=config["deeplab"]["test"],
         split=config["splits"]["eval_seg"],
@@ -91,7 +91,7 @@ rule evaluate_deeplab:
 
 rule export_voc_test:
     input:
-        manifest=manifest_path,
+        unpack(dataset_input("test:images")),
         model="results/{dataset}/{row}/deeplab/model.pt",
     output:
         "results/{dataset}/{row}/deeplab/voc12_test.tar",
@@ -99,7 +99,7 @@ rule export_voc_test:
         dataset="voc12",
         row="|".join(SEG_ROWS),
     params:
-        code=code_version("deeplab.py", "crf.py"),
+        code=code_version("evaluate_deeplab"),
         model=config["deeplab"]["model"],
         test=config["deeplab"]["test"],
         split="test",

@@ -1,8 +1,8 @@
 """Rules evaluate_deeplab / export_voc_test: a trained DeepLab-v2 on the segmentation split (mIoU, and its
 predictions as <id>.png), or the VOC test predictions as the evaluation server's archive (the test masks are not public)."""
-import torch
 
 from matlabel import runlog
+from matlabel.checkpoints import read_model_state
 from matlabel.datasets.layout import load_manifest
 from matlabel.deeplab import DEEPLAB_CRF, DeepLabV2, evaluate_segmentation, export_voc_test
 from matlabel.io import atomic_dir, write_json
@@ -15,7 +15,7 @@ def main(smk):
     device = resolve_device(p.device)
     manifest = load_manifest(smk.input.manifest)
     model = DeepLabV2(manifest.num_classes, **{**p.model, "weights": "none"})
-    model.load_state_dict(torch.load(smk.input.model, map_location="cpu", weights_only=False)["model"])
+    model.load_state_dict(read_model_state(smk.input.model))
     model.eval()
     ids = manifest.split_ids(p.split)
     test = dict(p.test)

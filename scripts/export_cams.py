@@ -1,11 +1,11 @@
 """Rule export_cams: multi-scale (+flip) class activation maps of one image shard, one .npz per image."""
-import numpy as np
-import torch
 from tqdm import tqdm
 
 from matlabel import runlog
 from matlabel.cam import multiscale_cams
+from matlabel.checkpoints import read_model_state
 from matlabel.datasets.layout import load_manifest
+from matlabel.formats import MAPS_SUFFIX, write_maps
 from matlabel.io import atomic_dir, read_image
 from matlabel.models import build
 from matlabel.shards import shard_ids
@@ -21,8 +21,7 @@ def main(smk):
     ids = shard_ids(manifest.split_ids(p.split), int(smk.wildcards.shard), p.n_shards)
     model, _ = build(smk.wildcards.method, manifest.num_classes - 1, {**p.backbone, "weights": "none"},
                      net=p.net)
-    ckpt = torch.load(smk.input.model, map_location="cpu", weights_only=False)
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(read_model_state(smk.input.model))
     model.to(device).eval()
     log.info("exporting %d images of shard %s on %s", len(ids), smk.wildcards.shard, device)
     with atomic_dir(smk.output[0]) as tmp:
@@ -30,8 +29,7 @@ def main(smk):
             classes = labels[image_id]
             image = read_image(manifest.image_path(image_id))
             cams = multiscale_cams(model, image, classes, p.scales, p.flip, device, amp=device.type == "cuda")
-            np.savez_compressed(tmp / f"{image_id}.npz", cams=cams.astype(np.float16),
-                                classes=np.asarray(classes, dtype=np.int16))
+            write_maps(tmp / f"{image_id}{MAPS_SUFFIX}", cams, classes)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from matlabel import runlog
 from matlabel.datasets.layout import load_manifest
-from matlabel.evaluate import load_cams
+from matlabel.formats import ALPHAS_SUFFIX, MAPS_SUFFIX, read_maps, write_alphas
 from matlabel.io import atomic_dir, read_image, write_json, write_label_png
 from matlabel.labels import MattingConfig, matting_labels, threshold_labels
 from matlabel.shards import find_in_shards, shard_ids
@@ -27,7 +27,7 @@ def main(smk):
     log.info("%s labels of %d images (shard %s) from %s", p.labeler, len(ids), smk.wildcards.shard, smk.input.cams)
     with atomic_dir(smk.output[0]) as tmp:
         for image_id in tqdm(ids, desc=f"{p.labeler} shard {smk.wildcards.shard}", mininterval=5):
-            cams, classes = load_cams(find_in_shards([smk.input.cams], image_id))
+            cams, classes = read_maps(find_in_shards([smk.input.cams], image_id, MAPS_SUFFIX))
             if matting is None:
                 labels = threshold_labels(cams, classes, p.bg_threshold)
             else:
@@ -43,8 +43,7 @@ def main(smk):
                     summary["unknown_share"].append(info["unknown"])
                     if info["degenerate"]:
                         summary["degenerate_trimaps"][image_id] = info["degenerate"]
-                    np.savez_compressed(tmp / f"{image_id}_alpha.npz", classes=classes.astype(np.int16),
-                                        alphas=np.round(alphas * 255).astype(np.uint8))
+                    write_alphas(tmp / f"{image_id}{ALPHAS_SUFFIX}", alphas, classes)
             write_label_png(tmp / f"{image_id}.png", labels)
         shares = summary.pop("unknown_share")
         if shares:

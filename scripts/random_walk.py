@@ -1,9 +1,9 @@
 """Rule random_walk: IRN's random walk of one shard of a row's maps (or alphas) -> the "w/ IRN" labels."""
-import torch
 from tqdm import tqdm
 
 from matlabel import runlog
 from matlabel.backbone import build_backbone
+from matlabel.checkpoints import read_model_state
 from matlabel.datasets.layout import load_manifest
 from matlabel.io import atomic_dir, read_image, write_label_png
 from matlabel.irn import IRNet, sem_seg_labels
@@ -19,7 +19,7 @@ def main(smk):
     manifest = load_manifest(smk.input.manifest)
     ids = shard_ids(manifest.split_ids(p.split), int(smk.wildcards.shard), p.n_shards)
     model = IRNet(build_backbone(**{**p.backbone, "weights": "none"}), radius=p.radius)
-    model.load_state_dict(torch.load(smk.input.model, map_location="cpu", weights_only=False)["model"])
+    model.load_state_dict(read_model_state(smk.input.model))
     model.to(device).eval()
     walk = dict(p.walk)
     log.info("random walk of %d images (shard %s, row %s) on %s: %s", len(ids), smk.wildcards.shard,

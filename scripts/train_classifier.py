@@ -1,8 +1,8 @@
 """Rule train_classifier: train a map-producing classifier ({method}) on the image-level labels."""
-import torch
 
 from matlabel import runlog
 from matlabel.cam import border_response
+from matlabel.checkpoints import read_checkpoint
 from matlabel.datasets.layout import load_manifest
 from matlabel.datasets.loader import ClassifierAugment, VOCLayoutDataset
 from matlabel.models import build, load_init, net_options, trunk_for_training
@@ -34,7 +34,7 @@ def main(smk):
     model, loss_fn = build(smk.wildcards.method, manifest.num_classes - 1, backbone, seed=p.seed, loss=loss,
                           net=net)
     if init_from:
-        fresh = load_init(model, torch.load(smk.input.init, map_location="cpu", weights_only=False))
+        fresh = load_init(model, read_checkpoint(smk.input.init))
         log.info("initialised from %s (%s); left at their init: %s", init_from, smk.input.init, fresh)
     cfg = TrainConfig(**train_cfg, seed=p.seed, num_workers=min(4, max(0, smk.threads - 1)))
     log.info("training %s on %d images of '%s' on %s: %s", smk.wildcards.method, len(dataset), p.split, device, cfg)

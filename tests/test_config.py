@@ -159,3 +159,30 @@ def test_a_missing_saliency_folder_is_a_config_error(tmp_path):
         check_config(cfg)
     cfg["saliency"]["dir"] = str(tmp_path)
     check_config(cfg)
+
+
+def test_config_checker_names_the_file_and_line_of_a_yaml_error(tmp_path, capsys):
+    """Snakemake reads --configfile before the workflow and says only "not valid JSON or YAML";
+    python -m matlabel.config names the file, the line and the fix (README, Troubleshooting)."""
+    from matlabel.config import main
+
+    tab = tmp_path / "tab.yaml"
+    tab.write_text("cam:\n\tepochs: 3\n")
+    assert main([str(tab)]) == 1
+    err = capsys.readouterr().err
+    assert f"{tab}:2:1: not valid YAML" in err and "YAML indents with spaces only" in err
+    bracket = tmp_path / "bracket.yaml"
+    bracket.write_text("cam:\n  epochs: 3\nirn: {walk: [1, 2}\n")
+    assert main([str(bracket)]) == 1
+    assert f"{bracket}:3:" in capsys.readouterr().err
+    number = tmp_path / "number.yaml"
+    number.write_text("cam:\n  lr: 6e-3\n")  # valid YAML, a schema error: same message as the workflow's
+    assert main([str(number)]) == 1
+    assert "write 6.0e-3" in capsys.readouterr().err
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("- cam\n")
+    assert main([str(scalar)]) == 1 and "must be a mapping" in capsys.readouterr().err
+    good = tmp_path / "good.yaml"
+    good.write_text("cam:\n  epochs: 3\n")
+    demo = Path(__file__).resolve().parents[1] / "config" / "demo.yaml"
+    assert main([str(demo), str(good)]) == 0 and "config OK" in capsys.readouterr().out

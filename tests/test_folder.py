@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import numpy as np
@@ -241,6 +242,16 @@ def test_snakemake_dry_run_and_prepare_rule(folder, tmp_path):
     m = load_manifest(wd / "resources" / "folder" / "dataset.json")
     assert m.root == folder.resolve() and m.labels() == OBJECTS
     assert (wd / "logs" / "folder" / "prepare_folder.log").exists()
+    # images and masks are followed by content: a touched image replans nothing, a replaced one reruns the preparation
+    image = folder / "JPEGImages" / "a.jpg"
+    os.utime(image)
+    assert "Nothing to be done" in snakemake(wd, "-n", "resources/folder/dataset.json", "--configfile",
+                                             "config/demo.yaml", overlay).stdout
+    original = image.read_bytes()
+    image.write_bytes(original + b"\0")
+    replaced = snakemake(wd, "-n", "resources/folder/dataset.json", "--configfile", "config/demo.yaml", overlay)
+    assert "prepare_folder" in replaced.stdout and "params" in replaced.stdout.lower()
+    image.write_bytes(original)
     # the split lists are inputs: editing one reruns the preparation
     (folder / "ImageSets" / "Segmentation" / "val.txt").write_text("e\n")
     again = snakemake(wd, "-n", "resources/folder/dataset.json", "--configfile", "config/demo.yaml", overlay)

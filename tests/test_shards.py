@@ -23,3 +23,11 @@ def test_index_shards_finds_each_id_once_and_skips_temporaries(tmp_path):
         index_shards([tmp_path / "s0", tmp_path / "s1"], ["a", ".c.tmp"])
     with pytest.raises(FileNotFoundError, match="directory missing"):
         index_shards([tmp_path / "nope"], ["a"])
+
+
+def test_more_shards_than_images_is_a_warning_naming_the_fix():
+    from matlabel.shards import empty_shards_warning
+
+    assert empty_shards_warning(4, 4, "train") is None and empty_shards_warning(2, 100, "train") is None
+    warning = empty_shards_warning(16, 10, "train_aug")
+    assert "6 shard(s)" in warning and "'train_aug' has 10 images" in warning and "n_shards=10" in warning

@@ -92,7 +92,7 @@ def submitted_jobs(text: str) -> list[dict]:
     return jobs
 
 
-FAULTY_RULES = ("evaluate_cams", "evaluate_floor")  # the rules that read the faulty split of run 1
+FAULTY_RULES = ("dataset_content",)  # the content stamp of the faulty split of run 1 (before the evaluations)
 
 
 def mem_mb(job: dict) -> int:
@@ -102,7 +102,8 @@ def mem_mb(job: dict) -> int:
 
 @pytest.fixture(scope="module")
 def runs(slurm_cluster, tmp_path_factory):
-    """Run 1 with a fault in evaluate_cams, run 2 without it, then a dry-run; outputs and job records of each."""
+    """Run 1 with a fault in the evaluated split's content stamp, run 2 without it, then a dry-run; outputs and job
+    records of each."""
     wd = snapshot_workflow(tmp_path_factory.mktemp("slurm"), extra=["profiles"])
     # the CAM seed only: this checks how jobs travel through SLURM, the pipeline itself is tested in test_workflow
     tiny = write_overlay(wd, {**TINY, "table1": {"methods": ["cam"], "stages": ["seed"]}})
@@ -114,7 +115,7 @@ def runs(slurm_cluster, tmp_path_factory):
 
     first = run_snakemake(wd, target, *PROFILES, "--configfile", "config/demo.yaml", tiny, str(fault), timeout=540)
     first_jobs = submitted_jobs(output(first))
-    first_log = (wd / "logs/synthetic/evaluate_cams/cam.log").read_text()  # run 2 writes it anew
+    first_log = (wd / "logs/synthetic/dataset_content/no_such_split.masks.log").read_text()
     first_table = (wd / target).exists()
     finished = {p: p.stat().st_mtime_ns for p in [wd / "results/synthetic/cam/model.pt",
                                                   *(wd / "results/synthetic/cam/cams").glob("shard*")]}
@@ -134,15 +135,14 @@ def slurm_logs(wd: Path) -> str:
 def test_failed_job_is_reported_as_failed(runs):
     first, jobs = runs["first"], runs["first_jobs"]
     text = output(first)
-    assert first.returncode not in (0, 137), f"run 1 should fail in evaluate_cams:\n{text[-4000:]}"
-    assert "Error in rule evaluate_cams" in text
+    assert first.returncode not in (0, 137), f"run 1 should fail in dataset_content:\n{text[-4000:]}"
+    assert "Error in rule dataset_content" in text
     assert re.search(r"SLURM-job '\d+' failed, SLURM status is: 'FAILED'", text), text[-4000:]
-    for rule in FAULTY_RULES:
-        failed = [j for j in jobs if j["rule"] == rule]
-        assert len(failed) == 1 + PROFILE["retries"], jobs  # the profile's retries, each a new SLURM job
-        assert all(j["JobState"] == "FAILED" for j in failed), failed
-        assert mem_mb(failed[1]) == 2 * mem_mb(failed[0])  # a retry asks for twice the memory (`* attempt`)
-    assert all(j["JobState"] == "COMPLETED" for j in jobs if j["rule"] not in FAULTY_RULES), jobs
+    failed = [j for j in jobs if j["JobState"] != "COMPLETED"]  # every other job completed
+    assert {j["rule"] for j in failed} == set(FAULTY_RULES), jobs
+    assert len(failed) == 1 + PROFILE["retries"], jobs  # the profile's retries, each a new SLURM job
+    assert all(j["JobState"] == "FAILED" for j in failed), failed
+    assert mem_mb(failed[1]) == 2 * mem_mb(failed[0])  # a retry asks for twice the memory (`* attempt`)
     assert "no_such_split" in runs["first_log"]  # the job's own log says why
     assert not runs["first_table"]
 
@@ -167,10 +167,9 @@ def test_rerun_resumes_without_redoing_finished_jobs(runs):
     second, wd = runs["second"], runs["wd"]
     text = output(second)
     assert second.returncode == 0, f"{text[-4000:]}\n{slurm_logs(wd)}"
-    assert job_counts(text) == {"evaluate_cams": 1, "evaluate_floor": 1, "table1": 1, "configured_dataset_table": 1,
-                                "total": 4}
-    assert set(FAULTY_RULES) <= {j["rule"] for j in runs["second_jobs"]}
-    assert {j["rule"] for j in runs["second_jobs"]} <= {*FAULTY_RULES, "table1", "configured_dataset_table"}
+    assert job_counts(text) == {"dataset_content": 1, "evaluate_cams": 1, "evaluate_floor": 1, "table1": 1,
+                                "configured_dataset_table": 1, "total": 5}  # train.masks.json: the fixed split's
+    assert {j["rule"] for j in runs["second_jobs"]} == {*FAULTY_RULES, "evaluate_cams", "evaluate_floor", "table1"}
     assert all(j["JobState"] == "COMPLETED" for j in runs["second_jobs"]), runs["second_jobs"]
     assert "rule train_classifier:" not in text and "rule export_cams:" not in text
     assert {p: p.stat().st_mtime_ns for p in runs["finished"]} == runs["finished"]  # model and maps untouched

@@ -185,7 +185,7 @@ def test_demo_end_to_end_tiny(tmp_path):
     assert "Figure 5 of the paper" in html and "Runtimes of this run per rule" in html
     # editing the figures' code reruns the figures (and the run summary that follows them), nothing else
     with open(wd / "matlabel" / "figures.py", "a") as f:
-        f.write("\n# an edit\n")
+        f.write("\nEDITED = True\n")
     plan = job_counts(snakemake(wd, *targets, "--configfile", "config/demo.yaml", overlay, "-n").stdout)
     assert plan == {"figure2": 1, "figure5": 1, "configured_dataset_figure": 2, "run_summary": 1,
                     "configured_dataset_summary": 1, "total": 6}
@@ -222,9 +222,37 @@ def test_demo_end_to_end_tiny(tmp_path):
     # a second run has nothing to do
     again = snakemake(wd, "results/table1.csv", "--cores", "2", "--configfile", "config/demo.yaml", overlay, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
-    # editing a library module reruns exactly the rules that use it
+    # dataset files are in the DAG through the content stamps: a touched file reruns nothing, a replaced mask reruns
+    # the evaluations that read it, a replaced training image retrains, and putting the old bytes back undoes it
+    voc = wd / "resources" / "synthetic" / "VOC2012"
+    val_id = (voc / "ImageSets" / "Segmentation" / "val.txt").read_text().split()[0]
+    train_id = (voc / "ImageSets" / "Segmentation" / "train_aug.txt").read_text().split()[0]
+    snakemake(wd, *targets, "--cores", "2", "--configfile", "config/demo.yaml", with_sal)  # the run summary
+    all_targets = (*targets, "--configfile", "config/demo.yaml", with_sal, "-n")
+    os.utime(voc / "JPEGImages" / f"{train_id}.jpg")
+    assert "Nothing to be done" in snakemake(wd, *all_targets).stdout
+    for path, expect, never in [
+        (voc / "SegmentationClass" / f"{val_id}.png", {"evaluate_deeplab", "evaluate_floor", "figure5", "table2"},
+         {"train_deeplab", "train_classifier", "evaluate_labels", "dataset_content"}),
+        (voc / "JPEGImages" / f"{train_id}.jpg", {"train_classifier", "export_cams", "matting_labels", "train_deeplab"},
+         {"evaluate_floor", "dataset_content"}),
+    ]:
+        original = path.read_bytes()
+        path.write_bytes(original + b"\0")
+        plan = snakemake(wd, *all_targets)
+        assert "dataset files changed since the last run" in plan.stderr
+        counts = job_counts(plan.stdout)
+        assert expect <= set(counts) and not never & set(counts), (path.name, counts)
+        path.write_bytes(original)
+        assert "Nothing to be done" in snakemake(wd, *all_targets).stdout, path.name
+    # comments and docstrings are not code: editing them reruns nothing (matlabel/codehash.py)
+    matting = wd / "matlabel" / "matting.py"
+    source = matting.read_text()
+    matting.write_text(source.replace('"""', '"""An edited docstring. ', 1) + "\n# an edited comment\n")
+    assert "Nothing to be done" in snakemake(wd, *all_targets).stdout
+    # editing a library module's code reruns exactly the rules whose scripts import it (here, the evaluations)
     with open(wd / "matlabel" / "evaluate.py", "a") as f:
-        f.write("\n# an edit\n")
+        f.write("\nEDITED = True\n")
     edited = snakemake(wd, "results/table1.csv", "--cores", "2", "--configfile", "config/demo.yaml", overlay, "-n")
     assert job_counts(edited.stdout) == {"evaluate_cams": 3, "evaluate_labels": 12, "evaluate_floor": 1,
                                          "table1": 1, "configured_dataset_table": 1, "total": 18}

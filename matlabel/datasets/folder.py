@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from matlabel.datasets.content import image_size
 from matlabel.datasets.layout import (IGNORE_INDEX, VOC_CLASSES, parse_split_list, split_path, write_cls_labels,
                                       write_manifest, write_split)
 from matlabel.io import atomic_dir
@@ -186,23 +187,6 @@ def read_labels_csv(path: str | os.PathLike, class_names: Sequence[str], image_d
     return labels
 
 
-def _image_size(path: Path, problems: list[str]) -> tuple[int, int] | None:
-    """(width, height) from the image's header (PIL decodes no pixels for this); None and a problem if unreadable."""
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except FileNotFoundError:
-        hint = ""
-        others = sorted(p.name for p in path.parent.glob(f"{path.stem}.*") if p.name != path.name)
-        if others:
-            hint = f" (found {', '.join(others)}: images must be JPEG files named <id>.jpg; convert or rename them)"
-        problems.append(f"{path}: image missing (its id is in a split list){hint}")
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        problems.append(f"{path}: cannot read the image ({type(err).__name__}: {err}); replace it or remove its id "
-                        "from the split lists")
-    return None
-
-
 EXIF_ORIENTATION = 0x0112  # TIFF/EXIF tag 274: 1 = as stored; 2..8 = mirrored and/or rotated for display
 
 
@@ -334,7 +318,7 @@ def check_folder(root: str | os.PathLike, class_names: Sequence[str], splits: Ma
     from_mask = 0
     for i in all_ids:
         image_path = image_dir / f"{i}.jpg"
-        size = _image_size(image_path, problems)
+        size = image_size(image_path, problems)
         mask_labels = None
         if i in need_mask:
             mask_path = mask_dir / f"{i}.png"

@@ -1,0 +1,230 @@
+"""Content stamps: what a split's images, masks and image-level labels are, as small files in the DAG.
+
+Snakemake decides what to rerun from its rules' input files. A prepared dataset is thousands of files that no rule
+lists, so replacing an image, a mask, a split list or ``cls_labels`` used to rerun nothing. Each split the workflow
+reads gets stamps instead::
+
+    resources/<dataset>/content/<split>.images.json   ids in list order, each image's bytes, its labels
+    resources/<dataset>/content/<split>.masks.json    ids in list order, each mask's bytes
+
+each ``{"dataset", "split", "part", "count", "sha256"}``, an input of the rules that read that part of that split
+(training and export read images and labels; evaluations read masks). The rule ``dataset_content`` writes a stamp
+the first time; on every later run the workflow refreshes the existing stamps while it parses (``refresh_stamps``)
+and rewrites one only when its digest changed, so an edited image makes the stamp newer and the rules that read it
+rerun, and a touched but unchanged file reruns nothing.
+
+Hashing 10,582 VOC images takes seconds once; later runs only ``stat`` the files: a cache beside each stamp keeps
+each file's digest under its (size, mtime) and is trusted while both are unchanged.
+
+The images stamp also checks what training would otherwise find late: every listed image exists and is readable,
+and a mask that exists has its image's size. Problems are raised together, each naming its file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from PIL import Image
+
+from matlabel.datasets.layout import Manifest, load_manifest
+from matlabel.io import read_json, write_json
+
+PARTS = ("images", "masks")
+CHUNK = 1 << 20
+
+
+class DatasetContentError(ValueError):
+    """Problems found in a prepared dataset's files, one line each, each naming its file."""
+
+    def __init__(self, problems: Sequence[str], max_shown: int = 20):
+        shown = list(problems[:max_shown])
+        if len(problems) > max_shown:
+            shown.append(f"... and {len(problems) - max_shown} more")
+        super().__init__(f"{len(problems)} problem(s) in the dataset's files:\n  " + "\n  ".join(shown))
+        self.problems = list(problems)
+
+
+def stamp_path(content_dir: str | os.PathLike, split: str, part: str) -> Path:
+    if part not in PARTS:
+        raise ValueError(f"content part must be one of {PARTS}, got {part!r}")
+    return Path(content_dir) / f"{split}.{part}.json"
+
+
+def _cache_path(stamp: Path) -> Path:
+    return stamp.with_name(f".{stamp.stem}.cache.json")
+
+
+def image_size(path: Path, problems: list[str]) -> tuple[int, int] | None:
+    """(width, height) from the image's header (PIL decodes no pixels for this); None and a problem if unreadable."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except FileNotFoundError:
+        hint = ""
+        others = sorted(p.name for p in path.parent.glob(f"{path.stem}.*") if p.name != path.name)
+        if others:
+            hint = f" (found {', '.join(others)}: images must be JPEG files named <id>.jpg; convert or rename them)"
+        problems.append(f"{path}: image missing (its id is in a split list){hint}")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        problems.append(f"{path}: cannot read the image ({type(err).__name__}: {err}); replace it or remove its id "
+                        "from the split lists")
+    return None
+
+
+class _FileCache:
+    """Digest and (width, height) of files, reused while a file's size and mtime are unchanged."""
+
+    def __init__(self, entries: dict):
+        self.old = entries
+        self.new: dict = {}
+
+    def record(self, path: Path, problems: list[str], what: str) -> dict | None:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            if what == "image":
+                image_size(path, problems)  # names the file, with a hint on a wrong extension
+            else:
+                problems.append(f"{path}: {what} missing (its id is in a split list that is evaluated)")
+            return None
+        key = str(path)
+        entry = self.old.get(key)
+        if entry is None or entry["size"] != st.st_size or entry["mtime_ns"] != st.st_mtime_ns:
+            size = (image_size(path, problems) if what == "image" else _mask_size(path, problems) if what == "mask"
+                    else (0, 0))
+            if size is None:
+                return None
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    digest.update(chunk)
+            entry = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest.hexdigest(), "wh": list(size)}
+        self.new[key] = entry
+        return entry
+
+
+def _mask_size(path: Path, problems: list[str]) -> tuple[int, int] | None:
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        problems.append(f"{path}: cannot read the mask ({type(err).__name__}: {err})")
+        return None
+
+
+def compute_stamp(manifest: Manifest, split: str, part: str, cache_entries: dict | None = None) -> tuple[dict, dict]:
+    """The stamp of ``part`` ("images" or "masks") of ``split``, and the file cache to keep for next time.
+
+    Raises DatasetContentError listing every missing or unreadable file, every mask whose size is not its image's,
+    and (images) every id without an entry in cls_labels; the split list's own problems (missing, empty, repeated
+    ids) are raised by ``read_split``."""
+    ids = manifest.split_ids(split)
+    cache = _FileCache(cache_entries or {})
+    problems: list[str] = []
+    digest = hashlib.sha256(f"{part}\n".encode())
+    if part == "images":
+        labels = manifest.labels() if manifest.labels_path.is_file() else None
+        for image_id in ids:
+            image = manifest.image_path(image_id)
+            entry = cache.record(image, problems, "image")
+            mask = manifest.mask_path(image_id)
+            if entry is not None and mask.is_file():
+                mask_entry = cache.record(mask, problems, "mask")
+                if mask_entry is not None and mask_entry["wh"] != entry["wh"]:
+                    (mw, mh), (iw, ih) = mask_entry["wh"], entry["wh"]
+                    problems.append(f"{mask}: mask is {mw}x{mh} (width x height) but its image {image} is {iw}x{ih}; "
+                                    "a mask must have its image's size")
+            if labels is not None and image_id not in labels:
+                problems.append(f"{manifest.labels_path}: no entry for image '{image_id}' of split '{split}'")
+                continue
+            label = json.dumps(sorted(labels[image_id])) if labels is not None else "-"
+            digest.update(f"{image_id}\t{entry['sha256'] if entry else '-'}\t{label}\n".encode())
+    else:
+        for image_id in ids:
+            entry = cache.record(manifest.mask_path(image_id), problems, "mask")
+            digest.update(f"{image_id}\t{entry['sha256'] if entry else '-'}\n".encode())
+    if problems:
+        raise DatasetContentError(problems)
+    stamp = {"dataset": manifest.name, "split": split, "part": part, "count": len(ids), "sha256": digest.hexdigest()}
+    return stamp, cache.new
+
+
+def write_stamp(manifest_path: str | os.PathLike, stamp_file: str | os.PathLike) -> bool:
+    """(Re)compute the stamp ``<content_dir>/<split>.<part>.json`` and write it if it is missing or its content
+    changed (an unchanged stamp keeps its mtime, so nothing downstream reruns). Returns whether it was written."""
+    stamp_file = Path(stamp_file)
+    split, part = stamp_file.name[: -len(".json")].rsplit(".", 1)
+    cache_file = _cache_path(stamp_file)
+    try:
+        cache = read_json(cache_file) if cache_file.is_file() else {}
+    except (OSError, ValueError):
+        cache = {}  # a damaged cache only costs a rehash
+    stamp, new_cache = compute_stamp(load_manifest(manifest_path), split, part, cache)
+    changed = not stamp_file.is_file() or _read_or_none(stamp_file) != stamp
+    if changed:
+        write_json(stamp_file, stamp)
+    if new_cache != cache:
+        write_json(cache_file, new_cache)
+    return changed
+
+
+def _read_or_none(path: Path):
+    try:
+        return read_json(path)
+    except (OSError, ValueError):
+        return None
+
+
+def folder_digest(root: str | os.PathLike, splits: Iterable[str], cache_file: str | os.PathLike | None = None,
+                  save: bool = True) -> str:
+    """Digest of what ``prepare_folder`` reads from a user's folder: the split lists of ``splits``, the images and
+    masks they list, classes.txt and cls_labels.csv; computed while the workflow is parsed and given to the rule as
+    a param, so editing any of them reruns it (and, when the content changed, what follows), touching none does.
+
+    Never raises on a bad folder (missing lists or files enter the digest as missing; prepare_folder reports them,
+    naming each). ``cache_file`` keeps the file digests between runs (written when ``save``)."""
+    root = Path(root).expanduser()
+    cache_path = Path(cache_file) if cache_file else None
+    try:
+        old = read_json(cache_path) if cache_path and cache_path.is_file() else {}
+    except (OSError, ValueError):
+        old = {}
+    cache, problems = _FileCache(old), []
+    digest = hashlib.sha256()
+
+    def add(path: Path, what: str) -> None:
+        entry = cache.record(path, problems, what) if path.is_file() else None
+        digest.update(f"{os.path.relpath(path, root)}\t{entry['sha256'] if entry else '-'}\n".encode())
+
+    for name in ("classes.txt", "cls_labels.csv"):
+        add(root / name, "file")
+    for split in sorted(set(splits)):
+        lst = root / "ImageSets" / "Segmentation" / f"{split}.txt"
+        add(lst, "file")
+        if not lst.is_file():
+            continue
+        for line in lst.read_text(errors="replace").splitlines():
+            if line.strip():
+                image_id = line.split()[0]
+                add(root / "JPEGImages" / f"{image_id}.jpg", "file")
+                add(root / "SegmentationClass" / f"{image_id}.png", "file")
+    if save and cache_path and cache.new != old:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(cache_path, cache.new)
+    return digest.hexdigest()[:16]
+
+
+def existing_stamps(content_dir: str | os.PathLike) -> list[Path]:
+    """The stamps present in ``content_dir`` (``<split>.<part>.json``; the hidden caches excluded)."""
+    return sorted(p for part in PARTS for p in Path(content_dir).glob(f"[!.]*.{part}.json"))
+
+
+def refresh_stamps(manifest_path: str | os.PathLike, stamp_files: Iterable[str | os.PathLike]) -> list[Path]:
+    """Refresh the stamps among ``stamp_files`` that exist (the rule writes missing ones) against the dataset as it
+    is now; returns those rewritten. Called while the workflow is parsed, before Snakemake plans the jobs."""
+    if not Path(manifest_path).is_file():
+        return []
+    return [Path(f) for f in stamp_files if Path(f).is_file() and write_stamp(manifest_path, f)]
