@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CORES  ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: venv demo test lint report clean-demo
+.PHONY: venv demo test check lint report clean-demo
 
 # Installs the pinned set once (about 3 minutes; ~6 GB, mostly CUDA wheels of torch), then warms
 # pymatting's numba cache so the first matting job does not pay ~40 s of compilation.
@@ -27,8 +27,14 @@ demo: venv
 	$(BIN)/snakemake $(DEMO_TARGETS) --configfile config/demo.yaml --report results/report.html
 	@cat results/table1.md results/table2.md
 
+# Everything CI runs (about 15 minutes on 2 cores) ...
 test: venv
 	$(BIN)/python -m pytest -q tests
+
+# ... and the fast loop: every test but those that run Snakemake jobs (marked slow: end-to-end, chaos,
+# determinism, SLURM).
+check: venv
+	$(BIN)/python -m pytest -q -m "not slow" tests
 
 lint: venv
 	$(BIN)/snakemake --lint

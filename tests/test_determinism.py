@@ -75,12 +75,14 @@ def same_content(a: Path, b: Path) -> bool:
     return a.read_bytes() == b.read_bytes()
 
 
+@pytest.mark.slow
 def test_shard_count_changes_no_byte_of_the_results(runs):
     assert sorted(p.name for p in (runs["3 shards"] / "results/synthetic/d2cam/cams").iterdir()) == [
         "shard0", "shard1", "shard2"]
     assert_same_results(runs["1 shard"], runs["3 shards"])
 
 
+@pytest.mark.slow
 def test_pinned_torch_threads_make_the_results_independent_of_cores(runs):
     pinned = runs["pinned threads"]
     log = (pinned / "logs/synthetic/train_classifier/d2cam.log").read_text()
@@ -107,6 +109,7 @@ def assert_same_results(one: Path, three: Path) -> None:
     assert not differ, differ[:10]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("MATLABEL_TEST_THREADS") != "1", reason="MATLABEL_TEST_THREADS=1 runs it")
 def test_thread_count_moves_table_cells_by_less_than_the_tolerance(runs):
     a = _cells(runs["1 shard"] / "results/table1.csv")

@@ -229,6 +229,7 @@ def test_folder_example_preset_is_valid():
     assert errors == []
 
 
+@pytest.mark.slow
 def test_snakemake_dry_run_and_prepare_rule(folder, tmp_path):
     (tmp_path / "wd").mkdir()
     wd = workdir(tmp_path / "wd")

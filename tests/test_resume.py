@@ -23,6 +23,7 @@ TRIALS = int(os.environ.get("MATLABEL_CHAOS_TRIALS", "1"))
 SEED = int(os.environ.get("MATLABEL_CHAOS_SEED", "9"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(TRIALS == 0, reason="MATLABEL_CHAOS_TRIALS=0")
 def test_sigkill_at_random_moments_then_rerun_incomplete(tmp_path):
     """The tiny demo killed (SIGKILL, whole process group) at random moments and once in the middle of the IRN

@@ -132,6 +132,7 @@ def slurm_logs(wd: Path) -> str:
     return "\n".join(f"--- {p.relative_to(wd)}\n{p.read_text()[-1500:]}" for p in logs[-3:])
 
 
+@pytest.mark.slow
 def test_failed_job_is_reported_as_failed(runs):
     first, jobs = runs["first"], runs["first_jobs"]
     text = output(first)
@@ -147,6 +148,7 @@ def test_failed_job_is_reported_as_failed(runs):
     assert not runs["first_table"]
 
 
+@pytest.mark.slow
 def test_gpu_rules_ask_slurm_for_a_gpu(runs):
     jobs = runs["first_jobs"]
     assert sorted(j["rule"] for j in jobs if j["rule"] in GPU_RULES) == ["export_cams", "export_cams",
@@ -163,6 +165,7 @@ def test_gpu_rules_ask_slurm_for_a_gpu(runs):
     assert train["NumCPUs"] == "2"  # the rule's threads (8), capped to the test node's 2 CPUs by profiles/slurm-ci
 
 
+@pytest.mark.slow
 def test_rerun_resumes_without_redoing_finished_jobs(runs):
     second, wd = runs["second"], runs["wd"]
     text = output(second)

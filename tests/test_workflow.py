@@ -8,27 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ["Snakefile", "config.yaml", "config", "rules", "scripts", "schemas", "envs", "report", "matlabel"]
-TINY = {
-    "n_shards": 2,
-    "data": {"synthetic": {"n_train": 24, "n_val": 8, "width": 64, "height": 48, "border_px": 2}},
-    "augment": {"resize_long": [48, 80], "crop": 64},
-    "cam": {"epochs": 2, "batch_size": 8},
-    "d2cam": {"epochs": 2, "batch_size": 8},
-    "recam": {"epochs": 1, "batch_size": 8},
-    "irn": {"confident": {"threshold": {"fg": 0.3, "bg": 0.05}, "matting": {"fg": 0.75, "bg": 0.2}},
-            "crf": {"bilateral_sxy": 50, "bilateral_srgb": 5},
-            "train": {"crop": 48, "radius": 5, "epochs": 1, "batch_size": 8, "lr": 0.1},
-            "walk": {"radius": 5, "beta": 10, "exp_times": 8, "bg_threshold": 0.25, "pad_to": 64}},
-    "deeplab": {"labels_stage": "irn",
-                "train": {"iterations": 4, "batch_size": 4, "accumulate": 1, "crop": 48, "checkpoint_every": 2},
-                "test": {"scales": [1.0], "flip": False, "crf": True}},
-    "table2": {"methods": ["matlabel", "matlabel_is"]},
-}
+TINY = yaml.safe_load((ROOT / "tests" / "config" / "tiny.yaml").read_text())  # also for the shell: README, Testing
 
 
 def workdir(tmp_path: Path, copy=(), names=WORKFLOW_FILES) -> Path:
@@ -139,6 +125,7 @@ def test_voc_dry_run_against_a_prepared_tree(tmp_path):
     assert "resources/weights/resnet50-0676ba61.pth" in train
 
 
+@pytest.mark.slow
 def test_offline_download_stops_at_once_with_the_fix(tmp_path):
     wd = workdir(tmp_path)
     overlay = write_overlay(wd, {"data": {"url_overrides": {
@@ -162,6 +149,7 @@ def test_bad_config_fails_before_any_job(tmp_path):
     assert proc.returncode != 0 and "epochs" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_demo_end_to_end_tiny(tmp_path):
     wd = workdir(tmp_path, copy=("matlabel",))
     overlay = write_overlay(wd, TINY)
@@ -258,6 +246,7 @@ def test_demo_end_to_end_tiny(tmp_path):
                                          "table1": 1, "configured_dataset_table": 1, "total": 18}
 
 
+@pytest.mark.slow
 def test_table4_ablation_tiny(tmp_path):
     """Table 4 on the tiny demo: one model per variant; Table 1's "D2CAM only" row reuses the full variant's."""
     wd = workdir(tmp_path)
