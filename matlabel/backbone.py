@@ -18,6 +18,10 @@ import torch
 import torch.nn as nn
 import torchvision
 
+#: torchvision's ImageNet normalisation (RGB, in 0..1 units), which its ImageNet weights expect.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 ARCHS = {  # explicit registry: config name -> (torchvision constructor, ImageNet weights enum, feature channels)
     "resnet18": (torchvision.models.resnet18, torchvision.models.ResNet18_Weights.IMAGENET1K_V1, 512),
     "resnet34": (torchvision.models.resnet34, torchvision.models.ResNet34_Weights.IMAGENET1K_V1, 512),

@@ -13,11 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from matlabel.backbone import StagedBackbone
+from matlabel.backbone import IMAGENET_MEAN, IMAGENET_STD, StagedBackbone
 from matlabel.seeds import cams_to_labels, labels_at_thresholds  # noqa: F401  (re-exported)
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class CAMNet(nn.Module):

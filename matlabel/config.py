@@ -177,7 +177,7 @@ def check_config(config: dict) -> None:
     if not tri["eps_bg"] < tri["eps_fg"]:
         errors.append(f"trimap.eps_bg ({tri['eps_bg']}) must be below trimap.eps_fg ({tri['eps_fg']}) (paper Eq. 9)")
     for kind, conf in config["irn"]["confident"].items():
-        if not conf["bg"] < conf["fg"]:
+        if conf is not None and not conf["bg"] < conf["fg"]:
             errors.append(f"irn.confident.{kind}: bg ({conf['bg']}) must be below fg ({conf['fg']})")
     for section in config.get("method_thresholds") or {}:
         t = method_thresholds(config, section)

@@ -17,7 +17,7 @@ import numpy as np
 import pydensecrf.densecrf as dcrf
 from pydensecrf.utils import unary_from_labels, unary_from_softmax
 
-UNKNOWN = 255  # label value meaning "ignore/unknown" (matlabel.datasets.layout.IGNORE_INDEX)
+from matlabel.datasets.layout import IGNORE_INDEX as UNKNOWN  # the label value meaning "ignore/unknown"
 
 
 UNARIES = ("label", "score")

@@ -52,7 +52,7 @@ from torch import nn
 from tqdm import tqdm
 
 from matlabel.backbone import ARCHS as RESNET_ARCHS
-from matlabel.backbone import ResNetBackbone, build_backbone
+from matlabel.backbone import IMAGENET_MEAN, IMAGENET_STD, ResNetBackbone, build_backbone
 from matlabel.checkpoints import write_model, write_resume
 from matlabel.crf import CRFParams, refine_probs
 from matlabel.datasets.layout import IGNORE_INDEX, Manifest
@@ -65,14 +65,13 @@ log = logging.getLogger(__name__)
 #: configs/voc12.yaml IMAGE.MEAN (R, G, B): the Caffe model's mean pixel, subtracted in BGR order by
 #: libs/datasets/base.py ``_BaseDataset.__getitem__``; also the padding colour of its augmentation.
 CAFFE_MEAN_RGB = (122.675, 116.669, 104.008)
-#: torchvision's ImageNet normalisation (RGB, in 0..1 units).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 INPUT_NORMS = ("imagenet", "caffe")
 
 #: main.py ``test``: the eval-mode MSC of libs/models/__init__.py ``DeepLabV2_ResNet101_MSC`` fuses the input scale
 #: and scales 0.5, 0.75 by a pixel-wise max; no flip.
 TEST_SCALES = (1.0, 0.5, 0.75)
+#: libs/models/__init__.py ``DeepLabV2_ResNet101_MSC``: the input scales MSC adds beside the input, in training.
+MSC_SCALES = (0.5, 0.75)
 
 #: configs/voc12.yaml CRF (ITER_MAX 10, POS_W 3, POS_XY_STD 1, BI_W 4, BI_XY_STD 67, BI_RGB_STD 3) in our names;
 #: ``gt_prob`` is unused by ``refine_probs``.
@@ -229,7 +228,7 @@ class MSC(nn.Module):
     Training mode returns ``[full, *scaled (at their own size), max]``; eval mode returns the max.
     """
 
-    def __init__(self, base: nn.Module, scales: Sequence[float] = (0.5, 0.75)):
+    def __init__(self, base: nn.Module, scales: Sequence[float] = MSC_SCALES):
         super().__init__()
         self.base = base
         self.scales = tuple(scales)
@@ -303,7 +302,7 @@ class SegConfig:
     crop: int = 321
     scales: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5)
     hflip: bool = True
-    msc_scales: tuple[float, ...] = (0.5, 0.75)
+    msc_scales: tuple[float, ...] = MSC_SCALES
     lr: float = 2.5e-4
     momentum: float = 0.9
     weight_decay: float = 5e-4

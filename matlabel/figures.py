@@ -23,7 +23,7 @@ from matlabel.datasets.layout import IGNORE_INDEX, Manifest, split_path
 from matlabel.formats import ALPHAS_SUFFIX, MAPS_SUFFIX, read_alphas, read_maps
 from matlabel.io import atomic_path, read_image, read_label_png, voc_palette
 from matlabel.shards import find_in_shards
-from matlabel.trimap import BG, FG, UNKNOWN, make_trimaps
+from matlabel.trimap import BG, EPS_BG, EPS_FG, FG, UNKNOWN, make_trimaps
 
 # (row key, column title); Figure 2's caption names (b) CAM, (c) D2CAM and (d) the trimap.
 FIG2_COLUMNS = (
@@ -226,7 +226,7 @@ def _row_label(manifest: Manifest, image_id: str, classes) -> str:
 
 
 def load_pipeline_row(manifest: Manifest, image_id: str, cam_dirs, d2cam_dirs, matlabel_dirs,
-                      eps_fg: float = 0.75, eps_bg: float = 0.2) -> dict:
+                      eps_fg: float = EPS_FG, eps_bg: float = EPS_BG) -> dict:
     """Gather one Figure 2 row from the workflow's files.
 
     Parameters

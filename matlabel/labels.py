@@ -19,7 +19,7 @@ import numpy as np
 
 from matlabel.formats import ALPHAS_SUFFIX, MAPS_SUFFIX, read_alphas, read_maps
 from matlabel.seeds import cams_to_labels
-from matlabel.trimap import BG, FG, make_trimaps, trimap_fractions
+from matlabel.trimap import BG, EPS_BG, EPS_FG, FG, make_trimaps, trimap_fractions
 
 # Table 1 row -> (method whose exported maps it uses, labeler)
 SOURCES = {
@@ -44,8 +44,8 @@ def rows_for(methods, labeler: str | None = None) -> list[str]:
 class MattingConfig:
     """Config ``trimap`` + ``matting`` (paper Sec. 3.2.2: ε_fg 0.75, ε_bg 0.2)."""
 
-    eps_fg: float = 0.75
-    eps_bg: float = 0.2
+    eps_fg: float = EPS_FG
+    eps_bg: float = EPS_BG
     fg_threshold: float = 0.5  # alpha above which a pixel can be foreground (alpha is a fraction of fg)
     solver: dict = field(default_factory=dict)  # keyword arguments of matting.knn_matting
 
@@ -53,7 +53,6 @@ class MattingConfig:
     def from_config(cls, trimap: dict, matting: dict) -> MattingConfig:
         matting = dict(matting)
         fg_threshold = matting.pop("fg_threshold", cls.fg_threshold)
-        matting.pop("threads", None)  # the rule's, not the solver's
         return cls(eps_fg=trimap["eps_fg"], eps_bg=trimap["eps_bg"], fg_threshold=fg_threshold, solver=matting)
 
 

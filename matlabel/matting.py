@@ -35,8 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import ndimage
 
-#: Trimap values of paper Eq. 9.
-FG, BG, UNKNOWN = 1.0, 0.0, 0.5
+from matlabel.trimap import BG, FG, UNKNOWN  # trimap values of paper Eq. 9
 
 
 class NotConvergedWarning(RuntimeWarning):

@@ -20,9 +20,11 @@ from __future__ import annotations
 import numpy as np
 
 FG, UNKNOWN, BG = 1.0, 0.5, 0.0
+#: The paper's ε_fg and ε_bg (Sec. 3.2.2): the library's defaults; the workflow reads config trimap.
+EPS_FG, EPS_BG = 0.75, 0.2
 
 
-def make_trimaps(maps: np.ndarray, eps_fg: float = 0.75, eps_bg: float = 0.2) -> np.ndarray:
+def make_trimaps(maps: np.ndarray, eps_fg: float = EPS_FG, eps_bg: float = EPS_BG) -> np.ndarray:
     """Eq. 9 for each class map.
 
     Parameters

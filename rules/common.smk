@@ -131,8 +131,8 @@ def row_thresholds(wildcards) -> dict:
 
 def confident_thresholds(wildcards) -> dict:
     """IRN's confident regions of a row: its method's thresholds on maps, irn.confident.matting on alphas."""
-    if SOURCES[wildcards.row][1] == "matting":
-        return config["irn"]["confident"]["matting"]
+    if SOURCES[wildcards.row][1] == "matting":  # null: the trimap's own thresholds, read from there
+        return config["irn"]["confident"]["matting"] or {"fg": config["trimap"]["eps_fg"], "bg": config["trimap"]["eps_bg"]}
     t = row_thresholds(wildcards)
     return {"fg": t["confident_fg"], "bg": t["confident_bg"]}
 

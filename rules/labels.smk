@@ -43,7 +43,7 @@ rule matting_labels:
         trimap=config["trimap"],
         matting=config["matting"],
         bg_threshold=lambda wc: row_thresholds(wc)["seed"],  # the threshold seed an image falls back to
-    threads: config["matting"]["threads"]
+    threads: config["threads"]["matting_labels"]
     log:
         "logs/{dataset}/matting_labels/{row}/shard{shard}.log",
     benchmark:
@@ -69,7 +69,7 @@ rule crf_labels:
         split=config["splits"]["export"],
         n_shards=N_SHARDS,
         crf=config["crf"],
-    threads: config["crf"]["threads"]
+    threads: config["threads"]["crf_labels"]
     log:
         "logs/{dataset}/crf_labels/{row}/shard{shard}.log",
     benchmark:

@@ -18,7 +18,7 @@ def main(smk):
     manifest = load_manifest(smk.input.manifest)
     labels_of = manifest.labels()
     ids = shard_ids(manifest.split_ids(p.split), int(smk.wildcards.shard), p.n_shards)
-    params = CRFParams.from_mapping({k: v for k, v in p.crf.items() if k != "threads"})
+    params = CRFParams.from_mapping(dict(p.crf))
     log.info("DenseCRF on %d seed label maps of shard %s (%s row): %s", len(ids), smk.wildcards.shard, p.labeler,
              params)
     with atomic_dir(smk.output[0]) as tmp:

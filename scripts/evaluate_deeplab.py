@@ -1,5 +1,6 @@
 """Rules evaluate_deeplab / export_voc_test: a trained DeepLab-v2 on the segmentation split (mIoU, and its
 predictions as <id>.png), or the VOC test predictions as the evaluation server's archive (the test masks are not public)."""
+import dataclasses
 
 from matlabel import runlog
 from matlabel.checkpoints import read_model_state
@@ -19,7 +20,8 @@ def main(smk):
     model.eval()
     ids = manifest.split_ids(p.split)
     test = dict(p.test)
-    kwargs = dict(scales=test["scales"], flip=test["flip"], crf_params=DEEPLAB_CRF if test["crf"] else None)
+    crf = dataclasses.replace(DEEPLAB_CRF, **(test.get("crf_params") or {})) if test["crf"] else None
+    kwargs = dict(scales=test["scales"], flip=test["flip"], crf_params=crf)
     if smk.rule == "export_voc_test":
         members = export_voc_test(model, manifest, ids, device, smk.output[0], **kwargs)
         log.info("wrote %d predictions to %s: submit it to the VOC evaluation server", len(members), smk.output[0])

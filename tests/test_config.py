@@ -186,3 +186,26 @@ def test_config_checker_names_the_file_and_line_of_a_yaml_error(tmp_path, capsys
     good.write_text("cam:\n  epochs: 3\n")
     demo = Path(__file__).resolve().parents[1] / "config" / "demo.yaml"
     assert main([str(demo), str(good)]) == 0 and "config OK" in capsys.readouterr().out
+
+
+def test_paper_values_are_referenced_not_copied():
+    """irn.confident.matting: null reads the trimap's ε (changing the trimap moves IRN's threshold with it);
+    deeplab.test.crf_params: null is the reference's DEEPLAB_CRF, a mapping overrides single keys; job threads
+    live in their own section."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    assert config["irn"]["confident"]["matting"] is None and config["deeplab"]["test"]["crf_params"] is None
+    assert "threads" not in config["matting"] and "threads" not in config["crf"]
+    assert config["threads"] == {"matting_labels": 1, "crf_labels": 1}
+    common = (root / "rules" / "common.smk").read_text()
+    assert 'config["irn"]["confident"]["matting"] or {"fg": config["trimap"]["eps_fg"]' in common
+    # ImageNet's normalisation and the trimap values are defined once in the library
+    for name in ("IMAGENET_MEAN", "IMAGENET_STD", "EPS_FG", "EPS_BG", "FG", "BG", "UNKNOWN"):
+        owners = [p.relative_to(root).as_posix() for p in sorted((root / "matlabel").rglob("*.py"))
+                  if any(isinstance(n, ast.Assign) and any(getattr(t, "id", None) == name or
+                                                           name in [getattr(e, "id", None) for e in getattr(t, "elts", [])]
+                                                           for t in n.targets)
+                         for n in ast.parse(p.read_text()).body)]
+        assert len(owners) == 1, (name, owners)

@@ -22,10 +22,9 @@ def test_threshold_labels_are_the_cam_seed():
 
 
 def test_matting_config_from_the_config_sections():
-    cfg = MattingConfig.from_config({"eps_fg": 0.7, "eps_bg": 0.1},
-                                    {"lam": 50.0, "fg_threshold": 0.4, "threads": 2})
+    cfg = MattingConfig.from_config({"eps_fg": 0.7, "eps_bg": 0.1}, {"lam": 50.0, "fg_threshold": 0.4})
     assert (cfg.eps_fg, cfg.eps_bg, cfg.fg_threshold) == (0.7, 0.1, 0.4)
-    assert cfg.solver == {"lam": 50.0}  # threads belongs to the rule
+    assert cfg.solver == {"lam": 50.0}  # the solver's keywords (the rule's threads live in config threads)
 
 
 def scene(h=40, w=56):
