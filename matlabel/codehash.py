@@ -54,6 +54,12 @@ def _parse(path: Path) -> ast.Module:
 
 def imported_modules(path: Path, module: str | None, package_dir: Path) -> set[str]:
     """The ``matlabel`` modules that the file ``path`` (module ``module``, None for a script) imports anywhere."""
+    return set(_imported_cached(_stat_key(path), module, Path(package_dir)))
+
+
+@functools.lru_cache(maxsize=None)
+def _imported_cached(key: tuple, module: str | None, package_dir: Path) -> frozenset[str]:
+    path = Path(key[0])
     found: set[str] = set()
     package = module if module and path.name == "__init__.py" else (module.rsplit(".", 1)[0] if module else None)
     for node in ast.walk(_parse(path)):
@@ -76,7 +82,7 @@ def imported_modules(path: Path, module: str | None, package_dir: Path) -> set[s
                 if _module_file(package_dir, name) is not None:
                     found.add(name)
                     found.update(_parents(name))
-    return found
+    return frozenset(found)
 
 
 def import_closure(script: str | Path, package_dir: str | Path, exclude=()) -> list[str]:

@@ -1,10 +1,7 @@
-"""Registry of the map-producing methods a ``{method}`` wildcard can name.
+"""Networks and losses of the map-producing methods (their names and settings: ``matlabel.methods``).
 
-Each entry builds the network and its training loss; every network exposes ``cam(x)`` so that
-training, export and evaluation rules are shared. D2CAM's Table 4 ablation variants are methods of
-their own (``d2cam_<variant>``); the full D2CAM (``d2cam``) is variant ``d2_ma_oe``, so Table 1's
-"D2CAM only" row and Table 4's last row share one trained model. ReCAM (``recam``, ``matlabel.recam``) brings
-its own loss factory and config section.
+Each method builds its network and its training loss; every network exposes ``cam(x)`` so that training, export
+and evaluation rules are shared.
 """
 from __future__ import annotations
 
@@ -17,6 +14,8 @@ from matlabel import d2cam, recam
 from matlabel.backbone import build_backbone
 from matlabel.cam import CAMNet
 from matlabel.losses import VARIANTS, d2cam_loss
+from matlabel.methods import METHODS as _METHODS
+from matlabel.methods import TABLE4_METHODS, config_section, net_options  # noqa: F401  (re-exported)
 from matlabel.train import multilabel_loss
 
 
@@ -24,50 +23,18 @@ def build_cam(num_fg: int, backbone: dict) -> CAMNet:
     return CAMNet(num_fg, build_backbone(**backbone))
 
 
-# name: (builder(num_fg, backbone_kwargs) -> nn.Module, loss), loss being one of
-#   None: the plain CAM loss (config section ``cam``);
-#   str: a D2CAM loss variant of matlabel.losses.VARIANTS (config section ``d2cam``);
-#   callable: a loss factory ``f(**config[method]["loss"]) -> loss_fn`` (config section named as the method).
-METHODS = {
-    "cam": (build_cam, None),
-    "d2cam": (d2cam.build, "d2_ma_oe"),
-    "d2cam_d2": (d2cam.build, "d2"),
-    "d2cam_d2_area": (d2cam.build, "d2_area"),
-    "d2cam_d2_ma": (d2cam.build, "d2_ma"),
-    "recam": (recam.build, recam.make_loss),
-}
-# Table 4 row (paper's ablation) -> the method that trains it
-TABLE4_METHODS = {"cam": "cam", "d2": "d2cam_d2", "d2_area": "d2cam_d2_area", "d2_ma": "d2cam_d2_ma",
-                  "d2_ma_oe": "d2cam"}
+_BUILDERS = {"cam": build_cam, "d2cam": d2cam.build, "recam": recam.build}
 
 
-# Modules that only one family of methods runs (families: config sections cam, d2cam, recam). A rule serving several
-# methods leaves the other families' modules out of each job's code hash (matlabel/codehash.py), so editing
-# recam.py does not retrain CAM or D2CAM.
-FAMILY_MODULES = {"cam": (), "d2cam": ("matlabel.d2cam", "matlabel.losses"), "recam": ("matlabel.recam",)}
+def _loss(method: str):
+    """None: the plain CAM loss; str: a D2CAM loss variant of matlabel.losses.VARIANTS; callable: the family's loss
+    factory ``f(**config[method]["loss"]) -> loss_fn`` (ReCAM)."""
+    family, variant = _METHODS[method]
+    return {"cam": None, "d2cam": variant, "recam": recam.make_loss}[family]
 
 
-def other_methods_modules(method: str) -> tuple[str, ...]:
-    """The modules of the families other than ``method``'s (FAMILY_MODULES)."""
-    own = config_section(method)
-    return tuple(m for family, modules in FAMILY_MODULES.items() if family != own for m in modules)
-
-
-def config_section(method: str) -> str:
-    """The config.yaml section holding a method's training settings (``cam``, ``d2cam`` or the method's name)."""
-    loss = METHODS[method][1]
-    if loss is None:
-        return "cam"
-    return "d2cam" if isinstance(loss, str) else method
-
-
-def net_options(method: str, section: dict) -> dict:
-    """The network settings of ``method`` in its config section (``config_section``), as ``build``'s ``net``:
-    D2CAM's ``border_pad`` (how ``cam`` reads its maps); none for the other methods. Training and export both
-    build from these."""
-    if isinstance(METHODS[method][1], str):
-        return {"border_pad": int(section.get("border_pad", 0))}
-    return {}
+# name: (builder(num_fg, backbone_kwargs) -> nn.Module, loss) for every method of matlabel.methods
+METHODS = {name: (_BUILDERS[family], _loss(name)) for name, (family, _) in _METHODS.items()}
 
 
 def build(method: str, num_fg: int, backbone: dict, seed: int = 0, loss: dict | None = None,

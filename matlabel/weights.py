@@ -4,9 +4,9 @@ torchvision fetches its weights into a cache the first time a model asks for the
 inside a GPU job on a compute node that often has no internet (a bare ``URLError``). Here they are data: rule
 ``imagenet_weights`` (a local rule, run where the workflow is launched) downloads torchvision's file to
 ``resources/weights/<file>``, resumable and checked against the sha256 prefix in its name (torch.hub's own
-check), and the training rules take that file as an input and load it as a path. The URL and the file name
-come from the weight enums of ``backbone.ARCHS`` (torchvision's ``IMAGENET1K_V1``: the weights IRN loads), so
-there is one source.
+check), and the training rules take that file as an input and load it as a path. The URLs are those of torchvision's
+``IMAGENET1K_V1`` weight enums (the weights IRN loads), written out in ``IMAGENET_URLS`` so that planning the
+workflow does not import torch; a test keeps them equal to the enums of ``backbone.ARCHS``.
 EfficientNet-Lite0's weights ship with a pip package and need no download (``backbone.imagenet_state_dict``).
 """
 from __future__ import annotations
@@ -15,6 +15,13 @@ import re
 from dataclasses import dataclass
 
 WEIGHTS_DIR = "resources/weights"
+#: torchvision.models.ResNet*_Weights.IMAGENET1K_V1.url (tests/test_download.py checks them against torchvision)
+IMAGENET_URLS = {
+    "resnet18": "https://download.pytorch.org/models/resnet18-f37072fd.pth",
+    "resnet34": "https://download.pytorch.org/models/resnet34-b627a593.pth",
+    "resnet50": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+    "resnet101": "https://download.pytorch.org/models/resnet101-63fe2227.pth",
+}
 
 
 @dataclass(frozen=True)
@@ -32,11 +39,9 @@ class WeightsFile:
 
 def imagenet_file(arch: str) -> WeightsFile | None:
     """The torchvision ImageNet file of ``arch``, or None when ``arch``'s weights need no download."""
-    from matlabel.backbone import ARCHS  # torchvision's ResNets and their ImageNet weights
-
-    if arch not in ARCHS:
+    if arch not in IMAGENET_URLS:
         return None
-    url = ARCHS[arch][1].url
+    url = IMAGENET_URLS[arch]
     filename = url.rsplit("/", 1)[1]
     match = re.search(r"-([a-f0-9]{8,})\.", filename)  # torch.hub.HASH_REGEX
     if match is None:
@@ -46,9 +51,7 @@ def imagenet_file(arch: str) -> WeightsFile | None:
 
 def file_by_name(filename: str) -> WeightsFile:
     """The registry entry whose file is ``filename`` (the download rule's wildcard)."""
-    from matlabel.backbone import ARCHS
-
-    entries = [imagenet_file(arch) for arch in ARCHS]
+    entries = [imagenet_file(arch) for arch in IMAGENET_URLS]
     for entry in entries:
         if entry.filename == filename:
             return entry

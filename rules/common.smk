@@ -13,7 +13,7 @@ from matlabel.datasets.layout import split_path
 from matlabel.datasets.sources import ARCHIVES
 from matlabel.io import read_json
 from matlabel.labels import MATTING_MODULES, SOURCES, rows_for
-from matlabel.models import METHODS, TABLE4_METHODS, config_section, net_options, other_methods_modules
+from matlabel.methods import METHODS, TABLE4_METHODS, config_section, net_options, other_methods_modules
 from matlabel.shards import empty_shards_warning
 from matlabel.tables import SALIENCY_ROWS
 from matlabel.weights import staged
@@ -55,7 +55,7 @@ def code_version(script, by=None):
     """Param: a hash of the library code that scripts/<script>.py can run (its import closure within matlabel/,
     docstrings and comments left out; matlabel/codehash.py), so editing a line of code reruns exactly the rules
     whose scripts reach it (Snakemake's own code trigger sees only the script). by="method" or "row": per job, the
-    modules of other method families (models.FAMILY_MODULES) and, for threshold rows, the matting modules
+    modules of other method families (methods.FAMILY_MODULES) and, for threshold rows, the matting modules
     (labels.MATTING_MODULES) are left out."""
     path = Path(workflow.basedir, "scripts", f"{script}.py")
     package = Path(workflow.basedir, "matlabel")
@@ -65,9 +65,15 @@ def code_version(script, by=None):
     def per_job(wildcards):
         method, labeler = (wildcards.method, None) if by == "method" else SOURCES[wildcards.row]
         exclude = other_methods_modules(method) + (MATTING_MODULES if labeler == "threshold" else ())
-        return codehash.code_version(path, package, exclude)
+        key = (script, exclude)
+        if key not in _CODE_VERSIONS:  # thousands of jobs, a handful of versions: the files do not change mid-run
+            _CODE_VERSIONS[key] = codehash.code_version(path, package, exclude)
+        return _CODE_VERSIONS[key]
 
     return per_job
+
+
+_CODE_VERSIONS = {}
 
 
 def manifest_path(wildcards=None):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from matlabel.codehash import code_version, import_closure, module_code_digest
 from matlabel.labels import MATTING_MODULES
-from matlabel.models import other_methods_modules
+from matlabel.methods import other_methods_modules
 
 ROOT = Path(__file__).resolve().parents[1]
 

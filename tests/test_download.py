@@ -273,6 +273,9 @@ def test_offline_weights_download_names_the_file_its_checksum_and_where_to_put_i
     assert entry.url == "https://download.pytorch.org/models/resnet50-0676ba61.pth"
     assert entry.sha256_prefix == "0676ba61" and entry.path == "resources/weights/resnet50-0676ba61.pth"
     assert file_by_name("resnet101-63fe2227.pth").arch == "resnet101"
+    from matlabel.backbone import ARCHS  # the written-out URLs are torchvision's, for every ResNet it offers
+    from matlabel.weights import IMAGENET_URLS
+    assert IMAGENET_URLS == {arch: enum.url for arch, (_, enum, _) in ARCHS.items()}
     assert imagenet_file("efficientnet_lite0") is None  # ships with pip
     assert staged({"arch": "resnet50", "weights": "none"}) is None
     assert staged({"arch": "resnet101", "weights": "imagenet"}).filename == "resnet101-63fe2227.pth"
