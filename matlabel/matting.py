@@ -21,9 +21,8 @@ pseudo-label. The composition is ``laplacian -> linear system -> solve -> clip``
 Speed (the kd-tree neighbour search dominates): with hard constraints only the Laplacian rows of the pixels
 unknown in some class are built, exactly (reverse neighbour edges included), by querying only the known
 pixels that can reach them, with pymatting's kd-tree and a bounded, early-exit query of our own (see
-``_laplacian_rows``). Measured on one (shared) core, 500 x 375, all classes of an image: ~0.4 s with ~5 %
-of the pixels unknown, ~0.55-0.6 s with ~9-15 %; pymatting's per-class ``estimate_alpha_knn``: 4-5.5 s
-(``bench/matting.py``).
+``_laplacian_rows``). Timings against pymatting's per-class ``estimate_alpha_knn``: ``bench/matting.py`` and
+README (its matting section).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Seed labels from normalised class maps: IRN's background plane, then argmax (IRN step/eval_cam.py).
 
 numpy only, so the jobs that turn saved maps into labels (evaluation, matting, IRN's confident regions)
-start without importing torch (~2 s a job on a 2-core machine; the demo runs some 30 such jobs).
+start without importing torch (tests/test_imports.py).
 """
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # test_workflow, when run as a script
 
-from test_workflow import TINY, snakemake, snakemake_env, snapshot_workflow, write_overlay  # noqa: E402
+from helpers import TINY, snakemake, snakemake_env, snapshot_workflow, write_overlay  # noqa: E402
 
 TARGET = "results/table1.csv"
 OVERLAY = {**TINY, "table1": {"methods": ["cam"], "stages": ["seed", "irn"]},

@@ -27,7 +27,7 @@ from matlabel.datasets.loader import ClassifierAugment, VOCLayoutDataset
 from matlabel.io import read_image
 from matlabel.models import build
 from matlabel.train import TrainConfig, train
-from test_workflow import TINY
+from helpers import TINY
 
 # the Mat-Label row: two classifier trainings, trimap + KNN matting, DenseCRF, IRN training and random walk
 OVERLAY = {**TINY, "table1": {"methods": ["matlabel"], "stages": ["seed", "crf", "irn"]}}

@@ -15,7 +15,7 @@ from matlabel.datasets.folder import FolderDatasetError, folder_config_errors, p
 from matlabel.datasets.layout import VOC_CLASSES, load_manifest
 from matlabel.datasets.loader import VOCLayoutDataset
 from matlabel.io import write_label_png
-from test_workflow import ROOT, snakemake, workdir, write_overlay
+from helpers import ROOT, snakemake, workdir, write_overlay
 
 W, H = 40, 30
 CLASSES = ["background", "cat", "dog"]

@@ -25,7 +25,7 @@ def test_cam_reexports_the_seed_functions():
 
 def test_planning_the_workflow_imports_no_torch(tmp_path):
     """The paper's VOC dry run (parse + DAG of Table 1, weights and downloads included) never imports torch."""
-    from test_workflow import snakemake_env, workdir
+    from helpers import snakemake_env, workdir
 
     wd = workdir(tmp_path)
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "snakemake", "-n", "results/table1.csv",

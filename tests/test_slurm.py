@@ -1,4 +1,4 @@
-"""The workflow on a real one-node SLURM (ci/slurm-up.sh), through profiles/slurm as a user runs it.
+"""The workflow on a real one-node SLURM (.ci/slurm-up.sh), through profiles/slurm as a user runs it.
 
 The tiny demo runs once with a fault that only the evaluation rules meet (an evaluation split that does not exist),
 then again without it. Checked: GPU rules are submitted to the profile's GPU partition with a GPU request, the failed
@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from test_workflow import TINY, job_counts, snapshot_workflow, write_overlay
+from helpers import TINY, job_counts, snapshot_workflow, write_overlay
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
@@ -32,19 +32,19 @@ def _skip_reason() -> str | None:
     if os.environ.get("MATLABEL_TEST_SLURM") == "0":
         return "MATLABEL_TEST_SLURM=0"
     if os.geteuid() != 0:
-        return "needs root: ci/slurm-up.sh installs slurm-wlm and munge and runs the SLURM daemons"
+        return "needs root: .ci/slurm-up.sh installs slurm-wlm and munge and runs the SLURM daemons"
     if not Path("/etc/debian_version").exists():
-        return "needs Debian: ci/slurm-up.sh installs slurm-wlm and munge with apt-get"
+        return "needs Debian: .ci/slurm-up.sh installs slurm-wlm and munge with apt-get"
     return None
 
 
 def _script(name: str, timeout: int) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(ROOT / "ci" / name)], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(["bash", str(ROOT / ".ci" / name)], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
 def slurm_cluster():
-    """A running one-node SLURM for this session (ci/slurm-up.sh), stopped at its end (ci/slurm-down.sh)."""
+    """A running one-node SLURM for this session (.ci/slurm-up.sh), stopped at its end (.ci/slurm-down.sh)."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
@@ -60,14 +60,14 @@ def slurm_cluster():
                 time.sleep(5)
         up = _script("slurm-up.sh", timeout=900)
         if up.returncode == 3:
-            pytest.skip(f"ci/slurm-up.sh: {up.stderr.strip().splitlines()[-1]}")
+            pytest.skip(f".ci/slurm-up.sh: {up.stderr.strip().splitlines()[-1]}")
         try:
             if up.returncode != 0:
-                pytest.fail(f"ci/slurm-up.sh failed ({up.returncode}):\n{up.stdout}\n{up.stderr}")
+                pytest.fail(f".ci/slurm-up.sh failed ({up.returncode}):\n{up.stdout}\n{up.stderr}")
             yield
         finally:
             down = _script("slurm-down.sh", timeout=120)
-            assert down.returncode == 0, f"ci/slurm-down.sh failed:\n{down.stdout}\n{down.stderr}"
+            assert down.returncode == 0, f".ci/slurm-down.sh failed:\n{down.stdout}\n{down.stderr}"
 
 
 def run_snakemake(wd: Path, *args, timeout: int) -> subprocess.CompletedProcess:

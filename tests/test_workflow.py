@@ -1,9 +1,6 @@
 """The workflow as a user runs it: lint, dry-runs of the paper's VOC config, and the demo end to end (tiny)."""
 import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,56 +9,7 @@ import pytest
 import yaml
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ["Snakefile", "config.yaml", "config", "rules", "scripts", "schemas", "envs", "report", "matlabel"]
-TINY = yaml.safe_load((ROOT / "tests" / "config" / "tiny.yaml").read_text())  # also for the shell: README, Testing
-
-
-def workdir(tmp_path: Path, copy=(), names=WORKFLOW_FILES) -> Path:
-    """A fresh working directory holding the workflow (symlinked; the names in ``copy`` copied, so a test
-    can edit them), as a clone would."""
-    for name in names:
-        src = ROOT / name
-        if name not in copy:
-            (tmp_path / name).symlink_to(src)
-        elif src.is_dir():
-            shutil.copytree(src, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, tmp_path / name)
-    return tmp_path
-
-
-def snapshot_workflow(dest: Path, extra=()) -> Path:
-    """A copy of the workflow (plus the names in ``extra``) as a clone has it, so edits to the checkout while long
-    runs go on (which the code rerun trigger would act on) cannot reach them."""
-    dest.mkdir(parents=True, exist_ok=True)
-    names = [*WORKFLOW_FILES, *extra]
-    return workdir(dest, copy=names, names=names)
-
-
-def snakemake_env() -> dict:
-    """The environment of a test's snakemake: a user's profile or SLURM job variables must not redirect it."""
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("SNAKEMAKE_PROFILE", "SLURM_"))}
-    return {**keep, "PYTHONUNBUFFERED": "1"}
-
-
-def snakemake(wd: Path, *args, timeout=900, check=True):
-    cmd = [sys.executable, "-m", "snakemake", *args]
-    proc = subprocess.run(cmd, cwd=wd, capture_output=True, text=True, timeout=timeout, env=snakemake_env())
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc
-
-
-def job_counts(output: str) -> dict[str, int]:
-    table = output.split("Job stats:")[1]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
-
-
-def write_overlay(wd: Path, overlay: dict) -> str:
-    path = wd / "test-overlay.yaml"
-    path.write_text(yaml.safe_dump(overlay))
-    return str(path)
+from helpers import ROOT, TINY, job_counts, snakemake, workdir, write_overlay
 
 
 def test_lint_is_clean(tmp_path):

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # A real one-node SLURM on this machine, for tests/test_slurm.py (and anyone who wants to try profiles/slurm locally).
-#   ci/slurm-up.sh      installs slurm-wlm + munge from Debian if missing, writes /etc/slurm/{slurm,gres}.conf from
-#                       ci/*.conf.in (node "localhost": the real CPU count and memory, one fake GPU, partitions cpu + gpu),
+#   .ci/slurm-up.sh      installs slurm-wlm + munge from Debian if missing, writes /etc/slurm/{slurm,gres}.conf from
+#                       .ci/*.conf.in (node "localhost": the real CPU count and memory, one fake GPU, partitions cpu + gpu),
 #                       starts munged, slurmctld and slurmd, records their PIDs in $STATE and waits for the node.
-#   ci/slurm-down.sh    stops them by those PIDs and puts /etc/slurm back.
+#   .ci/slurm-down.sh    stops them by those PIDs and puts /etc/slurm back.
 # Idempotent and quiet: a second call with the daemons up does nothing. Root and Debian only.
 # Exit status: 0 up; 3 not possible here (not root, not Debian, packages not installable): callers skip;
 # anything else: a real failure (the daemons' log tails are printed).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stops the one-node SLURM that ci/slurm-up.sh started: cancels its jobs, stops slurmd, slurmctld and (if slurm-up.sh
+# Stops the one-node SLURM that .ci/slurm-up.sh started: cancels its jobs, stops slurmd, slurmctld and (if slurm-up.sh
 # started it) munged by the PIDs recorded in $STATE, and puts /etc/slurm back as it was. The packages stay installed;
 # the daemons' logs stay in $STATE. Idempotent: with nothing running it does nothing.
 set -euo pipefail
