@@ -22,7 +22,7 @@ Speed (the kd-tree neighbour search dominates): with hard constraints only the L
 unknown in some class are built, exactly (reverse neighbour edges included), by querying only the known
 pixels that can reach them, with pymatting's kd-tree and a bounded, early-exit query of our own (see
 ``_laplacian_rows``). Timings against pymatting's per-class ``estimate_alpha_knn``: ``bench/matting.py`` and
-README (its matting section).
+docs/reproducing.md (its matting section).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 or skips the image with a logged warning and a count, and loses nothing already computed.
 
 Each case builds its bad file on a tiny dataset in tmp_path and calls the library function or the script entry
-point that meets it first. The table in README ("Reliability") lists the cases with these tests.
+point that meets it first. The table in docs/reliability.md lists the cases with these tests.
 """
 from __future__ import annotations
 

@@ -163,7 +163,7 @@ def test_a_missing_saliency_folder_is_a_config_error(tmp_path):
 
 def test_config_checker_names_the_file_and_line_of_a_yaml_error(tmp_path, capsys):
     """Snakemake reads --configfile before the workflow and says only "not valid JSON or YAML";
-    python -m matlabel.config names the file, the line and the fix (README, Troubleshooting)."""
+    python -m matlabel.config names the file, the line and the fix (docs/rerunning.md)."""
     from matlabel.config import main
 
     tab = tmp_path / "tab.yaml"
