@@ -23,6 +23,7 @@ include: "rules/labels.smk"
 include: "rules/irn.smk"
 include: "rules/segment.smk"
 include: "rules/report.smk"
+include: "rules/sensitivity.smk"
 
 
 rule all:
@@ -34,4 +35,5 @@ rule all:
         "results/table4.csv",
         "results/figures/fig2.png",
         "results/figures/fig5.png",
+        "results/figures/eps_sensitivity.png",
         "results/runtimes.csv",

@@ -184,6 +184,10 @@ def check_config(config: dict) -> None:
         if not t["confident_bg"] < t["confident_fg"]:
             errors.append(f"method_thresholds.{section}: confident_bg ({t['confident_bg']}) must be below "
                           f"confident_fg ({t['confident_fg']})")
+    grid = config.get("eps_sensitivity") or {}
+    if grid.get("eps_fg") and grid.get("eps_bg") and not max(grid["eps_bg"]) < min(grid["eps_fg"]):
+        errors.append(f"eps_sensitivity: every eps_bg must be below every eps_fg (paper Eq. 9), got eps_bg up to "
+                      f"{max(grid['eps_bg'])} and eps_fg from {min(grid['eps_fg'])}")
     sal = config.get("saliency", {}).get("dir")
     if sal and not Path(sal).is_dir():
         errors.append(f"saliency.dir: {sal} is not a folder; give the folder of <image id>.png saliency maps "

@@ -224,6 +224,18 @@ def archive_path(name):
     return f"resources/downloads/{ARCHIVES[name].filename}"
 
 
+def eps_cells(wildcards):
+    """The cells of the eps sensitivity grid (config eps_sensitivity), one JSON per (method, eps_fg, eps_bg)."""
+    grid = config["eps_sensitivity"]
+    return expand(
+        "results/{dataset}/eps_sensitivity/{method}/fg{eps_fg}_bg{eps_bg}.json",
+        dataset=wildcards.dataset,
+        method=grid["methods"],
+        eps_fg=[f"{v:g}" for v in grid["eps_fg"]],
+        eps_bg=[f"{v:g}" for v in grid["eps_bg"]],
+    )
+
+
 def deeplab_evals(wildcards, table):
     rows = [r for r in config[table]["methods"] if r in SEG_ROWS]
     if table == "table3" and wildcards.dataset != "coco14":

@@ -163,7 +163,7 @@ rule configured_dataset_summary:
     output:
         "results/{name}",
     wildcard_constraints:
-        name="runtimes.csv|runtimes.md|config.yaml",
+        name="runtimes.csv|runtimes.md|config.yaml|eps_sensitivity.csv|eps_sensitivity.md",
     log:
         "logs/configured_dataset_{name}.log",
     conda:

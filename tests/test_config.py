@@ -209,3 +209,11 @@ def test_paper_values_are_referenced_not_copied():
                                                            for t in n.targets)
                          for n in ast.parse(p.read_text()).body)]
         assert len(owners) == 1, (name, owners)
+
+
+def test_eps_grid_must_keep_every_eps_bg_below_every_eps_fg():
+    cfg = load()
+    check_config(cfg)
+    cfg["eps_sensitivity"] = {"methods": ["d2cam"], "eps_fg": [0.3, 0.75], "eps_bg": [0.05, 0.35]}
+    with pytest.raises(ConfigError, match="eps_sensitivity: every eps_bg must be below every eps_fg"):
+        check_config(cfg)

@@ -256,3 +256,14 @@ def test_every_gpu_rule_and_no_other_gets_the_gpu_partition_under_the_slurm_prof
     assert {"train_classifier", "export_cams", "train_irn", "random_walk", "train_deeplab", "evaluate_deeplab",
             "export_voc_test"} <= declared
     assert routed == declared and with_gpu == declared, (routed ^ declared, with_gpu ^ declared)
+
+
+def test_eps_sensitivity_plans_one_cell_per_method_and_eps_pair(tmp_path):
+    """The ε grid (paper Sec. 3.2.2's claim) reuses the exported maps: only the cells, the table and figure are new."""
+    out = snakemake(workdir(tmp_path), "-n", "results/figures/eps_sensitivity.png", "--cores", "16",
+                    "--resources", "gpu=1").stdout
+    counts = job_counts(out)
+    assert counts["eps_cell"] == 32 and counts["eps_sensitivity"] == 1  # 2 methods x 4 eps_fg x 4 eps_bg
+    assert counts["train_classifier"] == 2 and "matting_labels" not in counts and "train_irn" not in counts
+    assert "results/voc12/eps_sensitivity/d2cam/fg0.75_bg0.2.json" in out
+    assert "results/voc12/eps_sensitivity/cam/fg0.5_bg0.35.json" in out

@@ -1,0 +1,58 @@
+"""The ε sensitivity grid (matlabel/sensitivity.py): a cell's seed mIoU, the table's spread, the figure."""
+import numpy as np
+
+from matlabel.formats import write_maps
+from matlabel.io import read_label_png
+from matlabel.labels import MattingConfig
+from matlabel.sensitivity import eps_cell, grid_table, plot_grid
+
+
+def ground_truth_maps(manifest, ids, out, blur=False):
+    """Maps of each image's present classes made from its mask: exact one-hot, or one-hot softened at the edges."""
+    out.mkdir(parents=True, exist_ok=True)
+    labels = manifest.labels()
+    for image_id in ids:
+        gt = read_label_png(manifest.mask_path(image_id), manifest.num_classes)
+        classes = labels[image_id]
+        maps = np.stack([(gt == c).astype(np.float32) for c in classes]) if classes else np.zeros((0, *gt.shape))
+        if blur and classes:
+            from scipy import ndimage
+            maps = np.stack([ndimage.uniform_filter(m, 7) for m in maps])
+            maps /= np.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-6)
+        write_maps(out / f"{image_id}.npz", maps, classes)
+    return out
+
+
+def test_exact_maps_score_100_at_every_eps(tiny_synthetic, tmp_path):
+    """Maps equal to the masks leave no pixel unknown at any 0 < ε_bg < ε_fg < 1: the seed is the mask itself."""
+    ids = tiny_synthetic.split_ids("train")[:4]
+    shard = ground_truth_maps(tiny_synthetic, ids, tmp_path / "shard0")
+    for eps_fg, eps_bg in [(0.75, 0.2), (0.5, 0.05), (0.9, 0.35)]:
+        cell = eps_cell(tiny_synthetic, ids, [shard], MattingConfig(eps_fg=eps_fg, eps_bg=eps_bg), 0.15)
+        assert cell["miou"] == 100.0 and cell["failures"] == 0 and cell["n_images"] == 4
+        assert cell["mean_unknown_share"] == 0.0 and (cell["eps_fg"], cell["eps_bg"]) == (eps_fg, eps_bg)
+
+
+def test_soft_maps_leave_unknown_pixels_that_grow_with_the_band(tiny_synthetic, tmp_path):
+    ids = tiny_synthetic.split_ids("train")[:4]
+    shard = ground_truth_maps(tiny_synthetic, ids, tmp_path / "shard0", blur=True)
+    narrow = eps_cell(tiny_synthetic, ids, [shard], MattingConfig(eps_fg=0.6, eps_bg=0.4), 0.15)
+    wide = eps_cell(tiny_synthetic, ids, [shard], MattingConfig(eps_fg=0.9, eps_bg=0.1), 0.15)
+    assert 0 < narrow["mean_unknown_share"] < wide["mean_unknown_share"] < 1
+    assert narrow["miou"] > 50 and wide["miou"] > 50  # matting fills the band from the image's colours
+
+
+def test_grid_table_spread_and_figure(tmp_path):
+    cells = {"d2cam": [{"eps_fg": f, "eps_bg": b, "miou": m, "mean_unknown_share": 0.1, "failures": 0}
+                       for (f, b), m in {(0.75, 0.2): 40.0, (0.75, 0.05): 38.5, (0.5, 0.2): 41.0, (0.5, 0.05): 39.0}.items()],
+             "cam": [{"eps_fg": f, "eps_bg": b, "miou": m, "mean_unknown_share": 0.3, "failures": 1}
+                     for (f, b), m in {(0.75, 0.2): 30.0, (0.75, 0.05): 20.0, (0.5, 0.2): 35.0, (0.5, 0.05): 22.5}.items()]}
+    df = grid_table(cells)
+    assert list(df.columns) == ["method", "eps_fg", "eps_bg", "miou", "mean_unknown_share", "failures", "grid_spread"]
+    assert df.groupby("method", sort=False)["grid_spread"].first().to_dict() == {"d2cam": 2.5, "cam": 15.0}
+    assert list(dict.fromkeys(df["method"])) == ["d2cam", "cam"]
+    assert df[df["method"] == "d2cam"][["eps_fg", "eps_bg"]].values.tolist() == [[0.5, 0.05], [0.5, 0.2],
+                                                                                 [0.75, 0.05], [0.75, 0.2]]
+    fig = plot_grid(df, tmp_path / "eps.png", labels={"d2cam": "D2CAM maps"})
+    assert (tmp_path / "eps.png").stat().st_size > 5_000 and len(fig.axes) == 3  # two panels and a colour bar
+    assert fig.axes[0].get_title() == "D2CAM maps: spread 2.5"
