@@ -1,6 +1,4 @@
 """Rule eps_cell: Mat-Label's seed mIoU at one (eps_fg, eps_bg) of the sensitivity grid, from a method's maps."""
-import dataclasses
-
 from tqdm import tqdm
 
 from matlabel import runlog
