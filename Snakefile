@@ -33,6 +33,7 @@ rule all:
         "results/table2.csv",
         "results/table3.csv",
         "results/table4.csv",
+        "results/table5.csv",
         "results/figures/fig2.png",
         "results/figures/fig5.png",
         "results/figures/eps_sensitivity.png",

@@ -19,7 +19,7 @@ import numpy as np
 
 from matlabel.formats import ALPHAS_SUFFIX, MAPS_SUFFIX, read_alphas, read_maps
 from matlabel.seeds import cams_to_labels
-from matlabel.trimap import BG, EPS_BG, EPS_FG, FG, make_trimaps, trimap_fractions
+from matlabel.trimap import BG, EPS_BG, EPS_FG, FG, UNKNOWN, make_trimaps, trimap_fractions
 
 # Table 1 row -> (method whose exported maps it uses, labeler)
 SOURCES = {
@@ -30,6 +30,8 @@ SOURCES = {
     "matlabel": ("d2cam", "matting"),
 }
 
+
+LABEL_RULES = ("threshold", "bg_layer")
 
 # Modules only the matting rows run: the threshold rows' code hashes leave them out (matlabel/codehash.py).
 MATTING_MODULES = ("matlabel.matting", "matlabel.trimap")
@@ -48,12 +50,28 @@ class MattingConfig:
     eps_bg: float = EPS_BG
     fg_threshold: float = 0.5  # alpha above which a pixel can be foreground (alpha is a fraction of fg)
     solver: dict = field(default_factory=dict)  # keyword arguments of matting.knn_matting
+    method: str = "knn"  # the matting Laplacian (matting.LAPLACIANS; Table 5); the paper's is KNN
+    label_rule: str = "threshold"  # threshold: per-class alphas and fg_threshold (the paper's reading); bg_layer:
+    # background solved as a layer of its own, each pixel the layer of largest alpha (Table 5)
+
+    def __post_init__(self):
+        if self.label_rule not in LABEL_RULES:
+            raise ValueError(f"matting label_rule must be one of {LABEL_RULES}, got {self.label_rule!r}")
 
     @classmethod
     def from_config(cls, trimap: dict, matting: dict) -> MattingConfig:
         matting = dict(matting)
-        fg_threshold = matting.pop("fg_threshold", cls.fg_threshold)
-        return cls(eps_fg=trimap["eps_fg"], eps_bg=trimap["eps_bg"], fg_threshold=fg_threshold, solver=matting)
+        extra = {k: matting.pop(k) for k in ("fg_threshold", "method", "label_rule") if k in matting}
+        return cls(eps_fg=trimap["eps_fg"], eps_bg=trimap["eps_bg"], solver=matting, **extra)
+
+
+def background_trimap(trimaps: np.ndarray) -> np.ndarray:
+    """The trimap of the background as a layer of its own: known background (1) where every class's trimap says
+    background, known not-background (0) where any class is sure foreground, unknown (0.5) elsewhere."""
+    trimaps = np.asarray(trimaps)
+    sure_bg = (trimaps == BG).all(axis=0)
+    sure_fg = (trimaps == FG).any(axis=0)
+    return np.where(sure_bg, FG, np.where(sure_fg, BG, UNKNOWN)).astype(np.float32)
 
 
 def threshold_labels(cams: np.ndarray, classes, bg_threshold: float) -> np.ndarray:
@@ -76,13 +94,26 @@ def matting_labels(image: np.ndarray, cams: np.ndarray, classes, cfg: MattingCon
         NotConvergedWarning,
         alphas_to_labels,
         knn_matting,
+        matting_laplacian,
     )
 
     trimaps = make_trimaps(cams, cfg.eps_fg, cfg.eps_bg)
+    layers = np.concatenate([background_trimap(trimaps)[None], trimaps]) if cfg.label_rule == "bg_layer" else trimaps
+    solver = dict(cfg.solver)
+    if cfg.method != "knn":
+        known = (layers != UNKNOWN).all(axis=0)
+        solver = {k: v for k, v in solver.items() if k not in ("n_neighbors", "distance_weights")}
+        solver["laplacian"] = matting_laplacian(image, cfg.method, is_known=known)
     with warnings.catch_warnings():
         warnings.simplefilter("error", NotConvergedWarning)
-        alphas = knn_matting(image, trimaps, **cfg.solver)
-    labels = alphas_to_labels(alphas, classes, cfg.fg_threshold)
+        solved = knn_matting(image, layers, **solver)
+    if cfg.label_rule == "bg_layer":  # each pixel takes the layer (background or a class) of largest alpha
+        alphas = solved[1:]
+        top = np.argmax(solved, axis=0)
+        labels = np.where(top == 0, 0, np.asarray([0, *classes], dtype=np.uint8)[top]).astype(np.uint8)
+    else:
+        alphas = solved
+        labels = alphas_to_labels(alphas, classes, cfg.fg_threshold)
     complete = (trimaps == FG).any(axis=(1, 2)) & (trimaps == BG).any(axis=(1, 2))
     info = {**trimap_fractions(trimaps), "degenerate": [int(c) for c, ok in zip(classes, complete) if not ok]}
     return labels, alphas.astype(np.float32), info

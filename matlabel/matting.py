@@ -340,6 +340,34 @@ def knn_laplacian(image: np.ndarray, n_neighbors: Sequence[int] = (20, 10),
 
 # ---------------------------------------------------------------------------------------------- the solver
 
+#: The matting Laplacians of Table 5 (this workflow's ablation beyond the paper): KNN matting (Chen, Li, Tang, TPAMI
+#: 2013; the paper's), closed-form matting (Levin, Lischinski, Weiss, TPAMI 2008), random-walk matting (Grady,
+#: Schiwietz, Aharon, Westermann, VIIP 2005) and learning-based matting (Zheng, Kambhamettu, ICCV 2009).
+LAPLACIANS = ("knn", "closed_form", "random_walk", "learning_based")
+
+
+def matting_laplacian(image: np.ndarray, method: str = "knn", is_known: np.ndarray | None = None,
+                      **params) -> sp.csr_matrix:
+    """The (N, N) matting Laplacian of ``method`` (``LAPLACIANS``) for ``image``, N = H * W in row-major order.
+
+    ``knn`` is this module's :func:`knn_laplacian` (equal to pymatting's); the others are pymatting's builders
+    (``cf_laplacian``, ``rw_laplacian``, ``lbdm_laplacian``) with their own defaults, overridden by ``params``.
+    ``is_known`` ((H, W) bool, pixels known in every trimap) lets the closed-form builder skip windows that hold
+    no unknown pixel (pymatting's option; the solve only reads the unknown pixels' rows)."""
+    if method == "knn":
+        return knn_laplacian(image, **params)
+    import pymatting  # numba kernels, compiled once per environment
+
+    img = _as_image(image)
+    builders = {"closed_form": pymatting.cf_laplacian, "random_walk": pymatting.rw_laplacian,
+                "learning_based": pymatting.lbdm_laplacian}
+    if method not in builders:
+        raise ValueError(f"matting method must be one of {LAPLACIANS}, got {method!r}")
+    if method == "closed_form" and is_known is not None:
+        params = {"is_known": np.asarray(is_known, bool), **params}
+    return sp.csr_matrix(builders[method](img, **params))
+
+
 def _batched_pcg(matmat, B: np.ndarray, X0: np.ndarray, diag: np.ndarray, rtol: float, max_iter: int,
                  columns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Jacobi-preconditioned CG on C independent SPD systems ``A_c x_c = b_c`` at once.

@@ -1,4 +1,6 @@
-"""The paper's claim that ε_fg and ε_bg are insensitive (Sec. 3.2.2), checked on a grid.
+"""Checks beyond the paper's tables, on the maps a method already exported: the ε grid and Table 5.
+
+The ε grid. The paper's claim that ε_fg and ε_bg are insensitive (Sec. 3.2.2), checked.
 
 The paper says D2CAM's clear foreground–background division makes the choice of ε_fg / ε_bg (Eq. 9) "robust and
 insensitive" and shows no number. Here a grid of (ε_fg, ε_bg) is run on the maps a method already exported: each
@@ -6,6 +8,11 @@ cell makes Mat-Label's seed (trimap Eq. 9 + KNN matting, the labels rule's own c
 scores it against the masks. The claim is about the difference between maps: D2CAM's surface against CAM's.
 Every cell shares the rest of the labels rule's settings (config ``matting``); an image whose matting fails takes
 its threshold seed, as in the labels rule, and is counted.
+
+Table 5 (new, beyond the paper). The paper argues for KNN matting; each cell here solves the same trimaps with
+another matting Laplacian (closed-form, random walk, learning-based: ``matting.LAPLACIANS``) by the same
+hard-constrained batched solver, and reads labels by either rule (per-class alphas with a foreground threshold,
+or the background as a layer of its own: ``labels.LABEL_RULES``).
 """
 from __future__ import annotations
 
@@ -23,28 +30,46 @@ from matlabel.metrics import ConfusionMeter
 from matlabel.shards import find_in_shards
 
 
-def eps_cell(manifest: Manifest, ids: Sequence[str], cams_dirs, cfg: MattingConfig, bg_threshold: float,
-             progress=None) -> dict:
-    """Mat-Label's seed mIoU (%) on ``ids`` at ``cfg.eps_fg`` / ``cfg.eps_bg``, from the maps in ``cams_dirs``.
+def seed_cell(manifest: Manifest, ids: Sequence[str], cams_dirs, cfg: MattingConfig, bg_threshold: float,
+              crf_params=None, progress=None) -> dict:
+    """Mat-Label's seed on ``ids`` from the maps in ``cams_dirs`` with the matting settings ``cfg`` (ε, Laplacian,
+    label rule), scored against the masks; with ``crf_params`` also the seed refined by DenseCRF (label unary, as
+    the CRF rule does on a matting row's seed).
 
-    Returns ``{"eps_fg", "eps_bg", "miou", "n_images", "mean_unknown_share", "failures", "seconds_per_image"}``;
+    Returns ``{"eps_fg", "eps_bg", "method", "label_rule", "miou", "miou_crf" (None without CRF), "n_images",
+    "mean_unknown_share", "failures", "seconds_per_image"}`` (mIoU in %, seconds of the matting alone);
     ``failures`` counts the images whose matting failed and took the threshold seed at ``bg_threshold``."""
-    meter = ConfusionMeter(manifest.num_classes)
-    unknown, failures = [], 0
-    start = time.perf_counter()
+    from matlabel.crf import refine
+
+    seed_meter, crf_meter = ConfusionMeter(manifest.num_classes), ConfusionMeter(manifest.num_classes)
+    labels_of = manifest.labels()
+    unknown, failures, seconds = [], 0, 0.0
     for image_id in (progress(ids) if progress else ids):
         cams, classes = read_maps(find_in_shards(list(cams_dirs), image_id, MAPS_SUFFIX))
+        image = read_image(manifest.image_path(image_id))
+        start = time.perf_counter()
         try:
-            labels, _, info = matting_labels(read_image(manifest.image_path(image_id)), cams, classes, cfg)
+            labels, _, info = matting_labels(image, cams, classes, cfg)
             unknown.append(info["unknown"])
         except Exception:  # noqa: BLE001 -- as the labels rule: the threshold seed stands in, counted
             labels = threshold_labels(cams, classes, bg_threshold)
             failures += 1
-        meter.add(read_label_png(manifest.mask_path(image_id), manifest.num_classes), labels)
-    seconds = time.perf_counter() - start
-    return {"eps_fg": cfg.eps_fg, "eps_bg": cfg.eps_bg, "miou": round(100 * meter.miou(), 2), "n_images": len(ids),
+        seconds += time.perf_counter() - start
+        gt = read_label_png(manifest.mask_path(image_id), manifest.num_classes)
+        seed_meter.add(gt, labels)
+        if crf_params is not None:
+            crf_meter.add(gt, refine(image, labels, [0, *labels_of[image_id]], crf_params))
+    return {"eps_fg": cfg.eps_fg, "eps_bg": cfg.eps_bg, "method": cfg.method, "label_rule": cfg.label_rule,
+            "miou": round(100 * seed_meter.miou(), 2),
+            "miou_crf": round(100 * crf_meter.miou(), 2) if crf_params is not None else None, "n_images": len(ids),
             "mean_unknown_share": round(float(np.mean(unknown)), 4) if unknown else None, "failures": failures,
             "seconds_per_image": round(seconds / max(1, len(ids)), 4)}
+
+
+def eps_cell(manifest: Manifest, ids: Sequence[str], cams_dirs, cfg: MattingConfig, bg_threshold: float,
+             progress=None) -> dict:
+    """One cell of the ε grid: ``seed_cell`` without CRF at ``cfg.eps_fg`` / ``cfg.eps_bg``."""
+    return seed_cell(manifest, ids, cams_dirs, cfg, bg_threshold, progress=progress)
 
 
 def grid_table(cells: Mapping[str, Sequence[dict]]):

@@ -91,6 +91,31 @@ def build_table4(measured: dict[str, float], variants, dataset: str) -> pd.DataF
     return pd.DataFrame(rows, columns=["variant", "dataset", "miou", "miou_paper", "paper_dataset"])
 
 
+# Table 5 (beyond the paper: which matting method): matting Laplacian x label rule (matlabel/sensitivity.py)
+TABLE5_METHODS = {"knn": "KNN (the paper)", "closed_form": "closed-form", "random_walk": "random walk",
+                  "learning_based": "learning-based"}
+TABLE5_RULES = {"threshold": "per-class alphas, fg threshold", "bg_layer": "background as a layer"}
+
+
+def build_table5(cells, methods, rules, dataset: str, maps: str) -> pd.DataFrame:
+    """One row per matting Laplacian x label rule, in the given orders: seed mIoU, w/ CRF (%), seconds of matting
+    per image, mean unknown share of the trimaps; a pair without a cell says why. ``cells``: the table5_cell JSONs."""
+    by_key = {(c["method"], c["label_rule"]): c for c in cells}
+    rows = []
+    for method in methods:
+        for rule in rules:
+            c = by_key.get((method, rule))
+            missing = not_run("cell missing")
+            rows.append({"matting": TABLE5_METHODS[method], "label_rule": TABLE5_RULES[rule], "dataset": dataset,
+                         "maps": maps, "seed": f"{c['miou']:.1f}" if c else missing,
+                         "crf": f"{c['miou_crf']:.1f}" if c else missing,
+                         "seconds_per_image": f"{c['seconds_per_image']:.3f}" if c else missing,
+                         "unknown_share": f"{c['mean_unknown_share']:.3f}" if c and c["mean_unknown_share"] is not None
+                         else missing})
+    return pd.DataFrame(rows, columns=["matting", "label_rule", "dataset", "maps", "seed", "crf", "seconds_per_image",
+                                       "unknown_share"])
+
+
 def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub Markdown table (no tabulate dependency)."""
     header = "| " + " | ".join(df.columns) + " |"

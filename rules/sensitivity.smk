@@ -1,6 +1,7 @@
-# The paper's claim that eps_fg / eps_bg are insensitive (Sec. 3.2.2), checked on a grid (matlabel/sensitivity.py):
-# one job per (map method, eps_fg, eps_bg) cell makes Mat-Label's seed on the evaluated split from the maps the
-# method already exported and scores it; a table and a figure gather the grid.
+# Checks beyond the paper's tables, on maps already exported (matlabel/sensitivity.py), each cell one job that makes
+# Mat-Label's seed on the evaluated split and scores it:
+#   the eps grid: the paper's claim that eps_fg / eps_bg are insensitive (Sec. 3.2.2), per (map method, eps_fg, eps_bg);
+#   Table 5: which matting method, per (matting Laplacian, label rule), on one method's maps, seed and w/ CRF.
 
 
 rule eps_cell:
@@ -44,3 +45,59 @@ rule eps_sensitivity:
         ENV
     script:
         "../scripts/make_eps_figure.py"
+
+
+rule table5_cell:
+    input:
+        unpack(dataset_input("eval_seed:images", "eval_seed:masks")),
+        shards=lambda wc: expand(
+            "results/{dataset}/{method}/cams/shard{shard}",
+            dataset=wc.dataset,
+            method=config["table5"]["maps"],
+            shard=SHARDS,
+        ),
+    output:
+        "results/{dataset}/table5/{matting}_{label_rule}.json",
+    wildcard_constraints:
+        matting="knn|closed_form|random_walk|learning_based",
+        label_rule="threshold|bg_layer",
+    params:
+        code=code_version("table5_cell"),
+        split=config["splits"]["eval_seed"],
+        maps=config["table5"]["maps"],
+        trimap=config["trimap"],
+        matting=config["matting"],
+        crf=config["crf"],
+        bg_threshold=method_thresholds(config, config_section(config["table5"]["maps"]))["seed"],
+    threads: 1
+    log:
+        "logs/{dataset}/table5_cell/{matting}_{label_rule}.log",
+    benchmark:
+        "benchmarks/{dataset}/table5_cell/{matting}_{label_rule}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/table5_cell.py"
+
+
+rule table5:
+    input:
+        evals=expand(
+            "results/{{dataset}}/table5/{matting}_{label_rule}.json",
+            matting=config["table5"]["methods"],
+            label_rule=config["table5"]["label_rules"],
+        ),
+    output:
+        csv=report("results/{dataset}/table5.csv", caption="../report/table5.rst", category="Tables"),
+        md="results/{dataset}/table5.md",
+    params:
+        code=code_version("make_table"),
+        methods=config["table5"]["methods"],
+        label_rules=config["table5"]["label_rules"],
+        maps=config["table5"]["maps"],
+    log:
+        "logs/{dataset}/table5.log",
+    conda:
+        ENV
+    script:
+        "../scripts/make_table.py"

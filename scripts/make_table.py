@@ -1,8 +1,8 @@
-"""Rules table1 / table4: collect the eval JSONs of the enabled rows into one of the paper's tables."""
+"""Rules table1 ... table5: collect the eval JSONs of the enabled rows into one of the tables."""
 from matlabel import runlog
 from matlabel.io import atomic_path, read_json, write_text
 from matlabel.methods import TABLE4_METHODS
-from matlabel.tables import build_table1, build_table2, build_table3, build_table4, to_markdown
+from matlabel.tables import build_table1, build_table2, build_table3, build_table4, build_table5, to_markdown
 
 
 def main(smk):
@@ -19,6 +19,8 @@ def main(smk):
                           floor)
     elif smk.rule == "table3":
         df = build_table3({r["method"]: r["miou"] for r in results}, smk.params.methods, dataset)
+    elif smk.rule == "table5":
+        df = build_table5(results, smk.params.methods, smk.params.label_rules, dataset, smk.params.maps)
     else:  # table4: each variant's row is the seed evaluation of the method that trains it
         by_method = {r["method"]: r["miou"] for r in results}
         measured = {v: by_method[TABLE4_METHODS[v]] for v in smk.params.variants if TABLE4_METHODS[v] in by_method}

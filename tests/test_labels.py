@@ -118,3 +118,30 @@ def test_row_maps_are_the_alphas_for_matting_rows_and_the_maps_otherwise(tmp_pat
     kinds = [load_row_maps_and_kind(labeler, i, tmp_path, tmp_path)[2]
              for labeler, i in [("matting", "a"), ("matting", "b"), ("threshold", "a")]]
     assert kinds == [True, False, False]
+
+
+def test_background_trimap_is_sure_where_every_class_says_background_and_not_where_any_is_sure():
+    from matlabel.labels import background_trimap
+
+    t = np.array([[[0.0, 0.0, 0.5, 1.0]],   # class a
+                  [[0.0, 0.5, 0.0, 0.0]]])  # class b
+    np.testing.assert_array_equal(background_trimap(t), [[1.0, 0.5, 0.5, 0.0]])
+
+
+@pytest.mark.parametrize("method", ["knn", "closed_form", "random_walk", "learning_based"])
+@pytest.mark.parametrize("rule", ["threshold", "bg_layer"])
+def test_every_matting_method_and_label_rule_snaps_blurred_maps_to_the_objects(method, rule):
+    """Table 5's axes: each Laplacian, each label rule, through the labels rule's own function."""
+    image, gt, square, disc = scene()
+    cams = np.stack([blurry_map(square), blurry_map(disc)])
+    labels, alphas, info = matting_labels(image, cams, [3, 8], MattingConfig(method=method, label_rule=rule))
+    assert labels.dtype == np.uint8 and alphas.shape == (2, *gt.shape) and set(np.unique(labels)) <= {0, 3, 8}
+    assert (labels == gt).mean() > 0.95, (method, rule, (labels == gt).mean())
+
+
+def test_matting_config_reads_method_and_label_rule_and_refuses_unknown_rules():
+    cfg = MattingConfig.from_config({"eps_fg": 0.75, "eps_bg": 0.2},
+                                    {"method": "closed_form", "label_rule": "bg_layer", "lam": float("inf")})
+    assert (cfg.method, cfg.label_rule, cfg.solver) == ("closed_form", "bg_layer", {"lam": float("inf")})
+    with pytest.raises(ValueError, match="label_rule must be one of"):
+        MattingConfig(label_rule="argmax")

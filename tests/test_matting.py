@@ -340,3 +340,43 @@ def test_matting_then_labels_end_to_end():
     lab = alphas_to_labels(knn_matting(image, trimap)[None], [15], 0.5)
     truth = np.where(alpha > 0.5, 15, 0)
     assert np.mean(lab != truth) <= 1.0 / W
+
+
+def _two_colour_case(h=12, w=16):
+    """Red left of column 8, blue right of it, a little noise; trimap sure in the outer 5 columns on each side."""
+    rng = np.random.default_rng(3)
+    image = np.zeros((h, w, 3))
+    image[:, :8] = (0.9, 0.1, 0.1)
+    image[:, 8:] = (0.1, 0.2, 0.9)
+    image = np.clip(image + rng.normal(0, 0.02, image.shape), 0, 1)
+    trimap = np.full((h, w), 0.5)
+    trimap[:, :5], trimap[:, -5:] = 1.0, 0.0
+    truth = np.zeros((h, w))
+    truth[:, :8] = 1.0
+    return image, trimap, truth
+
+
+@pytest.mark.parametrize("method", ["knn", "closed_form", "random_walk", "learning_based"])
+def test_every_laplacian_recovers_a_known_alpha_with_the_hard_constrained_solver(method):
+    from matlabel.matting import knn_matting, matting_laplacian
+
+    image, trimap, truth = _two_colour_case()
+    L = matting_laplacian(image, method)
+    assert L.shape == (image.shape[0] * image.shape[1],) * 2
+    alpha = knn_matting(image, trimap, laplacian=L)
+    assert np.abs(alpha - truth).max() < 0.1, (method, np.abs(alpha - truth).max())
+
+
+def test_laplacians_are_pymattings():
+    """The Table 5 Laplacians are pymatting's builders (KNN's graph is pymatting's, as D - W: tested above)."""
+    import pymatting
+
+    from matlabel.matting import matting_laplacian
+
+    image, _, _ = _two_colour_case()
+    for method, theirs in [("closed_form", pymatting.cf_laplacian(image)),
+                           ("random_walk", pymatting.rw_laplacian(image)),
+                           ("learning_based", pymatting.lbdm_laplacian(image))]:
+        assert abs(matting_laplacian(image, method) - theirs).max() < 1e-9, method
+    with pytest.raises(ValueError, match="matting method must be one of"):
+        matting_laplacian(image, "poisson")

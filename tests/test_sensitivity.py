@@ -56,3 +56,16 @@ def test_grid_table_spread_and_figure(tmp_path):
     fig = plot_grid(df, tmp_path / "eps.png", labels={"d2cam": "D2CAM maps"})
     assert (tmp_path / "eps.png").stat().st_size > 5_000 and len(fig.axes) == 3  # two panels and a colour bar
     assert fig.axes[0].get_title() == "D2CAM maps: spread 2.5"
+
+
+def test_seed_cell_with_crf_and_another_laplacian(tiny_synthetic, tmp_path):
+    """Table 5's cell: exact maps stay exact through any Laplacian, label rule and the label CRF."""
+    from matlabel.crf import CRFParams
+    from matlabel.sensitivity import seed_cell
+
+    ids = tiny_synthetic.split_ids("train")[:3]
+    shard = ground_truth_maps(tiny_synthetic, ids, tmp_path / "shard0")
+    cell = seed_cell(tiny_synthetic, ids, [shard], MattingConfig(method="closed_form", label_rule="bg_layer"), 0.15,
+                     crf_params=CRFParams())
+    assert (cell["method"], cell["label_rule"], cell["miou"], cell["failures"]) == ("closed_form", "bg_layer", 100.0, 0)
+    assert 50 < cell["miou_crf"] <= 100 and cell["seconds_per_image"] >= 0  # the CRF smooths 64x48 images a little

@@ -60,3 +60,15 @@ def test_floor_row_comes_first_in_every_stage_column_of_tables_1_and_2():
     assert list(t2["method"]) == [FLOOR_ROW, "Mat-Label"] and t2.iloc[0]["val"] == "4.0"
     assert t2.iloc[0]["test"].startswith("not run:")
     assert FLOOR_ROW not in list(build_table1({}, ["cam"], ["seed"], "synthetic")["method"])
+
+
+def test_table5_rows_follow_the_configured_orders_and_say_what_is_missing():
+    from matlabel.tables import build_table5
+
+    cells = [{"method": "knn", "label_rule": "threshold", "miou": 40.04, "miou_crf": 41.26, "seconds_per_image": 0.1234,
+              "mean_unknown_share": 0.2}]
+    df = build_table5(cells, ["closed_form", "knn"], ["threshold"], "synthetic", "d2cam")
+    assert df["matting"].tolist() == ["closed-form", "KNN (the paper)"]
+    assert df.iloc[1][["seed", "crf", "seconds_per_image", "unknown_share"]].tolist() == ["40.0", "41.3", "0.123",
+                                                                                         "0.200"]
+    assert df.iloc[0]["seed"].startswith("not run")

@@ -267,3 +267,10 @@ def test_eps_sensitivity_plans_one_cell_per_method_and_eps_pair(tmp_path):
     assert counts["train_classifier"] == 2 and "matting_labels" not in counts and "train_irn" not in counts
     assert "results/voc12/eps_sensitivity/d2cam/fg0.75_bg0.2.json" in out
     assert "results/voc12/eps_sensitivity/cam/fg0.5_bg0.35.json" in out
+
+
+def test_table5_plans_one_cell_per_matting_method_and_label_rule(tmp_path):
+    out = snakemake(workdir(tmp_path), "-n", "results/table5.csv", "--cores", "16", "--resources", "gpu=1").stdout
+    counts = job_counts(out)
+    assert counts["table5_cell"] == 8 and counts["table5"] == 1 and "matting_labels" not in counts
+    assert "results/voc12/table5/learning_based_bg_layer.json" in out and "results/voc12/d2cam/cams/shard0" in out
