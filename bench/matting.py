@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/matting.py [--n 5] [--width 500] [--height 375] [--threads 1] [--band 8]
                                       [--source blobs|synthetic] [--soft] [--skip-pymatting] [--seed 0]
+                                      [--device cuda] [--json bench/results/matting_<card>.json]
 
 Images (drawn here, no files):
 
@@ -17,7 +18,8 @@ background outside it dilated by ``--band`` px (other objects included: one-vs-r
 unknown between. Reported per method: wall and process-CPU seconds per image (all its classes),
 mean |alpha - ground truth| over the unknown pixels, pixel accuracy of ``alphas_to_labels(.., 0.5)`` over the
 pixels unknown in some class, and max/mean |alpha_ours - alpha_pymatting| over the unknown pixels.
-``--soft`` also runs our soft-constraint solve (lam = 100 on L = D - W, the original's system). Threads are
+``--device cuda`` also runs the torch path (``matlabel/matting_torch.py``) on that device and reports its largest
+alpha difference to the CPU path; ``--json`` writes the summary there. ``--soft`` also runs our soft-constraint solve (lam = 100 on L = D - W, the original's system). Threads are
 limited before numpy/numba load (OMP/MKL/OPENBLAS/NUMBA env vars).
 """
 from __future__ import annotations
@@ -40,6 +42,8 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--soft", action="store_true", help="also time our soft-constraint solve (lam = 100)")
     p.add_argument("--skip-pymatting", action="store_true", help="do not run pymatting (faster)")
+    p.add_argument("--device", default=None, help="also run the torch path on this device (e.g. cuda)")
+    p.add_argument("--json", default=None, help="write the summary as JSON to this path")
     return p.parse_args(argv)
 
 
@@ -141,6 +145,12 @@ def main() -> None:
     small = blob_scene(np.random.default_rng(123), 40, 50, 3)
     knn_matting(small["image"], small["trimaps"])
     methods = {"ours (hard, all classes)": lambda im, tr: knn_matting(im, tr, return_info=True)}
+    if args.device:
+        from matlabel.matting_torch import knn_matting_torch
+
+        knn_matting_torch(small["image"], small["trimaps"], device=args.device)  # warm-up: CUDA context, kernels
+        methods[f"ours torch ({args.device})"] = lambda im, tr: knn_matting_torch(im, tr, device=args.device,
+                                                                                  return_info=True)
     if args.soft:
         methods["ours (soft lam=100)"] = lambda im, tr: knn_matting(im, tr, lam=100.0, return_info=True)
     if not args.skip_pymatting:
@@ -192,6 +202,23 @@ def main() -> None:
         ns = f"{np.mean(r['nsys']):.0f}" if r["nsys"] else "-"
         print(f"{name:26s} {np.mean(r['sec']):10.3f} {np.mean(r['cpu']):10.3f} {np.mean(r['mae']):7.4f} "
               f"{np.mean(r['acc']):9.4f} {it:>9s} {ns:>11s}")
+    summary = {"args": vars(args), "unknown_share": float(unk),
+               "methods": {name: {"wall_s_per_image": float(np.mean(r["sec"])), "cpu_s_per_image": float(np.mean(r["cpu"])),
+                                  "mae": float(np.mean(r["mae"])), "label_acc": float(np.mean(r["acc"]))}
+                           for name, r in results.items() if r["sec"]}}
+    if args.device:
+        cpu_alphas, dev = results["ours (hard, all classes)"]["alphas"], results[f"ours torch ({args.device})"]
+        diff = max(float(np.abs(a - b).max()) for a, b in zip(cpu_alphas, dev["alphas"]) if a is not None and b is not None)
+        summary["torch_vs_cpu_max_abs_alpha_diff"] = diff
+        print(f"torch ({args.device}) vs CPU path: max |alpha diff| {diff:.2e}; "
+              f"{np.mean(results['ours (hard, all classes)']['sec']) / np.mean(dev['sec']):.1f}x faster")
+        import torch
+        if torch.cuda.is_available():
+            summary["device_name"] = torch.cuda.get_device_name(0)
+    if args.json:
+        import json
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(summary, indent=2))
     if "pymatting (per class)" in results:
         ours, ref = results["ours (hard, all classes)"], results["pymatting (per class)"]
         print(f"speed ratio pymatting/ours: {np.mean(ref['sec']) / np.mean(ours['sec']):.1f}x wall, "

@@ -184,6 +184,10 @@ def check_config(config: dict) -> None:
         if not t["confident_bg"] < t["confident_fg"]:
             errors.append(f"method_thresholds.{section}: confident_bg ({t['confident_bg']}) must be below "
                           f"confident_fg ({t['confident_fg']})")
+    mat = config.get("matting", {})
+    if str(mat.get("device", "cpu")) != "cpu" and mat.get("lam", float("inf")) != float("inf"):
+        errors.append(f"matting.device {mat['device']} solves the hard-constrained system only: set matting.lam: .inf "
+                      f"(got {mat['lam']}) or matting.device: cpu")
     grid = config.get("eps_sensitivity") or {}
     if grid.get("eps_fg") and grid.get("eps_bg") and not max(grid["eps_bg"]) < min(grid["eps_fg"]):
         errors.append(f"eps_sensitivity: every eps_bg must be below every eps_fg (paper Eq. 9), got eps_bg up to "

@@ -434,7 +434,7 @@ def _batched_pcg(matmat, B: np.ndarray, X0: np.ndarray, diag: np.ndarray, rtol: 
 def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = math.inf, eps: float = 1e-6,
                 rtol: float = 1e-5, max_iter: int = 2000, laplacian: sp.spmatrix | None = None,
                 n_neighbors: Sequence[int] = (20, 10), distance_weights: Sequence[float] = (2.0, 0.1),
-                return_info: bool = False):
+                return_info: bool = False, device: str = "cpu"):
     """Alpha mattes of the C trimaps of one image by KNN matting [Chen, Li, Tang, TPAMI 2013].
 
     Per class c, with ``L = D - W`` (:func:`knn_laplacian`), ``C_c = diag(known_c)`` and ``fg_c`` the
@@ -472,11 +472,18 @@ def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = math.inf, e
     laplacian : optional precomputed (N, N) :func:`knn_laplacian` of ``image``; built here when None
         (then ``n_neighbors``, ``distance_weights`` are passed to it).
     return_info : also return a dict with ``iterations`` (C,), ``relres`` (C,), ``n_system`` (unknowns).
+    device : ``cpu`` (this function, scipy) or a torch device such as ``cuda``: the same graph and solve in torch
+        (``matlabel.matting_torch``, hard constraints only), alphas within 1e-3 of the CPU path's.
 
     Returns
     -------
     alphas : (C, H, W) float32 in [0, 1] ((H, W) for an (H, W) trimap); or ``(alphas, info)``.
     """
+    if str(device) != "cpu":
+        from matlabel.matting_torch import knn_matting_torch
+
+        return knn_matting_torch(image, trimaps, n_neighbors, distance_weights, eps, rtol, max_iter, laplacian,
+                                 device, return_info, lam)
     image = _as_image(image)
     h, w = image.shape[:2]
     n = h * w

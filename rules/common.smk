@@ -35,6 +35,7 @@ LABEL_ROWS = THRESHOLD_ROWS + MATTING_ROWS
 SALIENCY_ROWS_ON = sorted(SALIENCY_ROWS) if config["saliency"]["dir"] else []
 SEG_ROWS = LABEL_ROWS + SALIENCY_ROWS_ON  # rows a DeepLab-v2 can train on
 ENV = "../envs/matlabel.yaml"
+MATTING_GPU = int(str(config["matting"]["device"]) != "cpu")  # the matting solve on the GPU asks for one
 
 
 # Run on the submitting machine under a cluster profile: a copy, and downloads (compute nodes are often offline).

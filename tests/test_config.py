@@ -217,3 +217,12 @@ def test_eps_grid_must_keep_every_eps_bg_below_every_eps_fg():
     cfg["eps_sensitivity"] = {"methods": ["d2cam"], "eps_fg": [0.3, 0.75], "eps_bg": [0.05, 0.35]}
     with pytest.raises(ConfigError, match="eps_sensitivity: every eps_bg must be below every eps_fg"):
         check_config(cfg)
+
+
+def test_gpu_matting_needs_the_hard_constrained_system():
+    cfg = load()
+    cfg["matting"] = {**cfg["matting"], "device": "cuda"}
+    check_config(cfg)  # lam .inf: fine
+    cfg["matting"]["lam"] = 100.0
+    with pytest.raises(ConfigError, match="matting.device cuda solves the hard-constrained system only"):
+        check_config(cfg)

@@ -274,3 +274,15 @@ def test_table5_plans_one_cell_per_matting_method_and_label_rule(tmp_path):
     counts = job_counts(out)
     assert counts["table5_cell"] == 8 and counts["table5"] == 1 and "matting_labels" not in counts
     assert "results/voc12/table5/learning_based_bg_layer.json" in out and "results/voc12/d2cam/cams/shard0" in out
+
+
+def test_gpu_matting_makes_the_matting_rule_ask_for_a_gpu(tmp_path):
+    wd = workdir(tmp_path)
+    fake_voc_tree(wd)
+    overlay = write_overlay(wd, {"matting": {"device": "cuda"}})
+    out = snakemake(wd, "-n", "results/voc12/matlabel/seed/shard0", "--cores", "16", "--resources", "gpu=1",
+                    "--configfile", overlay).stdout
+    job = out.split("rule matting_labels:")[1].split("\n\n")[0]
+    assert "gpu=1" in job
+    plain = snakemake(wd, "-n", "results/voc12/matlabel/seed/shard0", "--cores", "16", "--resources", "gpu=1").stdout
+    assert "gpu=0" in plain.split("rule matting_labels:")[1].split("\n\n")[0]
