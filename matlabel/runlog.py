@@ -28,6 +28,10 @@ def start(smk) -> logging.Logger:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger(f"matlabel.{smk.rule}")
+    if _asks_for_gpu(smk):  # before torch starts CUDA: the job's own card of the pool (matlabel/gpus.py)
+        from matlabel.gpus import claim_for_job
+
+        claim_for_job(log=log)
     try:
         import torch
 
@@ -36,6 +40,14 @@ def start(smk) -> logging.Logger:
     except ImportError:  # the data-only rules do not need torch
         pass
     return log
+
+
+def _asks_for_gpu(smk) -> bool:
+    resources = getattr(smk, "resources", None)
+    try:
+        return int(resources.get("gpu", 0) or 0) > 0 if resources is not None else False
+    except (TypeError, ValueError):
+        return False
 
 
 def job_threads(smk) -> int:
