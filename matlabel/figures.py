@@ -12,12 +12,14 @@ object API with the Agg canvas, never pyplot, so no global figure state or displ
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from matlabel.datasets.layout import IGNORE_INDEX, Manifest, split_path
 from matlabel.formats import ALPHAS_SUFFIX, MAPS_SUFFIX, read_alphas, read_maps
@@ -296,3 +298,44 @@ def figure_ids(manifest: Manifest, ids, split: str, key: str = "figures.ids") ->
         raise ValueError(f"config {key}: {unknown} not in split '{split}' (the figure draws from it); choose ids "
                          f"listed in {split_path(manifest.root, split)}")
     return ids
+
+
+# --------------------------------------------------------------------------------------------------------
+# The ε grid (paper Sec. 3.2.2's claim, matlabel/sensitivity.py)
+# --------------------------------------------------------------------------------------------------------
+
+def eps_sensitivity_figure(df, out_path: str | os.PathLike, labels: Mapping[str, str] | None = None, dpi: int = 150):
+    """Heat maps of seed mIoU over ε_fg × ε_bg, one panel per method, on one colour scale; the paper's (0.75, 0.2)
+    marked where it is on the grid. Writes ``out_path`` (PNG) atomically and returns the figure."""
+    methods = list(dict.fromkeys(df["method"]))
+    fgs, bgs = sorted(set(df["eps_fg"])), sorted(set(df["eps_bg"]))
+    lo, hi = float(df["miou"].min()), float(df["miou"].max())
+    fig = Figure(figsize=(3.4 * len(methods) + 1.0, 3.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(methods), squeeze=False)[0]
+    for ax, method in zip(axes, methods):
+        grid = np.full((len(fgs), len(bgs)), np.nan)
+        for _, r in df[df["method"] == method].iterrows():
+            grid[fgs.index(r["eps_fg"]), bgs.index(r["eps_bg"])] = r["miou"]
+        im = ax.imshow(grid, origin="lower", cmap="viridis", vmin=lo, vmax=hi, aspect="auto")
+        for i in range(len(fgs)):
+            for j in range(len(bgs)):
+                if not np.isnan(grid[i, j]):
+                    ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=7,
+                            color="white" if grid[i, j] < (lo + hi) / 2 else "black")
+        if EPS_FG in fgs and EPS_BG in bgs:
+            ax.add_patch(_paper_box(fgs.index(EPS_FG), bgs.index(EPS_BG)))
+        spread = np.nanmax(grid) - np.nanmin(grid)
+        ax.set_title(f"{(labels or {}).get(method, method)}: spread {spread:.1f}", fontsize=9)
+        ax.set_xticks(range(len(bgs)), [f"{b:g}" for b in bgs], fontsize=7)
+        ax.set_yticks(range(len(fgs)), [f"{f:g}" for f in fgs], fontsize=7)
+        ax.set_xlabel("ε_bg", fontsize=8)
+        ax.set_ylabel("ε_fg", fontsize=8)
+    fig.colorbar(im, ax=list(axes), label="seed mIoU (%)", shrink=0.85)
+    with atomic_path(out_path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    return fig
+
+
+def _paper_box(i: int, j: int):
+    return Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5)

@@ -16,7 +16,6 @@ or the background as a layer of its own: ``labels.LABEL_RULES``).
 """
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping, Sequence
 
@@ -87,48 +86,3 @@ def grid_table(cells: Mapping[str, Sequence[dict]]):
     spread = df.groupby("method", sort=False)["miou"].agg(lambda s: round(float(s.max() - s.min()), 2))
     df["grid_spread"] = df["method"].map(spread)
     return df
-
-
-def plot_grid(df, out_path: str | os.PathLike, labels: Mapping[str, str] | None = None, dpi: int = 150):
-    """Heat maps of seed mIoU over ε_fg × ε_bg, one panel per method, on one colour scale; the paper's (0.75, 0.2)
-    marked where it is on the grid. Writes ``out_path`` (PNG) atomically and returns the figure."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from matlabel.io import atomic_path
-    from matlabel.trimap import EPS_BG, EPS_FG
-
-    methods = list(dict.fromkeys(df["method"]))
-    fgs, bgs = sorted(set(df["eps_fg"])), sorted(set(df["eps_bg"]))
-    lo, hi = float(df["miou"].min()), float(df["miou"].max())
-    fig = Figure(figsize=(3.2 * len(methods) + 0.8, 3.0))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(methods), squeeze=False)[0]
-    for ax, method in zip(axes, methods):
-        grid = np.full((len(fgs), len(bgs)), np.nan)
-        for _, r in df[df["method"] == method].iterrows():
-            grid[fgs.index(r["eps_fg"]), bgs.index(r["eps_bg"])] = r["miou"]
-        im = ax.imshow(grid, origin="lower", cmap="viridis", vmin=lo, vmax=hi, aspect="auto")
-        for i in range(len(fgs)):
-            for j in range(len(bgs)):
-                if not np.isnan(grid[i, j]):
-                    ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=7,
-                            color="white" if grid[i, j] < (lo + hi) / 2 else "black")
-        if EPS_FG in fgs and EPS_BG in bgs:
-            ax.add_patch(_paper_box(fgs.index(EPS_FG), bgs.index(EPS_BG)))
-        spread = np.nanmax(grid) - np.nanmin(grid)
-        ax.set_title(f"{(labels or {}).get(method, method)}: spread {spread:.1f}", fontsize=9)
-        ax.set_xticks(range(len(bgs)), [f"{b:g}" for b in bgs], fontsize=7)
-        ax.set_yticks(range(len(fgs)), [f"{f:g}" for f in fgs], fontsize=7)
-        ax.set_xlabel("ε_bg", fontsize=8)
-        ax.set_ylabel("ε_fg", fontsize=8)
-    fig.colorbar(im, ax=list(axes), label="seed mIoU (%)", shrink=0.85)
-    with atomic_path(out_path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    return fig
-
-
-def _paper_box(i: int, j: int):
-    from matplotlib.patches import Rectangle
-
-    return Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5)

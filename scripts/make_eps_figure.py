@@ -1,7 +1,8 @@
 """Rule eps_sensitivity: the grid of seed mIoU over (eps_fg, eps_bg) per map method, as a table and a figure."""
 from matlabel import runlog
 from matlabel.io import atomic_path, read_json, write_text
-from matlabel.sensitivity import grid_table, plot_grid
+from matlabel.figures import eps_sensitivity_figure
+from matlabel.sensitivity import grid_table
 from matlabel.tables import to_markdown
 
 LABELS = {"cam": "CAM maps", "d2cam": "D2CAM maps", "recam": "ReCAM maps"}
@@ -17,7 +18,7 @@ def main(smk):
     with atomic_path(smk.output.csv) as tmp:
         df.to_csv(tmp, index=False)
     write_text(smk.output.md, to_markdown(df))
-    plot_grid(df, smk.output.png, labels=LABELS)
+    eps_sensitivity_figure(df, smk.output.png, labels=LABELS)
     log.info("\n%s", df.to_string(index=False))
 
 

@@ -4,7 +4,8 @@ import numpy as np
 from matlabel.formats import write_maps
 from matlabel.io import read_label_png
 from matlabel.labels import MattingConfig
-from matlabel.sensitivity import eps_cell, grid_table, plot_grid
+from matlabel.figures import eps_sensitivity_figure
+from matlabel.sensitivity import eps_cell, grid_table
 
 
 def ground_truth_maps(manifest, ids, out, blur=False):
@@ -53,7 +54,7 @@ def test_grid_table_spread_and_figure(tmp_path):
     assert list(dict.fromkeys(df["method"])) == ["d2cam", "cam"]
     assert df[df["method"] == "d2cam"][["eps_fg", "eps_bg"]].values.tolist() == [[0.5, 0.05], [0.5, 0.2],
                                                                                  [0.75, 0.05], [0.75, 0.2]]
-    fig = plot_grid(df, tmp_path / "eps.png", labels={"d2cam": "D2CAM maps"})
+    fig = eps_sensitivity_figure(df, tmp_path / "eps.png", labels={"d2cam": "D2CAM maps"})
     assert (tmp_path / "eps.png").stat().st_size > 5_000 and len(fig.axes) == 3  # two panels and a colour bar
     assert fig.axes[0].get_title() == "D2CAM maps: spread 2.5"
 
