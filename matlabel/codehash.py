@@ -44,11 +44,12 @@ def _stat_key(path: Path) -> tuple:
 
 @functools.lru_cache(maxsize=None)
 def _parse_cached(key: tuple) -> ast.Module:
-    return ast.parse(Path(key[0]).read_text(encoding="utf-8"), filename=key[0])
+    return _strip_docstrings(ast.parse(Path(key[0]).read_text(encoding="utf-8"), filename=key[0]))
 
 
 def _parse(path: Path) -> ast.Module:
-    """The module's syntax tree (parsed once per file version; callers must not modify it)."""
+    """The module's syntax tree without docstrings (no import lives in one), parsed once per file version and shared
+    by the import walk and the digest; callers must not modify it."""
     return _parse_cached(_stat_key(path))
 
 
@@ -112,13 +113,7 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
 
 def module_code_digest(path: Path) -> str:
     """sha256 of a module's syntax tree without docstrings and positions: comments and docstrings do not count."""
-    return _digest_cached(_stat_key(path))
-
-
-@functools.lru_cache(maxsize=None)
-def _digest_cached(key: tuple) -> str:
-    tree = _strip_docstrings(ast.parse(Path(key[0]).read_text(encoding="utf-8")))
-    return hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()
+    return hashlib.sha256(ast.dump(_parse(path), include_attributes=False).encode()).hexdigest()
 
 
 def code_version(script: str | Path, package_dir: str | Path, exclude=()) -> str:

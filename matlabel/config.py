@@ -226,24 +226,16 @@ def load_config_file(path) -> dict:
     return data
 
 
-def _merge(base: dict, over: dict) -> dict:
-    """Snakemake's update_config: nested mappings merged key by key, anything else replaced."""
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
 def check_files(paths, root=None) -> dict:
     """The config the workflow would get from config.yaml then ``paths`` (as --configfile), checked the way the
     Snakefile checks it: YAML syntax per file (file:line:column), the schema, then check_config. Returns it."""
-    from snakemake.utils import validate
+    from snakemake.utils import update_config, validate
 
     root = Path(root) if root else Path(__file__).resolve().parents[1]
     files = [root / "config.yaml", *map(Path, paths)]
     config: dict = {}
-    for path in files:
-        config = _merge(config, load_config_file(path))
+    for path in files:  # layered as Snakemake layers --configfile files
+        update_config(config, load_config_file(path))
     schema = root / "schemas" / "config.schema.yaml"
     validate_config(config, schema, files)
     validate(config, str(schema))

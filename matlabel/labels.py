@@ -100,23 +100,33 @@ def matting_labels(image: np.ndarray, cams: np.ndarray, classes, cfg: MattingCon
     trimaps = make_trimaps(cams, cfg.eps_fg, cfg.eps_bg)
     layers = np.concatenate([background_trimap(trimaps)[None], trimaps]) if cfg.label_rule == "bg_layer" else trimaps
     solver = dict(cfg.solver)
-    if cfg.method != "knn":
-        known = (layers != UNKNOWN).all(axis=0)
-        solver = {k: v for k, v in solver.items() if k not in ("n_neighbors", "distance_weights")}
-        solver["laplacian"] = matting_laplacian(image, cfg.method, is_known=known)
+    if cfg.method != "knn":  # a given Laplacian: knn_matting leaves n_neighbors / distance_weights unused
+        solver["laplacian"] = matting_laplacian(image, cfg.method, is_known=(layers != UNKNOWN).all(axis=0))
     with warnings.catch_warnings():
         warnings.simplefilter("error", NotConvergedWarning)
         solved = knn_matting(image, layers, **solver)
     if cfg.label_rule == "bg_layer":  # each pixel takes the layer (background or a class) of largest alpha
         alphas = solved[1:]
-        top = np.argmax(solved, axis=0)
-        labels = np.where(top == 0, 0, np.asarray([0, *classes], dtype=np.uint8)[top]).astype(np.uint8)
+        labels = np.asarray([0, *classes], dtype=np.uint8)[np.argmax(solved, axis=0)]
     else:
         alphas = solved
         labels = alphas_to_labels(alphas, classes, cfg.fg_threshold)
     complete = (trimaps == FG).any(axis=(1, 2)) & (trimaps == BG).any(axis=(1, 2))
     info = {**trimap_fractions(trimaps), "degenerate": [int(c) for c, ok in zip(classes, complete) if not ok]}
     return labels, alphas.astype(np.float32), info
+
+
+def matting_seed(image: np.ndarray, cams: np.ndarray, classes, cfg: MattingConfig, bg_threshold: float):
+    """A matting row's seed of one image: ``matting_labels``, or, when the matting fails (e.g. the solver does not
+    converge), the image's threshold seed at ``bg_threshold`` so that one image never stops a shard.
+
+    Returns (labels, alphas, info, error): alphas and info are None and error says why ("Type: message") when the
+    threshold seed stands in; error is None otherwise."""
+    try:
+        labels, alphas, info = matting_labels(image, cams, classes, cfg)
+    except Exception as err:  # noqa: BLE001 -- recorded per image by the caller, never fatal
+        return threshold_labels(cams, classes, bg_threshold), None, None, f"{type(err).__name__}: {err}"
+    return labels, alphas, info, None
 
 
 def confident_labels(image: np.ndarray, maps: np.ndarray, classes, fg_threshold: float, bg_threshold: float,

@@ -479,11 +479,6 @@ def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = math.inf, e
     -------
     alphas : (C, H, W) float32 in [0, 1] ((H, W) for an (H, W) trimap); or ``(alphas, info)``.
     """
-    if str(device) != "cpu":
-        from matlabel.matting_torch import knn_matting_torch
-
-        return knn_matting_torch(image, trimaps, n_neighbors, distance_weights, eps, rtol, max_iter, laplacian,
-                                 device, return_info, lam)
     image = _as_image(image)
     h, w = image.shape[:2]
     n = h * w
@@ -494,6 +489,11 @@ def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = math.inf, e
         raise ValueError(f"eps must be finite and >= 0, got {eps}")
     if laplacian is not None and laplacian.shape != (n, n):
         raise ValueError(f"laplacian must have shape (N, N) = ({n}, {n}), got {laplacian.shape}")
+    if str(device) != "cpu":  # the same checks above, then the same solve in torch
+        from matlabel.matting_torch import knn_matting_torch
+
+        return knn_matting_torch(image, trimaps, n_neighbors, distance_weights, eps, rtol, max_iter, laplacian,
+                                 device, return_info, lam)
     n_cls = trimaps.shape[0]
     T = trimaps.reshape(n_cls, n)
     unknown = T == UNKNOWN                       # (C, N)

@@ -134,10 +134,10 @@ def knn_matting_torch(image: np.ndarray, trimaps: np.ndarray, n_neighbors: Seque
     if n_cls and bool(unknown.any()):
         L = knn_laplacian_torch(img, n_neighbors, distance_weights, device) if laplacian is None \
             else _to_torch_sparse(laplacian, device)
+        L_diag = _diagonal(L, n)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
             L = L.to_sparse_csr()
-        L_diag = _diagonal(L, n)
         B = -unknown * (L @ fg)
         diag = torch.where(unknown > 0, (L_diag + eps)[:, None].expand_as(unknown), torch.ones_like(unknown))
 
@@ -160,8 +160,8 @@ def knn_matting_torch(image: np.ndarray, trimaps: np.ndarray, n_neighbors: Seque
     return (out, info) if return_info else out
 
 
-def _diagonal(L_csr: torch.Tensor, n: int) -> torch.Tensor:
-    coo = L_csr.to_sparse_coo().coalesce()
+def _diagonal(coo: torch.Tensor, n: int) -> torch.Tensor:
+    """The diagonal of a coalesced sparse COO (N, N) matrix."""
     i, j = coo.indices()
     d = torch.zeros(n, dtype=coo.values().dtype, device=coo.values().device)
     on = i == j

@@ -32,11 +32,6 @@ def config_section(method: str) -> str:
     return METHODS[method][0]
 
 
-def d2cam_variant(method: str) -> str | None:
-    """The D2CAM loss variant a method trains with (``losses.VARIANTS``), None outside the D2CAM family."""
-    return METHODS[method][1]
-
-
 def net_options(method: str, section: dict) -> dict:
     """The network settings of ``method`` in its config section, as ``models.build``'s ``net``: D2CAM's
     ``border_pad`` (how ``cam`` reads its maps); none for the other methods. Training and export both build

@@ -24,7 +24,7 @@ import numpy as np
 from matlabel.datasets.layout import Manifest
 from matlabel.formats import MAPS_SUFFIX, read_maps
 from matlabel.io import read_image, read_label_png
-from matlabel.labels import MattingConfig, matting_labels, threshold_labels
+from matlabel.labels import MattingConfig, matting_seed
 from matlabel.metrics import ConfusionMeter
 from matlabel.shards import find_in_shards
 
@@ -47,13 +47,12 @@ def seed_cell(manifest: Manifest, ids: Sequence[str], cams_dirs, cfg: MattingCon
         cams, classes = read_maps(find_in_shards(list(cams_dirs), image_id, MAPS_SUFFIX))
         image = read_image(manifest.image_path(image_id))
         start = time.perf_counter()
-        try:
-            labels, _, info = matting_labels(image, cams, classes, cfg)
-            unknown.append(info["unknown"])
-        except Exception:  # noqa: BLE001 -- as the labels rule: the threshold seed stands in, counted
-            labels = threshold_labels(cams, classes, bg_threshold)
-            failures += 1
+        labels, _, info, error = matting_seed(image, cams, classes, cfg, bg_threshold)  # as the labels rule
         seconds += time.perf_counter() - start
+        if error:
+            failures += 1
+        else:
+            unknown.append(info["unknown"])
         gt = read_label_png(manifest.mask_path(image_id), manifest.num_classes)
         seed_meter.add(gt, labels)
         if crf_params is not None:

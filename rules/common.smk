@@ -8,7 +8,7 @@ sys.path.insert(0, workflow.basedir)  # the matlabel package lives next to the S
 
 from matlabel import codehash
 from matlabel.config import check_config, method_thresholds, retype_overrides, validate_config
-from matlabel.datasets.content import existing_stamps, folder_digest, refresh_stamps
+from matlabel.datasets.content import existing_stamps, folder_digest, refresh_stamps, stamp_path
 from matlabel.datasets.layout import split_path
 from matlabel.datasets.sources import ARCHIVES
 from matlabel.io import read_json
@@ -35,6 +35,7 @@ LABEL_ROWS = THRESHOLD_ROWS + MATTING_ROWS
 SALIENCY_ROWS_ON = sorted(SALIENCY_ROWS) if config["saliency"]["dir"] else []
 SEG_ROWS = LABEL_ROWS + SALIENCY_ROWS_ON  # rows a DeepLab-v2 can train on
 ENV = "../envs/matlabel.yaml"
+CONTENT_DIR = f"resources/{DATASET}/content"  # the content stamps (rule dataset_content)
 MATTING_GPU = int(str(config["matting"]["device"]) != "cpu")  # the matting solve on the GPU asks for one
 
 
@@ -82,11 +83,6 @@ def manifest_path(wildcards=None):
     return f"resources/{DATASET}/dataset.json"
 
 
-def content_stamp(split, part):
-    """The content stamp of ``part`` ("images" or "masks") of ``split`` (rule dataset_content)."""
-    return f"resources/{DATASET}/content/{split}.{part}.json"
-
-
 def dataset_input(*needs):
     """Input: {"manifest": dataset.json, "<split>_<part>": its content stamp, ...} for needs "role:part", where role
     is a key of config splits (or a split's own name, e.g. "test"), or "{split}:part" for the job's split wildcard.
@@ -97,7 +93,7 @@ def dataset_input(*needs):
         for need in needs:
             role, part = need.split(":")
             split = wildcards.split if role == "{split}" else config["splits"].get(role, role)
-            files[f"{split}_{part}"] = content_stamp(split, part)
+            files[f"{split}_{part}"] = str(stamp_path(CONTENT_DIR, split, part))
         return files
 
     return inputs
@@ -199,13 +195,13 @@ def imagenet_input(model, section=None):
     return inputs
 
 
+def map_shards(dataset, method):
+    """Every shard folder of a method's exported maps."""
+    return expand("results/{dataset}/{method}/cams/shard{shard}", dataset=dataset, method=method, shard=SHARDS)
+
+
 def cam_shards(wildcards):
-    return expand(
-        "results/{dataset}/{method}/cams/shard{shard}",
-        dataset=wildcards.dataset,
-        method=wildcards.method,
-        shard=SHARDS,
-    )
+    return map_shards(wildcards.dataset, wildcards.method)
 
 
 def archive_url(name):
@@ -254,13 +250,12 @@ def voc_test_archives(wildcards):
 # Bring the content stamps written by earlier runs up to date with the dataset's files before Snakemake plans the
 # jobs (matlabel/datasets/content.py): a stamp changes only when the files do. Jobs re-parse the workflow on a
 # cluster node; only the submitting process refreshes.
-if workflow.is_main_process:
-    _rewritten = refresh_stamps(manifest_path(), existing_stamps(f"resources/{DATASET}/content"))
-    if Path(manifest_path()).is_file():
-        _n_export = read_json(manifest_path()).get("splits", {}).get(config["splits"]["export"])
-        _warning = _n_export is not None and empty_shards_warning(N_SHARDS, _n_export, config["splits"]["export"])
-        if _warning:
-            print(_warning, file=sys.stderr)
+if workflow.is_main_process and Path(manifest_path()).is_file():
+    _n_export = read_json(manifest_path()).get("splits", {}).get(config["splits"]["export"])
+    _warning = _n_export is not None and empty_shards_warning(N_SHARDS, _n_export, config["splits"]["export"])
+    if _warning:
+        print(_warning, file=sys.stderr)
+    _rewritten = refresh_stamps(manifest_path(), existing_stamps(CONTENT_DIR))
     if _rewritten:
         print(f"dataset files changed since the last run: {', '.join(p.name for p in _rewritten)} "
               "(the rules that read them will rerun)", file=sys.stderr)

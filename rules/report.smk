@@ -99,8 +99,8 @@ rule configured_dataset_table:
 rule figure2:
     input:
         unpack(dataset_input("eval_seed:images", "eval_seed:masks")),
-        cam=expand("results/{{dataset}}/cam/cams/shard{shard}", shard=SHARDS),
-        d2cam=expand("results/{{dataset}}/d2cam/cams/shard{shard}", shard=SHARDS),
+        cam=lambda wc: map_shards(wc.dataset, "cam"),
+        d2cam=lambda wc: map_shards(wc.dataset, "d2cam"),
         matlabel=expand("results/{{dataset}}/matlabel/seed/shard{shard}", shard=SHARDS),
     output:
         report("results/{dataset}/figures/fig2.png", caption="../report/fig2.rst", category="Figures"),

@@ -50,12 +50,7 @@ rule eps_sensitivity:
 rule table5_cell:
     input:
         unpack(dataset_input("eval_seed:images", "eval_seed:masks")),
-        shards=lambda wc: expand(
-            "results/{dataset}/{method}/cams/shard{shard}",
-            dataset=wc.dataset,
-            method=config["table5"]["maps"],
-            shard=SHARDS,
-        ),
+        shards=lambda wc: map_shards(wc.dataset, config["table5"]["maps"]),
     output:
         "results/{dataset}/table5/{matting}_{label_rule}.json",
     wildcard_constraints:

@@ -13,7 +13,7 @@ from matlabel import runlog
 from matlabel.datasets.layout import load_manifest
 from matlabel.formats import ALPHAS_SUFFIX, MAPS_SUFFIX, read_maps, write_alphas
 from matlabel.io import atomic_dir, read_image, write_json, write_label_png
-from matlabel.labels import MattingConfig, matting_labels, threshold_labels
+from matlabel.labels import MattingConfig, matting_seed, threshold_labels
 from matlabel.shards import find_in_shards, shard_ids
 
 def main(smk):
@@ -31,15 +31,12 @@ def main(smk):
             if matting is None:
                 labels = threshold_labels(cams, classes, p.bg_threshold)
             else:
-                try:
-                    labels, alphas, info = matting_labels(read_image(manifest.image_path(image_id)), cams,
-                                                          classes, matting)
-                except Exception as err:  # noqa: BLE001 -- recorded per image, never fatal for the shard
-                    log.warning("%s: matting failed (%s: %s); using its threshold seed", image_id,
-                                type(err).__name__, err)
-                    summary["failures"][image_id] = f"{type(err).__name__}: {err}"
-                    labels = threshold_labels(cams, classes, p.bg_threshold)
-                else:  # outside the try: a failed write (a full disk) stops the shard, it is no matting failure
+                labels, alphas, info, error = matting_seed(read_image(manifest.image_path(image_id)), cams, classes,
+                                                           matting, p.bg_threshold)
+                if error:
+                    log.warning("%s: matting failed (%s); using its threshold seed", image_id, error)
+                    summary["failures"][image_id] = error
+                else:  # a failed write (a full disk) stops the shard: it is no matting failure
                     summary["unknown_share"].append(info["unknown"])
                     if info["degenerate"]:
                         summary["degenerate_trimaps"][image_id] = info["degenerate"]

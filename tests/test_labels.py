@@ -145,3 +145,16 @@ def test_matting_config_reads_method_and_label_rule_and_refuses_unknown_rules():
     assert (cfg.method, cfg.label_rule, cfg.solver) == ("closed_form", "bg_layer", {"lam": float("inf")})
     with pytest.raises(ValueError, match="label_rule must be one of"):
         MattingConfig(label_rule="argmax")
+
+
+def test_matting_seed_falls_back_to_the_threshold_seed_and_says_why():
+    from matlabel.labels import matting_seed
+
+    image, gt, square, disc = scene()
+    cams = np.stack([blurry_map(square), blurry_map(disc)])
+    labels, alphas, info, error = matting_seed(image, cams, [3, 8], MattingConfig(), 0.15)
+    assert error is None and alphas.shape == (2, *gt.shape) and 0 < info["unknown"] < 1
+    stuck = MattingConfig(solver={"max_iter": 1})  # the solver stops above its tolerance: no pseudo-label
+    labels, alphas, info, error = matting_seed(image, cams, [3, 8], stuck, 0.15)
+    assert error.startswith("NotConvergedWarning") and alphas is None and info is None
+    np.testing.assert_array_equal(labels, threshold_labels(cams, [3, 8], 0.15))

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from matlabel.datasets.layout import Manifest, load_manifest
+from matlabel.datasets.layout import Manifest, load_manifest, parse_split_list, split_path
 from matlabel.io import read_json, write_json
 
 PARTS = ("images", "masks")
@@ -93,8 +93,7 @@ class _FileCache:
         key = str(path)
         entry = self.old.get(key)
         if entry is None or entry["size"] != st.st_size or entry["mtime_ns"] != st.st_mtime_ns:
-            size = (image_size(path, problems) if what == "image" else _mask_size(path, problems) if what == "mask"
-                    else (0, 0))
+            size = _header_size(path, what, problems)
             if size is None:
                 return None
             digest = hashlib.sha256()
@@ -106,7 +105,13 @@ class _FileCache:
         return entry
 
 
-def _mask_size(path: Path, problems: list[str]) -> tuple[int, int] | None:
+def _header_size(path: Path, what: str, problems: list[str]) -> tuple[int, int] | None:
+    """(width, height) of an image or mask from its header; (0, 0) for any other file; None and a problem if an
+    image or mask cannot be read."""
+    if what == "image":
+        return image_size(path, problems)
+    if what != "mask":
+        return (0, 0)
     try:
         with Image.open(path) as img:
             return img.size
@@ -158,10 +163,7 @@ def write_stamp(manifest_path: str | os.PathLike, stamp_file: str | os.PathLike)
     stamp_file = Path(stamp_file)
     split, part = stamp_file.name[: -len(".json")].rsplit(".", 1)
     cache_file = _cache_path(stamp_file)
-    try:
-        cache = read_json(cache_file) if cache_file.is_file() else {}
-    except (OSError, ValueError):
-        cache = {}  # a damaged cache only costs a rehash
+    cache = _read_or_none(cache_file) or {}  # missing or damaged: it only costs a rehash
     stamp, new_cache = compute_stamp(load_manifest(manifest_path), split, part, cache)
     changed = not stamp_file.is_file() or _read_or_none(stamp_file) != stamp
     if changed:
@@ -172,6 +174,7 @@ def write_stamp(manifest_path: str | os.PathLike, stamp_file: str | os.PathLike)
 
 
 def _read_or_none(path: Path):
+    """The JSON in ``path``, or None when it is missing or unreadable."""
     try:
         return read_json(path)
     except (OSError, ValueError):
@@ -188,10 +191,7 @@ def folder_digest(root: str | os.PathLike, splits: Iterable[str], cache_file: st
     naming each). ``cache_file`` keeps the file digests between runs (written when ``save``)."""
     root = Path(root).expanduser()
     cache_path = Path(cache_file) if cache_file else None
-    try:
-        old = read_json(cache_path) if cache_path and cache_path.is_file() else {}
-    except (OSError, ValueError):
-        old = {}
+    old = (_read_or_none(cache_path) if cache_path else None) or {}
     cache, problems = _FileCache(old), []
     digest = hashlib.sha256()
 
@@ -202,15 +202,13 @@ def folder_digest(root: str | os.PathLike, splits: Iterable[str], cache_file: st
     for name in ("classes.txt", "cls_labels.csv"):
         add(root / name, "file")
     for split in sorted(set(splits)):
-        lst = root / "ImageSets" / "Segmentation" / f"{split}.txt"
+        lst = split_path(root, split)
         add(lst, "file")
         if not lst.is_file():
             continue
-        for line in lst.read_text(errors="replace").splitlines():
-            if line.strip():
-                image_id = line.split()[0]
-                add(root / "JPEGImages" / f"{image_id}.jpg", "file")
-                add(root / "SegmentationClass" / f"{image_id}.png", "file")
+        for image_id in parse_split_list(lst, []):  # the list's own problems are prepare_folder's to report
+            add(root / "JPEGImages" / f"{image_id}.jpg", "file")
+            add(root / "SegmentationClass" / f"{image_id}.png", "file")
     if save and cache_path and cache.new != old:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         write_json(cache_path, cache.new)
