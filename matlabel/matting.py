@@ -15,14 +15,18 @@ pseudo-label. The composition is ``laplacian -> linear system -> solve -> clip``
   the unknown pixels only. This is the ``lam -> inf`` limit of ``(L + lam C) alpha = lam fg``; pymatting's
   ``lam = 100`` on its row-normalised Laplacian is close to it, while ``lam = 100`` on ``D - W`` (row sums
   ~55) lets the known pixels drift. A finite ``lam`` solves the soft system over all pixels instead.
-* All classes of an image share the image and hence the Laplacian: it is built once and the C right-hand
-  sides are solved together by one batched Jacobi-preconditioned CG (one sparse mat-mat product per step).
+* All classes of an image share the image and hence the Laplacian: it is built once, then each class's system
+  (the block of its own unknown pixels) is solved by a Jacobi-preconditioned CG compiled with numba.
 
 Speed (the kd-tree neighbour search dominates): with hard constraints only the Laplacian rows of the pixels
 unknown in some class are built, exactly (reverse neighbour edges included), by querying only the known
 pixels that can reach them, with pymatting's kd-tree and a bounded, early-exit query of our own (see
-``_laplacian_rows``). Timings against pymatting's per-class ``estimate_alpha_knn``: ``bench/matting.py`` and
-docs/reproducing.md (its matting section).
+``_laplacian_rows``). The rows are assembled and restricted to the system by numba kernels of our own
+(``_laplacian_from_edges``, ``_restrict_columns``) instead of scipy's COO -> CSR conversion, duplicate sum and
+column indexing, and the CG runs in one compiled loop (``_pcg_kernel``) instead of scipy products (the same
+alphas to float32 rounding). Timings against the implementation before that and
+against pymatting's per-class ``estimate_alpha_knn``: ``bench/matting.py`` and docs/reproducing.md (its matting
+section).
 """
 from __future__ import annotations
 
@@ -197,7 +201,100 @@ def _bounded_knn_kernel(i0_inds, i1_inds, less_inds, more_inds, split_dims, boun
     return abandoned
 
 
-_KERNEL = None
+def _edge_count_kernel(query, nb, pos, counts):
+    """counts[pos[u]] += number of entries that the edges (query[i], nb[i, j]) (self-loops dropped) put in row
+    u of W = A + A^T, for the rows u with pos[u] >= 0."""
+    for i in range(query.shape[0]):
+        q = query[i]
+        pq = pos[q]
+        for j in range(nb.shape[1]):
+            p = nb[i, j]
+            if p == q:
+                continue
+            if pq >= 0:
+                counts[pq] += 1
+            if pos[p] >= 0:
+                counts[pos[p]] += 1
+
+
+def _edge_fill_kernel(query, nb, pos, fill, cols):
+    """Writes the column of each entry counted by ``_edge_count_kernel`` at ``cols[fill[row]]`` (fill advances)."""
+    for i in range(query.shape[0]):
+        q = query[i]
+        pq = pos[q]
+        for j in range(nb.shape[1]):
+            p = nb[i, j]
+            if p == q:
+                continue
+            if pq >= 0:
+                cols[fill[pq]] = p
+                fill[pq] += 1
+            pp = pos[p]
+            if pp >= 0:
+                cols[fill[pp]] = q
+                fill[pp] += 1
+
+
+def _laplacian_csr_kernel(indptr, cols, row_idx, seen, out_indptr, out_indices, out_data):
+    """Rows of L = D - W in CSR without duplicates from W's entries per row (``cols[indptr[r]:indptr[r + 1]]``,
+    each of weight 1, in any order): a column seen c times becomes one entry -c (in order of first sight),
+    then the degree (entry count) on the diagonal column ``row_idx[r]``. ``seen`` (N,) int64, all -1: scratch
+    mapping a column to its slot in the current row (a slot below the row's start is a stale mark, so it is
+    never reset). Returns the number of entries written."""
+    nnz = 0
+    for r in range(indptr.shape[0] - 1):
+        start = nnz
+        for e in range(indptr[r], indptr[r + 1]):
+            c = cols[e]
+            slot = seen[c]
+            if slot >= start:
+                out_data[slot] -= 1.0
+            else:
+                seen[c] = nnz
+                out_indices[nnz] = c
+                out_data[nnz] = -1.0
+                nnz += 1
+        out_indices[nnz] = row_idx[r]
+        out_data[nnz] = indptr[r + 1] - indptr[r]
+        nnz += 1
+        out_indptr[r + 1] = nnz
+    return nnz
+
+
+_JITTED: dict = {}
+
+
+def _jit(kernel):
+    """``kernel`` compiled by numba on first use (and cached on disk by numba), so that importing this module
+    stays cheap and the kernels stay plain Python functions that tests can read."""
+    if kernel not in _JITTED:
+        import numba
+        _JITTED[kernel] = numba.njit(cache=True, nogil=True)(kernel)
+    return _JITTED[kernel]
+
+
+def _laplacian_from_edges(passes, row_idx: np.ndarray, pos: np.ndarray, n: int) -> sp.csr_matrix:
+    """Rows ``row_idx`` of ``L = D - W``, W = sum over passes of A + A^T with A_{q, nb} = 1 for each pass's
+    (query pixels (Q,), their neighbours (Q, k)); self-loops dropped (W_ii cancels in D - W). ``pos`` maps a
+    pixel to its row (-1: not a row). (len(row_idx), n) CSR float64 without duplicate entries (columns
+    unsorted). Assembled by our own numba
+    kernels: scipy's COO -> CSR, duplicate sum and column sort took a fifth of a matting call."""
+    m = row_idx.size
+    counts = np.zeros(m, np.int64)
+    for query, nb in passes:
+        _jit(_edge_count_kernel)(query, nb, pos, counts)
+    indptr = np.zeros(m + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    cols = np.empty(indptr[-1], np.int32)
+    fill = indptr[:-1].copy()
+    for query, nb in passes:
+        _jit(_edge_fill_kernel)(query, nb, pos, fill, cols)
+    out_indptr = np.zeros(m + 1, np.int64)
+    out_indices = np.empty(cols.size + m, np.int32)
+    out_data = np.empty(cols.size + m, np.float64)
+    nnz = _jit(_laplacian_csr_kernel)(indptr, cols, row_idx, np.full(n, -1, np.int32), out_indptr,
+                                      out_indices, out_data)
+    return sp.csr_matrix((out_data[:nnz], out_indices[:nnz], out_indptr), shape=(m, n))
 
 
 def _bounded_knn(tree, f: np.ndarray, query: np.ndarray, k: int, bound: np.ndarray, stop: np.ndarray
@@ -205,24 +302,55 @@ def _bounded_knn(tree, f: np.ndarray, query: np.ndarray, k: int, bound: np.ndarr
     """k nearest neighbours (pymatting's, exactly) of the pixels ``query`` in pymatting's ``KDTree`` ``tree``
     of the features ``f``, within ``bound`` (must hold them), abandoning those that find k closer than
     ``stop``. Returns (len(query), k) int64 pixel indices and (len(query),) bool abandoned."""
-    global _KERNEL
-    if _KERNEL is None:  # compiled on first use (cached on disk by numba), so importing this module stays cheap
-        import numba
-        _KERNEL = numba.njit(cache=True, nogil=True)(_bounded_knn_kernel)
     n = query.size
     dist2 = np.empty((n, k), np.float32)
     idx = np.empty((n, k), np.int64)
     # Margins: the bounds are computed in another float order than the tree's float32 distances.
     bound2 = np.square(bound * (1.0 + 1e-4) + 1e-6).astype(np.float32)
     stop2 = np.square(np.maximum(stop * (1.0 - 1e-4) - 1e-6, 0.0)).astype(np.float32)
-    abandoned = _KERNEL(tree.i0_inds, tree.i1_inds, tree.less_inds, tree.more_inds, tree.split_dims,
-                        tree.bounds, tree.shuffled_data_points, tree.split_values,
-                        np.ascontiguousarray(f[query]), bound2, stop2, idx, dist2, k)
+    abandoned = _jit(_bounded_knn_kernel)(tree.i0_inds, tree.i1_inds, tree.less_inds, tree.more_inds,
+                                          tree.split_dims, tree.bounds, tree.shuffled_data_points,
+                                          tree.split_values, np.ascontiguousarray(f[query]), bound2, stop2, idx,
+                                          dist2, k)
     out = tree.shuffled_indices[np.maximum(idx, 0)]
     missing = (idx < 0).any(axis=1) & ~abandoned
     if missing.any():  # bound too small (rounding; not seen): redo those with pymatting's unbounded query
         out[missing] = tree.query(np.ascontiguousarray(f[query[missing]]), k)[1]
     return out, abandoned
+
+
+def _restrict_columns_kernel(indptr, indices, data, pos, out_indptr, out_indices, out_data, out_diag):
+    """Keeps the entries whose column c has ``pos[c] >= 0``, renumbered to ``pos[c]``; the entry on the new
+    diagonal (column = row) goes to ``out_diag`` instead. Returns the number of entries written."""
+    nnz = 0
+    for r in range(indptr.shape[0] - 1):
+        for e in range(indptr[r], indptr[r + 1]):
+            c = pos[indices[e]]
+            if c == r:
+                out_diag[r] += data[e]
+            elif c >= 0:
+                out_indices[nnz] = c
+                out_data[nnz] = data[e]
+                nnz += 1
+        out_indptr[r + 1] = nnz
+    return nnz
+
+
+def _restrict_columns(L_rows: sp.csr_matrix, cols: np.ndarray, n: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``L_rows[:, cols]`` for the rows of the pixels ``cols`` (a square block), split into its off-diagonal
+    part (CSR, int32 indices) and its diagonal, in one pass (scipy's column indexing sorts and copies: a
+    tenth of a call)."""
+    pos = np.full(n, -1, np.int64)
+    pos[cols] = np.arange(cols.size)
+    out_indptr = np.zeros(cols.size + 1, np.int64)
+    out_indices = np.empty(L_rows.nnz, np.int32)
+    out_data = np.empty(L_rows.nnz, np.float64)
+    diag = np.zeros(cols.size)
+    L_rows = sp.csr_matrix(L_rows)
+    nnz = _jit(_restrict_columns_kernel)(L_rows.indptr, L_rows.indices, L_rows.data.astype(np.float64), pos,
+                                         out_indptr, out_indices, out_data, diag)
+    off = sp.csr_matrix((out_data[:nnz], out_indices[:nnz], out_indptr), shape=(cols.size, cols.size))
+    return off, diag
 
 
 def _laplacian_rows(image: np.ndarray, rows: np.ndarray, n_neighbors: Sequence[int],
@@ -279,36 +407,7 @@ def _laplacian_rows(image: np.ndarray, rows: np.ndarray, n_neighbors: Sequence[i
                 stop = np.zeros(n)
             nb, abandoned = _bounded_knn(KDTree(f), f, query, k, upper[query], stop)
             passes.append((query[~abandoned], nb[~abandoned]))
-    if m == n and passes:
-        # Whole image: A is a CSR matrix as it comes (k entries per row), W = A + A^T (3x faster than COO).
-        nb = np.concatenate([p[1] for p in passes], axis=1)
-        data = (nb != np.arange(n)[:, None]).astype(np.float64).ravel()  # self-loops dropped: cancel in D - W
-        A = sp.csr_matrix((data, nb.ravel(), np.arange(n + 1) * nb.shape[1]), shape=(n, n))
-        A.sum_duplicates()
-        W = (A + A.T).tocsr()
-        W.eliminate_zeros()
-    else:
-        r_parts, c_parts = [], []
-        for query, nb in passes:
-            k = nb.shape[1]
-            src = np.repeat(query, k)
-            dst = nb.ravel()
-            # Self-loops are dropped: W_ii cancels in D - W, so L is the same without them.
-            keep = src != dst
-            src, dst = src[keep], dst[keep]
-            # A_{src,dst} = 1 lands in row src of W; its transpose A_{dst,src} lands in row dst.
-            for a, b in ((src, dst), (dst, src)):
-                pa = pos[a]
-                sel = pa >= 0
-                r_parts.append(pa[sel])
-                c_parts.append(b[sel])
-        r = np.concatenate(r_parts) if r_parts else np.zeros(0, np.int64)
-        c = np.concatenate(c_parts) if c_parts else np.zeros(0, np.int64)
-        W = sp.csr_matrix((np.ones(r.size), (r, c)), shape=(m, n))  # duplicates summed: weights 1, 2, 3, 4
-        W.sum_duplicates()
-    degree = np.asarray(W.sum(axis=1)).ravel()
-    D = sp.csr_matrix((degree, (np.arange(m), row_idx)), shape=(m, n))
-    return (D - W).tocsr()
+    return _laplacian_from_edges(passes, row_idx, pos, n)
 
 
 def knn_laplacian(image: np.ndarray, n_neighbors: Sequence[int] = (20, 10),
@@ -368,66 +467,88 @@ def matting_laplacian(image: np.ndarray, method: str = "knn", is_known: np.ndarr
     return sp.csr_matrix(builders[method](img, **params))
 
 
-def _batched_pcg(matmat, B: np.ndarray, X0: np.ndarray, diag: np.ndarray, rtol: float, max_iter: int,
-                 columns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Jacobi-preconditioned CG on C independent SPD systems ``A_c x_c = b_c`` at once.
-
-    Each column keeps its own step sizes, so column c follows exactly the iterates of a single-system
-    PCG; only the sparse product is shared (``matmat(P, cols)`` returns ``[A_c p_c for c in cols]`` as
-    columns). Converged columns leave the active set.
-
-    B, X0, diag : (n, C) float64. columns : the column indices to solve (others are left as X0).
-    Returns X (n, C), iterations (C,), relative residual ||b - A x|| / ||b|| (C,) (0 where b = 0).
-    """
-    X = X0.copy()
-    n_cols = B.shape[1]
-    iters = np.zeros(n_cols, np.int64)
-    relres = np.zeros(n_cols)
-    cols = np.asarray(columns, np.int64)
-    if cols.size == 0:
-        return X, iters, relres
-    bnorm = np.linalg.norm(B[:, cols], axis=0)
-    R = B[:, cols] - matmat(X[:, cols], cols)
-    rnorm = np.linalg.norm(R, axis=0)
-    # b = 0: the SPD system's solution is x = 0 exactly.
-    zero_b = bnorm == 0
-    X[:, cols[zero_b]] = 0.0
-    done = zero_b | (rnorm <= rtol * bnorm)
-    relres[cols[~zero_b]] = rnorm[~zero_b] / bnorm[~zero_b]
-    act = ~done
-    cols, R, bnorm = cols[act], R[:, act], bnorm[act]
-    if cols.size == 0:
-        return X, iters, relres
-    d = diag[:, cols]
-    inv_diag = np.divide(1.0, d, out=np.ones_like(d), where=d > 0)  # isolated pixel with eps = 0: no scaling
-    Z = R * inv_diag
-    P = Z.copy()
-    rz = np.einsum("ij,ij->j", R, Z)
-    Xa = X[:, cols]
+def _pcg_kernel(indptr, indices, data, diag, rows, b, x, rtol, max_iter):
+    """Jacobi-preconditioned CG on the principal subsystem ``(A + diag(diag))[rows, rows] x = b[rows]``
+    (A, the off-diagonal part, in CSR, any numeric dtype; ``b`` and ``x`` are full-length, zero outside ``rows``;
+    ``x`` holds the start and is updated in place). Stops at ``||b - A x|| <= rtol ||b||`` or after ``max_iter`` steps;
+    b = 0 gives x = 0 exactly (the SPD system's solution). Returns (iterations, relative residual).
+    One compiled loop instead of scipy products: the vector updates and the sparse product share the rows'
+    memory traffic, and no temporary arrays are made per step."""
+    n = b.shape[0]
+    r = np.zeros(n)
+    z = np.zeros(n)
+    p = np.zeros(n)
+    q = np.zeros(n)
+    bnorm2 = 0.0
+    for i in rows:
+        bnorm2 += b[i] * b[i]
+    if bnorm2 == 0.0:
+        for i in rows:
+            x[i] = 0.0
+        return 0, 0.0
+    bnorm = math.sqrt(bnorm2)
+    rnorm2 = 0.0
+    for i in rows:
+        acc = diag[i] * x[i]
+        for e in range(indptr[i], indptr[i + 1]):
+            acc += data[e] * x[indices[e]]
+        r[i] = b[i] - acc
+        rnorm2 += r[i] * r[i]
+    if math.sqrt(rnorm2) <= rtol * bnorm:
+        return 0, math.sqrt(rnorm2) / bnorm
+    rz = 0.0
+    for i in rows:
+        z[i] = r[i] / diag[i] if diag[i] > 0 else r[i]  # an isolated pixel with eps = 0: no scaling
+        p[i] = z[i]
+        rz += r[i] * z[i]
     for it in range(1, max_iter + 1):
-        Q = matmat(P, cols)
-        pq = np.einsum("ij,ij->j", P, Q)
-        # pq > 0 for SPD A and p != 0; guard against p = 0 (exactly solved) to avoid 0/0.
-        step = np.divide(rz, pq, out=np.zeros_like(rz), where=pq > 0)
-        Xa += step * P
-        R -= step * Q
-        rnorm = np.linalg.norm(R, axis=0)
-        fin = (rnorm <= rtol * bnorm) | (pq <= 0)
-        iters[cols] = it
-        relres[cols] = rnorm / bnorm
-        if fin.any():
-            X[:, cols[fin]] = Xa[:, fin]
-            keep = ~fin
-            cols, R, P, Xa, bnorm, inv_diag, rz = (cols[keep], R[:, keep], P[:, keep], Xa[:, keep],
-                                                    bnorm[keep], inv_diag[:, keep], rz[keep])
-            if cols.size == 0:
-                return X, iters, relres
-        Z = R * inv_diag
-        rz_new = np.einsum("ij,ij->j", R, Z)
-        P *= rz_new / rz
-        P += Z
+        pq = 0.0
+        for i in rows:
+            acc = diag[i] * p[i]
+            for e in range(indptr[i], indptr[i + 1]):
+                acc += data[e] * p[indices[e]]
+            q[i] = acc
+            pq += p[i] * acc
+        if pq <= 0.0:  # p = 0: solved exactly (pq > 0 otherwise for an SPD system)
+            return it, math.sqrt(rnorm2) / bnorm
+        step = rz / pq
+        rnorm2 = 0.0
+        for i in rows:
+            x[i] += step * p[i]
+            r[i] -= step * q[i]
+            rnorm2 += r[i] * r[i]
+        if math.sqrt(rnorm2) <= rtol * bnorm:
+            return it, math.sqrt(rnorm2) / bnorm
+        rz_new = 0.0
+        for i in rows:
+            z[i] = r[i] / diag[i] if diag[i] > 0 else r[i]
+            rz_new += r[i] * z[i]
+        beta = rz_new / rz
         rz = rz_new
-    X[:, cols] = Xa
+        for i in rows:
+            p[i] = z[i] + beta * p[i]
+    return max_iter, math.sqrt(rnorm2) / bnorm
+
+
+def _solve_classes(off: sp.csr_matrix, diag: np.ndarray, masks: np.ndarray, B: np.ndarray, X0: np.ndarray,
+                   rtol: float, max_iter: int, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Solves, for each class c in ``columns``, ``(off + diag(diag[:, c]))[m, m] x = B[m, c]`` over the rows
+    ``m = masks[:, c]`` by Jacobi-PCG (:func:`_pcg_kernel`), started from ``X0[:, c]`` (other rows keep X0).
+    off: (n, n) CSR without diagonal entries; diag, B, X0: (n, C) float64; masks: (n, C) bool. Returns X (n, C),
+    iterations (C,), relative residuals (C,) (0 where the class's b = 0)."""
+    off = sp.csr_matrix(off)
+    data, indices = off.data.astype(np.float64), off.indices
+    X = np.array(X0, np.float64)
+    iters = np.zeros(B.shape[1], np.int64)
+    relres = np.zeros(B.shape[1])
+    kernel = _jit(_pcg_kernel)
+    for c in columns:
+        rows = np.flatnonzero(masks[:, c])
+        b = np.where(masks[:, c], B[:, c], 0.0)
+        x = np.where(masks[:, c], X[:, c], 0.0)
+        iters[c], relres[c] = kernel(off.indptr, indices, data, np.ascontiguousarray(diag[:, c]), rows, b, x,
+                                     float(rtol), int(max_iter))
+        X[rows, c] = x[rows]
     return X, iters, relres
 
 
@@ -448,8 +569,8 @@ def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = math.inf, e
     * finite ``lam`` (soft constraints, the original's form, its ``lam = 100``):
       ``(L + lam C_c + eps I) alpha_c = lam fg_c`` over all N pixels.
 
-    One Laplacian serves all classes; the C systems are solved by one batched Jacobi-PCG, each class
-    following exactly the iterates it would alone (so the result equals per-class calls up to rounding).
+    One Laplacian serves all classes; each class's system (over its own unknown pixels) is then solved by
+    Jacobi-PCG (so the result equals per-class calls).
     ``eps I`` makes every system SPD: a KNN-graph component holding no known pixel (singular without it) gets
     alpha = 0 there (background). With CG started from 0 on the unknown pixels such a component is never
     touched, so this holds exactly rather than up to the tolerance.
@@ -509,16 +630,12 @@ def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = math.inf, e
             else:
                 L_U = sp.csr_matrix(laplacian)[np.flatnonzero(rows)]
             U = np.flatnonzero(rows)
-            A = (L_U[:, U] + eps * sp.identity(U.size, format="csr")).tocsr()
-            Pm = unknown[:, U].T.astype(np.float64)  # (|U|, C): 1 where pixel is unknown for that class
+            off, diag = _restrict_columns(L_U, U, n)
+            masks = np.ascontiguousarray(unknown[:, U].T)  # (|U|, C): pixel unknown for that class
             # Known pixels (including those unknown only for other classes) move to the right-hand side.
-            B = -Pm * (L_U @ FGm)
-            diag = np.where(Pm > 0, A.diagonal()[:, None], 1.0)
-
-            def matmat(X, cols):
-                return Pm[:, cols] * (A @ (Pm[:, cols] * X))
-
-            X, it, rr = _batched_pcg(matmat, B, np.zeros_like(B), diag, rtol, max_iter, todo)
+            B = -(L_U @ FGm)
+            X, it, rr = _solve_classes(off, np.repeat((diag + eps)[:, None], n_cls, axis=1), masks, B,
+                                       np.zeros(B.shape), rtol, max_iter, todo)
             for c in todo:
                 alphas[c, U[unknown[c, U]]] = X[unknown[c, U], c]
             info["n_system"] = int(U.size)
@@ -526,14 +643,12 @@ def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = math.inf, e
             L = knn_laplacian(image, n_neighbors, distance_weights) if laplacian is None \
                 else sp.csr_matrix(laplacian)
             Dg = lam * (~unknown).T.astype(np.float64) + eps  # (N, C) per-class constraint diagonal
-            B = lam * FGm
-            diag = L.diagonal()[:, None] + Dg
-
-            def matmat(X, cols):
-                return L @ X + Dg[:, cols] * X
-
             # Warm start at fg (0 on unknown pixels): exact on components without known pixels, see above.
-            X, it, rr = _batched_pcg(matmat, B, FGm.copy(), diag, rtol, max_iter, todo)
+            diag = L.diagonal()
+            off = (L - sp.diags(diag)).tocsr()
+            off.eliminate_zeros()
+            X, it, rr = _solve_classes(off, diag[:, None] + Dg, np.ones((n, n_cls), bool), lam * FGm, FGm, rtol,
+                                       max_iter, todo)
             alphas[todo] = X[:, todo].T
             info["n_system"] = n
         info["iterations"], info["relres"] = it, rr

@@ -110,6 +110,65 @@ def test_neighbour_search_falls_back_when_window_bound_fails(textured, monkeypat
     assert abs(knn_laplacian(img) - ref).max() == 0
 
 
+def test_laplacian_assembly_kernel_equals_scipy_coo():
+    """Our numba assembly of the rows of L = D - W from neighbour lists (self-loops, duplicates and reverse
+    edges included) equals the COO construction it replaced, on random neighbour lists."""
+    rng = np.random.default_rng(3)
+    n = 50
+    rows = np.sort(rng.choice(n, 20, replace=False))
+    pos = np.full(n, -1, np.int64)
+    pos[rows] = np.arange(rows.size)
+    passes = [(np.sort(rng.choice(n, 30, replace=False)), rng.integers(0, n, (30, 6))),
+              (np.arange(n), rng.integers(0, n, (n, 3)))]
+    passes[1][1][:, 0] = np.arange(n)  # the kd-tree lists each pixel first: a self-loop, dropped
+    dense = np.zeros((n, n))
+    for query, nb in passes:
+        for q, row in zip(query, nb):
+            for p in row:
+                if p != q:
+                    dense[q, p] += 1
+                    dense[p, q] += 1
+    ref = np.diag(dense.sum(1)) - dense
+    got = matting._laplacian_from_edges(passes, rows, pos, n)
+    assert got.shape == (rows.size, n)
+    np.testing.assert_array_equal(got.toarray(), ref[rows])
+    got.sum_duplicates()  # no duplicate entries were written: summing changes nothing
+    np.testing.assert_array_equal(got.toarray(), ref[rows])
+
+
+def test_restrict_columns_splits_the_square_block():
+    """``_restrict_columns`` = the (rows x rows) block of the rows' Laplacian, as off-diagonal part + diagonal."""
+    rng = np.random.default_rng(4)
+    n = 30
+    full = sp.random(n, n, density=0.3, random_state=5, format="csr")
+    full = full + full.T + sp.diags(rng.uniform(1, 2, n))
+    cols = np.sort(rng.choice(n, 12, replace=False))
+    off, diag = matting._restrict_columns(full.tocsr()[cols], cols, n)
+    block = full.toarray()[np.ix_(cols, cols)]
+    np.testing.assert_array_equal(diag, np.diag(block))
+    np.testing.assert_array_equal(off.toarray(), block - np.diag(np.diag(block)))
+
+
+def test_pcg_solves_each_class_on_its_own_rows():
+    """``_solve_classes`` on a hand-made 3 x 3 SPD system: class 0 over all rows, class 1 over rows {0, 2} only
+    (row 1 is known for it and keeps X0), class 2 with b = 0 (x = 0 exactly), class 3 not asked for."""
+    off = sp.csr_matrix(np.array([[0.0, -1.0, 0.0], [-1.0, 0.0, -1.0], [0.0, -1.0, 0.0]]))
+    diag = np.tile(np.array([[2.0], [3.0], [2.0]]), (1, 4))
+    B = np.array([[1.0, 1.0, 0.0, 5.0], [0.0, 9.0, 0.0, 5.0], [1.0, 3.0, 0.0, 5.0]])
+    masks = np.array([[1, 1, 1, 1], [1, 0, 1, 1], [1, 1, 1, 1]], bool)
+    X0 = np.full((3, 4), 0.25)
+    X, it, rr = matting._solve_classes(off, diag, masks, B, X0, 1e-12, 50, np.array([0, 1, 2]))
+    A = off.toarray() + np.diag(diag[:, 0])
+    np.testing.assert_allclose(X[:, 0], np.linalg.solve(A, B[:, 0]), atol=1e-12)
+    sub = A[np.ix_([0, 2], [0, 2])]  # rows {0, 2}: the block without row/column 1
+    np.testing.assert_allclose(X[[0, 2], 1], np.linalg.solve(sub, B[[0, 2], 1]), atol=1e-12)
+    assert X[1, 1] == 0.25 and np.all(X[:, 2] == 0.0) and np.all(X[:, 3] == 0.25)
+    assert it[2] == 0 and rr[2] == 0.0 and it[3] == 0 and np.all(rr[:2] <= 1e-12)
+    # Stopped early: the iteration cap is honoured and the residual reported.
+    _, it, rr = matting._solve_classes(off, diag, masks, B, np.zeros((3, 4)), 1e-15, 1, np.array([0]))
+    assert it[0] == 1 and rr[0] > 1e-15
+
+
 # ------------------------------------------------------------------------------------------- accuracy
 
 def test_recovers_known_alpha_ramp():
