@@ -289,10 +289,10 @@ def stage_totals(jobs: list[Job]) -> dict[str, int]:
     return totals
 
 
-def serial_projection(totals: dict[str, int], costs: dict[str, float], cores: int) -> dict[str, float]:
+def serial_projection(totals: dict[str, int], costs: dict[str, float], cores: int) -> dict[str, float | None]:
     """voc_scale.py's projection of stage totals, in seconds per stage: a GPU stage's units one after another, a
-    CPU stage's over ``cores`` processes; no two stages overlap."""
-    return {stage: units * costs[stage] / (cores if STAGE_ON[stage] == "cpu" else 1)
+    CPU stage's over ``cores`` processes; no two stages overlap. None for a stage with no measured cost."""
+    return {stage: units * costs[stage] / (cores if STAGE_ON[stage] == "cpu" else 1) if stage in costs else None
             for stage, units in totals.items()}
 
 
@@ -556,8 +556,8 @@ def project(dag: list[Job], measured: dict, cfg: dict, scenarios, accounting: st
         one = summarize(chain, schedule(chain, 1, 16), 1, 16)
         out["chain"] = {
             "row": chain_row, "jobs": len(chain), "stage_units": totals,
-            "serial_minutes_by_stage": {k: v / 60 for k, v in serial.items()},
-            "serial_minutes": sum(serial.values()) / 60,
+            "serial_minutes_by_stage": {k: None if v is None else v / 60 for k, v in serial.items()},
+            "serial_minutes": None if None in serial.values() else sum(serial.values()) / 60,
             "voc_scale_projected_minutes": measured.get("projected_minutes"),
             "dag_1gpu_16cores_voc_scale_accounting": one_vs,
             "dag_1gpu_16cores": one,
@@ -613,7 +613,8 @@ def main(argv=None) -> int:
     if c:
         print(f"\nThe {c['row']} row alone ({c['jobs']} jobs), 1 GPU + 16 cores:")
         vs = c["voc_scale_projected_minutes"]
-        print(f"  voc_scale.py's serial sum recomputed from the DAG's jobs: {c['serial_minutes']:.1f} min"
+        serial = "incomplete" if c["serial_minutes"] is None else f"{c['serial_minutes']:.1f} min"
+        print(f"  voc_scale.py's serial sum recomputed from the DAG's jobs: {serial}"
               + (f" (voc_scale.py: {vs:.1f} min)" if vs is not None else ""))
         vs_run, run = c["dag_1gpu_16cores_voc_scale_accounting"], c["dag_1gpu_16cores"]
         print(f"  list-scheduled, voc_scale.py's costs: {vs_run['minutes']:.1f} min")

@@ -220,3 +220,14 @@ def test_the_saved_dag_is_the_one_snakemake_plans_now():
     jobs, _ = npj.snakemake_dag(["results/table1.csv", "results/table2.csv"])
     assert npj.dag_to_json(jobs) == json.loads(SAVED_DAG.read_text())["jobs"], (
         "the workflow's DAG changed: rerun bench/node_projection.py --save-dag bench/results/voc_tables12_dag.json")
+
+
+def test_a_partial_costs_json_projects_the_measured_stages_and_says_what_is_missing():
+    measured = json.loads(H200.read_text())
+    measured["stages"] = {k: v for k, v in measured["stages"].items() if k not in ("deeplab", "crf_deeplab")}
+    measured["projected_minutes"] = None
+    out, _, _ = npj.project(saved_dag(), measured, npj.load_config(), [(1, 16)])
+    assert out["not_measured"]["missing_stage"] == {"deeplab": 3, "crf_deeplab": 3}
+    assert out["chain"]["serial_minutes"] is None and out["chain"]["serial_minutes_by_stage"]["deeplab"] is None
+    full, _, _ = npj.project(saved_dag(), json.loads(H200.read_text()), npj.load_config(), [(1, 16)])
+    assert out["work"]["gpu_job_minutes"] < full["work"]["gpu_job_minutes"]
