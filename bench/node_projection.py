@@ -143,7 +143,7 @@ def parse_dry_run(text: str) -> list[Job]:
     return jobs
 
 
-def snakemake_dag(targets, configfiles=(), root: Path = ROOT) -> tuple[list[Job], str]:
+def snakemake_dag(targets, configfiles=(), overrides=(), root: Path = ROOT) -> tuple[list[Job], str]:
     """The jobs Snakemake plans for ``targets`` from scratch (``-n --forceall``), in a scratch directory holding
     the workflow (symlinks, as tests/helpers.py), so nothing is written beside the checkout. Threads as declared
     (``--cores`` large, so none is capped here: the scheduler caps them at its scenario's cores as Snakemake does)."""
@@ -153,6 +153,8 @@ def snakemake_dag(targets, configfiles=(), root: Path = ROOT) -> tuple[list[Job]
         cmd = [sys.executable, "-m", "snakemake", *targets, "-n", "--forceall", "--cores", "1024"]
         for c in configfiles:
             cmd += ["--configfile", str(Path(c).resolve())]
+        if overrides:
+            cmd += ["--config", *overrides]
         proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -185,8 +187,9 @@ def shard_size(n_items: int, shard: int, n_shards: int) -> int:
     return len(range(shard, n_items, n_shards))
 
 
-def load_config(presets=(), root: Path = ROOT) -> dict:
-    """config.yaml, with each preset's sections merged over it in turn (bench/voc_scale.py's load_config)."""
+def load_config(presets=(), overrides=(), root: Path = ROOT) -> dict:
+    """config.yaml, with each preset's sections merged over it in turn (bench/voc_scale.py's load_config), then
+    top-level ``KEY=VALUE`` overrides as Snakemake's --config (the value read as YAML)."""
     import yaml
 
     def merge(a, b):
@@ -197,6 +200,9 @@ def load_config(presets=(), root: Path = ROOT) -> dict:
     cfg = yaml.safe_load((root / "config.yaml").read_text())
     for preset in presets:
         cfg = merge(cfg, yaml.safe_load(Path(preset).read_text()) or {})
+    for item in overrides:
+        key, value = item.split("=", 1)
+        cfg[key] = yaml.safe_load(value)
     return cfg
 
 
@@ -512,6 +518,8 @@ def parse_args(argv=None):
     p.add_argument("--dag", default="snakemake",
                    help="'snakemake': plan it with a dry run now; or a JSON written by --save-dag")
     p.add_argument("--configfile", action="append", default=[], help="a preset for the dry run (default: VOC)")
+    p.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="top-level overrides for the dry run, as Snakemake's (e.g. n_shards=64)")
     p.add_argument("--targets", nargs="+", default=["results/table1.csv", "results/table2.csv"])
     p.add_argument("--save-dag", default=None, help="write the planned DAG as JSON (for machines without Snakemake)")
     p.add_argument("--scenario", action="append", default=None,
@@ -588,18 +596,19 @@ def main(argv=None) -> int:
         print("note: the costs come from a --small (smoke) run of voc_scale.py: not a projection of anything")
     saved = {}
     if args.dag == "snakemake":
-        dag, version = snakemake_dag(args.targets, args.configfile)
-        saved = {"targets": args.targets, "configfiles": args.configfile, "snakemake": version,
+        dag, version = snakemake_dag(args.targets, args.configfile, args.config)
+        saved = {"targets": args.targets, "configfiles": args.configfile, "config": args.config, "snakemake": version,
                  "jobs": dag_to_json(dag)}
         if args.save_dag:
             Path(args.save_dag).write_text(dag_file_text(saved))
     else:
         saved = json.loads(Path(args.dag).read_text())
         dag = dag_from_json(saved["jobs"])
-    cfg = load_config(saved.get("configfiles") or [])
+    cfg = load_config(saved.get("configfiles") or [], saved.get("config") or [])
     scenarios = [scenario_key(s) for s in (args.scenario or DEFAULT_SCENARIOS)]
     out, jobs, fifo = project(dag, measured, cfg, scenarios, args.accounting, args.chain_row)
-    out.update(costs=Path(args.costs).name, targets=saved.get("targets"), snakemake=saved.get("snakemake"))
+    out.update(costs=Path(args.costs).name, targets=saved.get("targets"), snakemake=saved.get("snakemake"),
+               config=saved.get("config") or [], n_shards=cfg["n_shards"])
 
     print(f"{out['jobs']} jobs for {' '.join(saved.get('targets') or [])} (Snakemake {out['snakemake']}); "
           f"per-unit costs from {out['costs']} ({out['device']}); confident regions: {args.accounting} accounting")
