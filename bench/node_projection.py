@@ -37,8 +37,8 @@ present labels; the rule runs it over all 21 classes (matlabel.deeplab.segment, 
 a lower bound. Left out as in voc_scale.py: Snakemake's own seconds per job, and data loading (it keeps up).
 
 The scheduler's order among ready jobs: ``fifo`` (the order they became ready; Snakemake's rules set no priority,
-so its choice among equal rewards is not modelled exactly) and ``critical`` (longest remaining path first, what
-``priority:`` directives could get). Both are reported.
+so its choice among equal rewards is not modelled exactly) and ``critical`` (longest remaining path first: a
+what-if for an order that rule priorities or ``--prioritize`` could approach). Both are reported.
 """
 from __future__ import annotations
 
@@ -548,6 +548,7 @@ def project(dag: list[Job], measured: dict, cfg: dict, scenarios, accounting: st
     costs = stage_costs(measured)
     jobs = fresh_dag(dag)
     notes = cost_jobs(jobs, costs, cfg, accounting)
+    notes["why_not_measured"] = {rule: UNMEASURED[rule] for rule in notes["unmeasured"]}
     target = next((j.id for j in jobs if j.rule == "evaluate_deeplab" and j.wildcards.get("row") == chain_row), None)
     out = {"device": measured.get("device"), "torch": measured.get("torch"), "accounting": accounting,
            "jobs": len(jobs), "jobs_by_rule": {}, "not_measured": notes, "stage_s_per_unit": costs}
@@ -558,17 +559,18 @@ def project(dag: list[Job], measured: dict, cfg: dict, scenarios, accounting: st
         chain_vs = ancestors(fresh_dag(dag), target)
         cost_jobs(chain_vs, costs, cfg, "voc_scale")
         totals = stage_totals(chain_vs)
-        serial = serial_projection(totals, costs, int(measured.get("cores", 16)))
+        cores = int(measured.get("cores", 16))  # the cores voc_scale.py's sum spreads the CPU stages over
+        serial = serial_projection(totals, costs, cores)
         chain = ancestors(jobs, target)
-        one_vs = summarize(chain_vs, schedule(chain_vs, 1, 16), 1, 16)
-        one = summarize(chain, schedule(chain, 1, 16), 1, 16)
+        one_vs = summarize(chain_vs, schedule(chain_vs, 1, cores), 1, cores)
+        one = summarize(chain, schedule(chain, 1, cores), 1, cores)
         out["chain"] = {
             "row": chain_row, "jobs": len(chain), "stage_units": totals,
             "serial_minutes_by_stage": {k: None if v is None else v / 60 for k, v in serial.items()},
             "serial_minutes": None if None in serial.values() else sum(serial.values()) / 60,
             "voc_scale_projected_minutes": measured.get("projected_minutes"),
-            "dag_1gpu_16cores_voc_scale_accounting": one_vs,
-            "dag_1gpu_16cores": one,
+            "list_scheduled_1gpu_voc_scale_accounting": one_vs,
+            "list_scheduled_1gpu": one,
             "critical_path_minutes": critical_path(chain)[0] / 60,
         }
     length, path = critical_path(jobs)
@@ -590,7 +592,6 @@ def project(dag: list[Job], measured: dict, cfg: dict, scenarios, accounting: st
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    sys.path.insert(0, str(ROOT))
     measured = json.loads(Path(args.costs).read_text())
     if measured.get("small"):
         print("note: the costs come from a --small (smoke) run of voc_scale.py: not a projection of anything")
@@ -620,12 +621,12 @@ def main(argv=None) -> int:
         print("  stages the JSON did not measure (their jobs counted as 0 s): " + ", ".join(nm["missing_stage"]))
     c = out.get("chain")
     if c:
-        print(f"\nThe {c['row']} row alone ({c['jobs']} jobs), 1 GPU + 16 cores:")
+        print(f"\nThe {c['row']} row alone ({c['jobs']} jobs), 1 GPU + {c['list_scheduled_1gpu']['cores']} cores:")
         vs = c["voc_scale_projected_minutes"]
         serial = "incomplete" if c["serial_minutes"] is None else f"{c['serial_minutes']:.1f} min"
         print(f"  voc_scale.py's serial sum recomputed from the DAG's jobs: {serial}"
               + (f" (voc_scale.py: {vs:.1f} min)" if vs is not None else ""))
-        vs_run, run = c["dag_1gpu_16cores_voc_scale_accounting"], c["dag_1gpu_16cores"]
+        vs_run, run = c["list_scheduled_1gpu_voc_scale_accounting"], c["list_scheduled_1gpu"]
         print(f"  list-scheduled, voc_scale.py's costs: {vs_run['minutes']:.1f} min")
         print(f"  list-scheduled, {args.accounting} accounting: {run['minutes']:.1f} min "
               f"(critical path {c['critical_path_minutes']:.1f} min)")

@@ -2,6 +2,8 @@
 the dry-run parser, and the Mat-Label chain of the saved VOC DAG against voc_scale.py's own projection."""
 import json
 import math
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -173,6 +175,9 @@ def test_the_saved_voc_dag_has_every_row_of_tables_1_and_2():
     assert counts["train_classifier"] == 3 and counts["export_cams"] == 48 and counts["matting_labels"] == 32
     assert counts["train_irn"] == 5 and counts["random_walk"] == 80 and counts["train_deeplab"] == 3
     assert {j.gpu for j in jobs if j.rule in ("train_deeplab", "export_cams", "random_walk")} == {1}
+    deeplab = next(j for j in jobs if j.id == "train_deeplab[row=matlabel]")
+    walks = [d for d in deeplab.deps if d.startswith("random_walk")]
+    assert walks == [f"random_walk[row=matlabel,shard={k}]" for k in range(16)]  # every shard, in order
     cfg = npj.load_config()
     for j in jobs:  # every rule of the DAG is costed or listed as not measured
         npj.job_parts(j.rule, j.wildcards, cfg)
@@ -206,7 +211,7 @@ def test_projection_of_the_saved_dag_is_bounded_and_more_cards_help():
     chain = out["chain"]
     assert chain["serial_minutes"] == pytest.approx(measured["projected_minutes"])
     # the code's second CRF per confident image only adds work
-    assert chain["dag_1gpu_16cores"]["minutes"] >= chain["dag_1gpu_16cores_voc_scale_accounting"]["minutes"]
+    assert chain["list_scheduled_1gpu"]["minutes"] >= chain["list_scheduled_1gpu_voc_scale_accounting"]["minutes"]
 
 
 def test_the_gantt_chart_is_written(tmp_path):
@@ -231,3 +236,11 @@ def test_a_partial_costs_json_projects_the_measured_stages_and_says_what_is_miss
     assert out["chain"]["serial_minutes"] is None and out["chain"]["serial_minutes_by_stage"]["deeplab"] is None
     full, _, _ = npj.project(saved_dag(), json.loads(H200.read_text()), npj.load_config(), [(1, 16)])
     assert out["work"]["gpu_job_minutes"] < full["work"]["gpu_job_minutes"]
+
+
+def test_device_all_parses_and_its_step_limits_fit_one_device_call():
+    script = ROOT / "bench" / "device_all.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    limits = {m.group(1): int(m.group(2)) for m in re.finditer(r"^step (\w+) (\d+) ", script.read_text(), re.M)}
+    assert set(limits) == {"setup", "voc_scale", "d2cam", "determinism", "matting", "projection"}
+    assert sum(limits.values()) <= 590  # one call of the device tool: at most 600 s
