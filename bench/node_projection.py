@@ -584,9 +584,14 @@ def project(dag: list[Job], measured: dict, cfg: dict, scenarios, accounting: st
             out["scenarios"].append({**summarize(jobs, runs, gpus, cores), "order": order})
             if order == "fifo":
                 fifo[(gpus, cores)] = runs
-    work = {"gpu_job_minutes": sum(j.seconds for j in jobs if j.gpu) / 60,
-            "cpu_job_core_minutes": sum(j.seconds * j.threads for j in jobs if not j.gpu) / 60}
-    out["work"] = work
+    by_rule = {}
+    for j in jobs:
+        if j.seconds:
+            key = f"{j.rule} ({'GPU-min' if j.gpu else 'core-min'})"
+            by_rule[key] = by_rule.get(key, 0.0) + j.seconds * (1 if j.gpu else j.threads) / 60
+    out["work"] = {"gpu_job_minutes": sum(j.seconds for j in jobs if j.gpu) / 60,
+                   "cpu_job_core_minutes": sum(j.seconds * j.threads for j in jobs if not j.gpu) / 60,
+                   "by_rule": dict(sorted(by_rule.items(), key=lambda kv: -kv[1]))}
     return out, jobs, fifo
 
 

@@ -208,6 +208,8 @@ def test_projection_of_the_saved_dag_is_bounded_and_more_cards_help():
         assert s["minutes"] >= max(s["lower_bound_minutes"].values()) - 1e-9
     assert by[(1, 16, "fifo")]["minutes"] >= out["work"]["gpu_job_minutes"]  # one card does all the GPU work
     assert by[(8, 128, "fifo")]["minutes"] < by[(1, 16, "fifo")]["minutes"]
+    assert sum(v for k, v in out["work"]["by_rule"].items() if k.endswith("(GPU-min)")) == pytest.approx(
+        out["work"]["gpu_job_minutes"])
     chain = out["chain"]
     assert chain["serial_minutes"] == pytest.approx(measured["projected_minutes"])
     # the code's second CRF per confident image only adds work
@@ -220,8 +222,7 @@ def test_the_gantt_chart_is_written(tmp_path):
     assert (tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.slow
-def test_the_saved_dag_is_the_one_snakemake_plans_now():
+def test_the_saved_dag_is_the_one_snakemake_plans_now():  # a dry run, seconds
     jobs, _ = npj.snakemake_dag(["results/table1.csv", "results/table2.csv"])
     assert npj.dag_to_json(jobs) == json.loads(SAVED_DAG.read_text())["jobs"], (
         "the workflow's DAG changed: rerun bench/node_projection.py --save-dag bench/results/voc_tables12_dag.json")
