@@ -9,15 +9,16 @@
 #   .venv/bin/pip download --no-deps -d .whl pymatting==1.1.16
 #   .venv/bin/pip download --no-deps --no-binary :all: -d .whl pydensecrf2==1.1
 # and call the device tool with: command "bash bench/device_all.sh", carry [".whl"], timeout_s 600.
-# Steps (STEPS="setup voc_scale ..." runs a subset, e.g. to split the work over two calls):
+# Steps (STEPS="setup voc_scale ..." runs a subset, e.g. to split the work over two calls; COSTS=file.json gives the
+# projection a voc_scale JSON of an earlier call):
 #   setup        the GPU's name, torch, the two wheels                                         100 s
 #   voc_scale    bench/voc_scale.py: per-unit cost of every stage, the Mat-Label row projected  210 s
 #   d2cam        bench/d2cam_throughput.py: CAM vs D2CAM training step                          45 s
 #   determinism  bench/cuda_determinism.py: trainings and maps twice, bit-identical or not      120 s
 #   matting      bench/matting.py --device cuda at two band widths (bench/device_matting.sh)    70 s
 #   projection   bench/node_projection.py on the fresh voc_scale JSON and the saved DAG         30 s
-# Writes <step>_<card>.json / .log (card: h100, h200, ... from nvidia-smi; CARD= to set it) and device_all_<card>.status
-# (each step's exit status and seconds; 124 = its timeout).
+# Writes <step>_<card>.json / .log (card: h100, h200, ... from nvidia-smi; CARD= to set it), device_all_<card>.status
+# (each step's exit status, seconds and end time; 124 = its timeout) and gpu_util_<card>.csv (utilisation, memory, 1/s).
 set -u
 SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$SELF")/.."
@@ -51,12 +52,13 @@ step() {
   fi
   rc=$?
   tail -n 25 "$DEST/${name}_$CARD.log"
-  echo "$name rc=$rc $((SECONDS - t0))s" | tee -a "$STATUS"
+  echo "$name rc=$rc $((SECONDS - t0))s ended $(date -u +%FT%TZ)" | tee -a "$STATUS"
 }
 
 setup() {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-  $PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA')"
+  $PY -c "import torch; print('torch', torch.__version__,
+                              torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA')"
   if [ "$SMOKE" != 1 ] && ! $PY -c "import pymatting, pydensecrf.densecrf" 2>/dev/null; then
     ls .whl/pymatting-*.whl .whl/pydensecrf2-*.tar.gz || { echo "no .whl/ (see the header of $0)"; return 3; }
     $PY -m pip install --no-index --no-deps .whl/pymatting-*.whl 2>&1 | tail -2
@@ -82,7 +84,8 @@ fi
 matting() {
   local band
   for band in $BANDS; do
-    $PY bench/matting.py "${MAT_ARGS[@]}" --band "$band" --skip-pymatting --json "$DEST/matting_${CARD}_band$band.json" || return
+    $PY bench/matting.py "${MAT_ARGS[@]}" --band "$band" --skip-pymatting \
+        --json "$DEST/matting_${CARD}_band$band.json" || return
   done
 }
 
@@ -95,14 +98,23 @@ mkdir -p "$DEST"
 STATUS="$DEST/device_all_$CARD.status"
 : > "$STATUS"
 echo "device_all: steps [$STEPS], python $PY, results in $DEST, card $CARD, smoke $SMOKE"
+echo "started $(date -u +%FT%TZ)" >> "$STATUS"
+# the card's utilisation and memory once a second through all the steps (the status gives each step's end)
+SAMPLER=
+if [ "$SMOKE" != 1 ] && command -v nvidia-smi > /dev/null; then
+  nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,nounits -lms 1000 \
+    > "$DEST/gpu_util_$CARD.csv" 2> /dev/null &
+  SAMPLER=$!
+fi
 step setup 100 setup
 step voc_scale 210 $PY bench/voc_scale.py "${VOC_ARGS[@]}" --out "$DEST/voc_scale_$CARD.json"
 step d2cam 45 $PY bench/d2cam_throughput.py "${D2_ARGS[@]}"
 step determinism 120 $PY bench/cuda_determinism.py "${DET_ARGS[@]}" --out "$DEST/cuda_determinism_$CARD.json"
 step matting 70 matting
 # the saved DAG (bench/results/voc_tables12_dag.json): the device image has no Snakemake
-step projection 30 $PY bench/node_projection.py --costs "$DEST/voc_scale_$CARD.json" \
+step projection 30 $PY bench/node_projection.py --costs "${COSTS:-$DEST/voc_scale_$CARD.json}" \
   --dag bench/results/voc_tables12_dag.json --out "$DEST/node_projection_$CARD.json" \
   --png "$DEST/node_projection_$CARD.png"
+if [ -n "$SAMPLER" ]; then kill "$SAMPLER" 2> /dev/null; fi
 echo "== status ($STATUS)"
 cat "$STATUS"

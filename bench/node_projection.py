@@ -231,6 +231,8 @@ def job_parts(rule: str, wildcards: dict, cfg: dict, accounting: str = "code") -
             proxies.append(f"{wildcards['method']} map export costed as D2CAM's")
         return (("export", images),), proxies
     if rule == "matting_labels":
+        if str(cfg["matting"]["device"]) != "cpu":
+            proxies.append("matting on the GPU (matting.device) costed as the measured CPU matting")
         return (("matting", images),), proxies
     if rule == "crf_labels":
         return (("crf_label", images),), proxies

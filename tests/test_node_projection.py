@@ -64,6 +64,13 @@ def test_threads_are_capped_at_the_cores_and_a_gpu_job_needs_a_card():
         npj.schedule([job("g", 1, gpu=1)], gpus=0, cores=4)
 
 
+def test_fifo_takes_the_job_that_became_ready_first():
+    # one core; "a1" (2 s) then its child "a2"; "b" waits from 0. At t=2 both are ready: b (ready since 0) goes
+    # first although a2 comes first in the ids' order
+    dag = [job("a1", 2), job("a2", 1, deps=["a1"]), job("b", 3, threads=1)]
+    assert spans(npj.schedule(dag, gpus=0, cores=1)) == {"a1": (0, 2), "b": (2, 5), "a2": (5, 6)}
+
+
 def test_critical_order_runs_the_long_chain_first():
     # two cores; A and B take 4 s, C (1 s) leads to D (6 s): fifo starts A and B, then C and D (11 s);
     # longest-path-first starts C and A, then D at 1 and B at 4 (8 s)
@@ -149,6 +156,9 @@ def test_job_parts_follow_the_recipes():
     assert npj.job_parts("evaluate_deeplab", {"row": "matlabel"}, cfg)[0] == (
         ("deeplab_predict", 1449), ("crf_deeplab", 1449))
     assert npj.job_parts("threshold_labels", {"row": "cam", "shard": "3"}, cfg) == ((), [])
+    gpu_matting = {**cfg, "matting": {**cfg["matting"], "device": "cuda"}}
+    assert npj.job_parts("matting_labels", {"row": "matlabel", "shard": "0"}, gpu_matting)[1] == [
+        "matting on the GPU (matting.device) costed as the measured CPU matting"]
     with pytest.raises(ValueError, match="no cost mapping"):
         npj.job_parts("a_new_rule", {}, cfg)
 
