@@ -66,6 +66,7 @@ STAGE_ON = {"cam": "gpu", "d2cam": "gpu", "export": "gpu", "matting": "cpu", "cr
 UNMEASURED = {
     "download_archive": "network-bound, left out as in voc_scale.py",
     "prepare_voc12": "unpacking, left out as in voc_scale.py",
+    "synthesize_dataset": "drawing the synthetic dataset (config/voc-scale.yaml), dataset preparation",
     "imagenet_weights": "a file copy",
     "dataset_content": "content stamps of the dataset",
     "evaluate_floor": "scores an all-background prediction",
@@ -315,12 +316,20 @@ class Run:
     cards: tuple
 
 
-def bottom_levels(jobs: list[Job]) -> dict[str, float]:
-    """Each job's longest path to the end of the DAG, its own duration included."""
+def children_of(jobs: list[Job]) -> dict[str, list[str]]:
+    """{job id: the ids of the jobs that need it}; raises on a dependency that is not a job of the DAG."""
     children = {j.id: [] for j in jobs}
     for j in jobs:
         for d in j.deps:
+            if d not in children:
+                raise ValueError(f"{j.id} needs {d}, which is not a job of the DAG")
             children[d].append(j.id)
+    return children
+
+
+def bottom_levels(jobs: list[Job]) -> dict[str, float]:
+    """Each job's longest path to the end of the DAG, its own duration included."""
+    children = children_of(jobs)
     by_id = {j.id: j for j in jobs}
     level = {}
     for jid in reversed(topological_order(jobs)):
@@ -331,12 +340,7 @@ def bottom_levels(jobs: list[Job]) -> dict[str, float]:
 def topological_order(jobs: list[Job]) -> list[str]:
     """Job ids, every job after the jobs it needs (Kahn's algorithm, ties in natural order of the ids)."""
     pending = {j.id: len(j.deps) for j in jobs}
-    children = {j.id: [] for j in jobs}
-    for j in jobs:
-        for d in j.deps:
-            if d not in children:
-                raise ValueError(f"{j.id} needs {d}, which is not a job of the DAG")
-            children[d].append(j.id)
+    children = children_of(jobs)
     ready = sorted((jid for jid, n in pending.items() if n == 0), key=natural_key)
     order = []
     while ready:
@@ -384,10 +388,7 @@ def schedule(jobs: list[Job], gpus: int, cores: int, order: str = "fifo") -> dic
             raise ValueError(f"{j.id} needs {j.gpu} GPUs, the node has {gpus}")
     topo = {jid: i for i, jid in enumerate(topological_order(jobs))}
     level = bottom_levels(jobs) if order == "critical" else {}
-    children = {j.id: [] for j in jobs}
-    for j in jobs:
-        for d in j.deps:
-            children[d].append(j.id)
+    children = children_of(jobs)
     pending = {j.id: len(j.deps) for j in jobs}
     ready = {jid: 0.0 for jid, n in pending.items() if n == 0}
     free_cores, free_cards = cores, list(range(gpus))
@@ -613,6 +614,9 @@ def main(argv=None) -> int:
         saved = json.loads(Path(args.dag).read_text())
         dag = dag_from_json(saved["jobs"])
     cfg = load_config(saved.get("configfiles") or [], saved.get("config") or [])
+    if cfg["dataset"] not in ("voc12", "synthetic_voc"):
+        sys.exit(f"node_projection costs VOC's sizes ({VOC_TRAIN_AUG:,} + {VOC_VAL:,} images); "
+                 f"the DAG is of dataset {cfg['dataset']!r}")
     scenarios = [scenario_key(s) for s in (args.scenario or DEFAULT_SCENARIOS)]
     out, jobs, fifo = project(dag, measured, cfg, scenarios, args.accounting, args.chain_row)
     out.update(costs=Path(args.costs).name, targets=saved.get("targets"), snakemake=saved.get("snakemake"),
