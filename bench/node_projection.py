@@ -26,7 +26,8 @@ ceil(10,582 / batch), DeepLab's iterations) x the measured step; per-shard jobs 
 n takes ids[k::n], matlabel/shards.py) x the measured per-image cost, one image after the other as the scripts
 loop; ``evaluate_deeplab`` = 1,449 x (multi-scale inference + DeepLab CRF), one after the other in one job (the
 script's loop, the CRF on one core). Proxies, said so in the JSON: ReCAM's training step is costed as the plain
-CAM step (ReCAM's extra pass over class-masked features is not timed), every method's map export as D2CAM's. Jobs
+CAM step (ReCAM's class-wise features and class predictor on top of it are not timed), every method's map export
+as D2CAM's. Jobs
 with no measured cost are counted as 0 s and listed by rule: downloads and dataset preparation (left out as in
 voc_scale.py), the ImageNet weights copy, the threshold seeds, the evaluations on VOC train, the tables.
 
