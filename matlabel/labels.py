@@ -139,7 +139,7 @@ def confident_labels(image: np.ndarray, maps: np.ndarray, classes, fg_threshold:
     srgb 5) unless ``crf_params`` is None. ``maps`` are CAM-like maps (threshold rows, IRN: 0.30 / 0.05) or
     matting alphas (matting rows); (k, H, W) in [0, 1] for the k ``classes``. Returns (H, W) uint8.
     """
-    from matlabel.crf import refine
+    from matlabel.crf import refine_all
 
     h, w = image.shape[:2]
     if len(classes) == 0:
@@ -148,7 +148,7 @@ def confident_labels(image: np.ndarray, maps: np.ndarray, classes, fg_threshold:
     fg = threshold_labels(maps, classes, fg_threshold)
     bg = threshold_labels(maps, classes, bg_threshold)
     if crf_params is not None:
-        fg, bg = refine(image, fg, present, crf_params), refine(image, bg, present, crf_params)
+        fg, bg = refine_all(image, [fg, bg], present, crf_params)
     conf = fg.copy()
     conf[fg == 0] = 255  # not confidently foreground ...
     conf[(fg == 0) & (bg == 0)] = 0  # ... unless confidently background

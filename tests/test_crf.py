@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from matlabel.crf import CRFParams, refine, refine_probs, row_unary
+from matlabel.crf import CRFParams, refine, refine_all, refine_probs, row_unary
 
 H, W, EDGE = 48, 64, 32  # two-colour image: columns < EDGE red (class 3), the rest blue (background)
 RED, BLUE = (200, 30, 30), (30, 40, 190)
@@ -45,6 +45,23 @@ def test_label_not_in_present_raises():
     labels[0, 0] = 7
     with pytest.raises(ValueError, match=r"\[7\].*not in present"):
         refine(img, labels, [0, 3])
+
+
+def test_refine_all_equals_refine_of_each_map():
+    """One CRF for several maps of an image (the lattice built once) gives exactly each map's own refine,
+    whatever the order; a single present label short-cuts for every map."""
+    img, truth = two_colour()
+    maps = [salt(truth, 0.25, seed=1), salt(truth, 0.4, seed=2), np.full((H, W), 255, np.uint8)]
+    params = CRFParams(bilateral_srgb=13.0)
+    together = refine_all(img, maps, [0, 3], params)
+    assert len(together) == 3
+    for got, labels in zip(together, maps):
+        np.testing.assert_array_equal(got, refine(img, labels, [0, 3], params))
+    assert not np.array_equal(together[0], together[1]) or not np.array_equal(maps[0], maps[1])
+    for got, labels in zip(refine_all(img, maps[::-1], [0, 3], params), maps[::-1]):
+        np.testing.assert_array_equal(got, refine(img, labels, [0, 3], params))
+    only = np.where(truth == 3, 3, 255).astype(np.uint8)
+    assert all(np.all(m == 3) for m in refine_all(img, [only, only], [3]))
 
 
 def test_crf_cleans_salt_noise():
