@@ -179,24 +179,28 @@ def matting_image(cfg: dict, examples):
     return run
 
 
-def crf_image(examples, params_name: str):
-    """DenseCRF of one image: the label CRF of the confident regions (rule ir_labels) or DeepLab's CRF on
-    21-class probabilities restricted to the present labels (rule evaluate_deeplab)."""
-    from matlabel.crf import CRFParams, refine, refine_probs
-    from matlabel.deeplab import DEEPLAB_CRF
+def crf_image(cfg: dict, examples, params_name: str):
+    """The CRF work of one image as its rule does it: ``label``, the confident regions of rule ir_labels
+    (``labels.confident_labels``: IRN's two label CRFs, foreground- and background-sure, on the row's maps at the
+    matting rows' thresholds); ``deeplab``, DeepLab's evaluation CRF of rule evaluate_deeplab
+    (``deeplab.segment`` over all 21 classes, as the reference's main.py ``crf``)."""
+    from matlabel.crf import CRFParams
+    from matlabel.deeplab import DEEPLAB_CRF, segment
+    from matlabel.labels import confident_labels
 
     it = iter(range(10**9))
+    crf = CRFParams.from_mapping(cfg["irn"]["crf"])
+    conf = cfg["irn"]["confident"]["matting"] or {"fg": cfg["trimap"]["eps_fg"], "bg": cfg["trimap"]["eps_bg"]}
+    inputs = [(ex.image, soft_maps(ex.mask, ex.labels), ex.labels) for ex in examples if ex.labels]
+    probs = np.moveaxis(np.random.default_rng(0).dirichlet(np.ones(21), size=examples[0].mask.shape), -1, 0)
+    probs = probs.astype(np.float32)
 
     def run():
-        ex = examples[next(it) % len(examples)]
-        present = [0, *ex.labels]
+        image, maps, labels = inputs[next(it) % len(inputs)]
         if params_name == "label":
-            labels = np.where(ex.mask == 255, 255, ex.mask).astype(np.uint8)
-            refine(ex.image, labels, present, CRFParams(bilateral_sxy=50, bilateral_srgb=5))
+            confident_labels(image, maps, labels, conf["fg"], conf["bg"], crf)
         else:
-            probs = np.random.default_rng(0).dirichlet(np.ones(21), size=ex.mask.shape).astype(np.float32)
-            probs = np.moveaxis(probs, -1, 0)
-            refine_probs(ex.image, probs[present] / probs[present].sum(0, keepdims=True), present, DEEPLAB_CRF)
+            segment(image, probs[:, :image.shape[0], :image.shape[1]], DEEPLAB_CRF, "all")
 
     return run
 
@@ -370,13 +374,13 @@ def main() -> int:
         "d2cam": lambda: classifier_step("d2cam", cfg, device, ARGS.small),
         "export": lambda: export_image(cfg, device, examples, ARGS.small),
         "matting": lambda: matting_image(cfg, examples),
-        "crf_label": lambda: crf_image(examples, "label"),
+        "crf_label": lambda: crf_image(cfg, examples, "label"),
         "irn": lambda: irn_step(cfg, device, examples, ARGS.small),
         "walk": lambda: walk_image(cfg, device, examples, ARGS.small),
         "deeplab": lambda: deeplab_iteration(cfg, device, ARGS.small),
         "deeplab_5x2": lambda: deeplab_iteration(cfg, device, ARGS.small, reference_loop=True),
         "deeplab_predict": lambda: deeplab_predict_image(cfg, device, examples, ARGS.small),
-        "crf_deeplab": lambda: crf_image(examples, "deeplab"),
+        "crf_deeplab": lambda: crf_image(cfg, examples, "deeplab"),
         "loader": lambda: loader_image(cfg, examples, ARGS.small),
     }
     results = {"device": name, "torch": torch.__version__, "preset": ARGS.config, "cores": ARGS.cores,
