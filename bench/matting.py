@@ -195,8 +195,8 @@ def load_baseline(rev: str):
 #: --profile: the functions of matlabel.matting (and pymatting's tree build) whose own time makes each phase.
 PHASES = {"neighbour search (kd-tree queries)": ("_bounded_knn_kernel", "_bounded_knn"),
           "kd-tree builds (pymatting)": ("_make_tree",),
-          "window bounds": ("_window_colour_d2", "_kth_distance_bound", "partition", "_features"),
-          "Laplacian assembly": ("_edge_count_kernel", "_edge_fill_kernel", "_laplacian_csr_kernel",
+          "window bounds": ("_window_colour_d2", "_kth_distance_bound", "<method 'partition' of 'numpy.ndarray' objects>"),
+          "Laplacian assembly": ("_edge_kernel", "_laplacian_csr_kernel",
                                  "_laplacian_from_edges", "_restrict_columns_kernel", "_restrict_columns"),
           "CG solve": ("_pcg_kernel", "_solve_classes")}
 

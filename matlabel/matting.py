@@ -201,9 +201,10 @@ def _bounded_knn_kernel(i0_inds, i1_inds, less_inds, more_inds, split_dims, boun
     return abandoned
 
 
-def _edge_count_kernel(query, nb, pos, counts):
-    """counts[pos[u]] += number of entries that the edges (query[i], nb[i, j]) (self-loops dropped) put in row
-    u of W = A + A^T, for the rows u with pos[u] >= 0."""
+def _edge_kernel(query, nb, pos, fill, cols, write):
+    """Walks the edges (query[i], nb[i, j]) (self-loops dropped) of W = A + A^T: each puts an entry in row u = pos[q]
+    (column p) and in row pos[p] (column q), for the rows with pos >= 0. ``write`` False: counts them
+    (``fill[row] += 1``); True: writes each entry's column at ``cols[fill[row]]`` and advances ``fill[row]``."""
     for i in range(query.shape[0]):
         q = query[i]
         pq = pos[q]
@@ -211,28 +212,11 @@ def _edge_count_kernel(query, nb, pos, counts):
             p = nb[i, j]
             if p == q:
                 continue
-            if pq >= 0:
-                counts[pq] += 1
-            if pos[p] >= 0:
-                counts[pos[p]] += 1
-
-
-def _edge_fill_kernel(query, nb, pos, fill, cols):
-    """Writes the column of each entry counted by ``_edge_count_kernel`` at ``cols[fill[row]]`` (fill advances)."""
-    for i in range(query.shape[0]):
-        q = query[i]
-        pq = pos[q]
-        for j in range(nb.shape[1]):
-            p = nb[i, j]
-            if p == q:
-                continue
-            if pq >= 0:
-                cols[fill[pq]] = p
-                fill[pq] += 1
-            pp = pos[p]
-            if pp >= 0:
-                cols[fill[pp]] = q
-                fill[pp] += 1
+            for row, col in ((pq, p), (pos[p], q)):
+                if row >= 0:
+                    if write:
+                        cols[fill[row]] = col
+                    fill[row] += 1
 
 
 def _laplacian_csr_kernel(indptr, cols, row_idx, seen, out_indptr, out_indices, out_data):
@@ -281,14 +265,15 @@ def _laplacian_from_edges(passes, row_idx: np.ndarray, pos: np.ndarray, n: int) 
     kernels: scipy's COO -> CSR, duplicate sum and column sort took a fifth of a matting call."""
     m = row_idx.size
     counts = np.zeros(m, np.int64)
+    cols = np.empty(0, np.int32)
     for query, nb in passes:
-        _jit(_edge_count_kernel)(query, nb, pos, counts)
+        _jit(_edge_kernel)(query, nb, pos, counts, cols, False)
     indptr = np.zeros(m + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])
     cols = np.empty(indptr[-1], np.int32)
     fill = indptr[:-1].copy()
     for query, nb in passes:
-        _jit(_edge_fill_kernel)(query, nb, pos, fill, cols)
+        _jit(_edge_kernel)(query, nb, pos, fill, cols, True)
     out_indptr = np.zeros(m + 1, np.int64)
     out_indices = np.empty(cols.size + m, np.int32)
     out_data = np.empty(cols.size + m, np.float64)
