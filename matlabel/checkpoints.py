@@ -1,7 +1,7 @@
 """Model checkpoints, each writer beside its reader, and reading parts of them (a classifier's trunk as another
 network's starting point).
 
-A trained model (``results/<dataset>/<method>/model.pt``, IRN's and DeepLab's ``model.pt``) is
+A trained model (``results/<dataset>/maps/<method>/model.pt``, IRN's and DeepLab's ``rows/<row>/.../model.pt``) is
 ``{"model": state_dict, "meta": the training's config and code version, "history": per-epoch or per-iteration
 losses}``; a resume checkpoint (``<model>.resume``) adds ``optimizer``, ``torch_rng`` and the progress
 (``epoch`` or ``iteration``), kept at :func:`resume_path` while the model trains. Both go through ``torch.save``

@@ -159,16 +159,40 @@ def init_model(wildcards):
     source = config[config_section(wildcards.method)].get("init_from")
     if not source:
         return {}
-    return {"init": f"results/{wildcards.dataset}/{source}/model.pt"}
+    return {"init": f"{maps_dir(wildcards.dataset, source)}/model.pt"}
+
+
+# The path scheme (written out at the top of the Snakefile): one vocabulary per path segment,
+#   results/<dataset>/maps/<method>/...   a map method's classifier, exported maps and their threshold seed's score
+#   results/<dataset>/rows/<row>/...      a Table 1/2 row's pseudo-labels per stage, its IRN and its DeepLab-v2
+def maps_dir(dataset, method):
+    return f"results/{dataset}/maps/{method}"
+
+
+def row_dir(dataset, row):
+    return f"results/{dataset}/rows/{row}"
+
+
+def row_maps(wildcards):
+    """The shard of exported maps a row's labels come from: its map method's (SOURCES)."""
+    return f"{maps_dir(wildcards.dataset, SOURCES[wildcards.row][0])}/shard{wildcards.shard}"
 
 
 def row_seed_inputs(wildcards):
     """The maps a row refines: its method's exported maps, plus the seed shard (alphas) for matting rows."""
-    method, labeler = SOURCES[wildcards.row]
-    inputs = {"cams": f"results/{wildcards.dataset}/{method}/cams/shard{wildcards.shard}"}
-    if labeler == "matting":
-        inputs["seed"] = f"results/{wildcards.dataset}/{wildcards.row}/seed/shard{wildcards.shard}"
+    inputs = {"cams": row_maps(wildcards)}
+    if SOURCES[wildcards.row][1] == "matting":
+        inputs["seed"] = f"{row_dir(wildcards.dataset, wildcards.row)}/seed/shard{wildcards.shard}"
     return inputs
+
+
+def row_eval(dataset, row, stage):
+    """The score of a Table 1 row at a stage: a threshold row's seed is its maps' (evaluate_cams, with the
+    background-threshold sweep), every other one its labels' (evaluate_labels)."""
+    method, labeler = SOURCES[row]
+    if stage == "seed" and labeler == "threshold":
+        return f"{maps_dir(dataset, method)}/eval.json"
+    return f"{row_dir(dataset, row)}/{stage}/eval.json"
 
 
 def trunk_input(section):
@@ -176,7 +200,7 @@ def trunk_input(section):
 
     def inputs(wildcards):
         source = config[section].get("backbone_from")
-        return {"backbone": f"results/{wildcards.dataset}/{source}/model.pt"} if source else {}
+        return {"backbone": f"{maps_dir(wildcards.dataset, source)}/model.pt"} if source else {}
 
     return inputs
 
@@ -197,7 +221,7 @@ def imagenet_input(model, section=None):
 
 def map_shards(dataset, method):
     """Every shard folder of a method's exported maps."""
-    return expand("results/{dataset}/{method}/cams/shard{shard}", dataset=dataset, method=method, shard=SHARDS)
+    return expand("results/{dataset}/maps/{method}/shard{shard}", dataset=dataset, method=method, shard=SHARDS)
 
 
 def cam_shards(wildcards):
@@ -237,14 +261,14 @@ def deeplab_evals(wildcards, table):
     rows = [r for r in config[table]["methods"] if r in SEG_ROWS]
     if table == "table3" and wildcards.dataset != "coco14":
         return []  # Table 3 is COCO's; other datasets get a table of "not run" cells
-    return expand("results/{dataset}/{row}/deeplab/eval.json", dataset=wildcards.dataset, row=rows)
+    return expand("results/{dataset}/rows/{row}/deeplab/eval.json", dataset=wildcards.dataset, row=rows)
 
 
 def voc_test_archives(wildcards):
     if wildcards.dataset != "voc12" or not config["deeplab"].get("voc_test"):
         return []
     rows = [r for r in config["table2"]["methods"] if r in SEG_ROWS]
-    return expand("results/{dataset}/{row}/deeplab/voc12_test.tar", dataset=wildcards.dataset, row=rows)
+    return expand("results/{dataset}/rows/{row}/deeplab/voc12_test.tar", dataset=wildcards.dataset, row=rows)
 
 
 # Bring the content stamps written by earlier runs up to date with the dataset's files before Snakemake plans the

@@ -117,8 +117,8 @@ def runs(slurm_cluster, tmp_path_factory):
     first_jobs = submitted_jobs(output(first))
     first_log = (wd / "logs/synthetic/dataset_content/no_such_split.masks.log").read_text()
     first_table = (wd / target).exists()
-    finished = {p: p.stat().st_mtime_ns for p in [wd / "results/synthetic/cam/model.pt",
-                                                  *(wd / "results/synthetic/cam/cams").glob("shard*")]}
+    finished = {p: p.stat().st_mtime_ns for p in [wd / "results/synthetic/maps/cam/model.pt",
+                                                  *(wd / "results/synthetic/maps/cam").glob("shard*")]}
     second = run_snakemake(wd, target, *PROFILES, "--configfile", "config/demo.yaml", tiny, timeout=360)
     second_jobs = submitted_jobs(output(second))
     dry = run_snakemake(wd, target, *PROFILES, "--configfile", "config/demo.yaml", tiny, "-n", timeout=120)
