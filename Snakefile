@@ -52,3 +52,8 @@ rule all:
         "results/figures/fig5.png",
         "results/figures/eps_sensitivity.png",
         "results/runtimes.csv",
+
+
+# Last, after every rule: under a cluster profile, each rule that asks for a GPU (its `resources: gpu`) runs on the
+# GPU partition (config slurm.gpu_partition; a profile's set-resources for a rule still wins; rules/common.smk).
+route_gpu_rules(workflow.rules, config["slurm"], workflow.resource_settings.overwrite_resources)

@@ -47,7 +47,7 @@ rule matting_labels:
         bg_threshold=lambda wc: row_thresholds(wc)["seed"],  # the threshold seed an image falls back to
     threads: config["threads"]["matting_labels"]
     resources:
-        gpu=MATTING_GPU,  # 1 with matting.device: cuda (under the SLURM profile, route matting_labels to the GPU partition)
+        gpu=MATTING_GPU,  # 1 with matting.device: cuda (and then the GPU partition under a cluster profile)
     log:
         "logs/{dataset}/matting_labels/{row}/shard{shard}.log",
     benchmark:

@@ -240,31 +240,6 @@ def test_voc_dry_run_of_table2_trains_deeplab_per_row_and_exports_the_test_set(t
     assert counts["imagenet_weights"] == 2 and "resources/weights/resnet101-63fe2227.pth" in out  # + ResNet-50
 
 
-def gpu_rules() -> set[str]:
-    """Rules whose own `resources:` declare gpu=1, read from every rules/*.smk."""
-    found = set()
-    for path in sorted((ROOT / "rules").glob("*.smk")):
-        for match in re.finditer(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", path.read_text(), re.S | re.M):
-            resources = re.search(r"^    resources:\n((?:        .*\n)+)", match.group(2), re.M)
-            if resources and re.search(r"^\s+gpu=1,?$", resources.group(1), re.M):
-                found.add(match.group(1))
-    return found
-
-
-def test_every_gpu_rule_and_no_other_gets_the_gpu_partition_under_the_slurm_profile():
-    # the profile keeps its own list of GPU rules (set-resources); it had missed evaluate_deeplab and
-    # export_voc_test, which would have gone to the CPU partition
-    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
-    cpu_partition = profile["default-resources"]["slurm_partition"]
-    routed = {rule for rule, res in profile["set-resources"].items()
-              if res.get("slurm_partition", cpu_partition) != cpu_partition}
-    with_gpu = {rule for rule, res in profile["set-resources"].items() if res.get("gpu")}
-    declared = gpu_rules()
-    assert {"train_classifier", "export_cams", "train_irn", "random_walk", "train_deeplab", "evaluate_deeplab",
-            "export_voc_test"} <= declared
-    assert routed == declared and with_gpu == declared, (routed ^ declared, with_gpu ^ declared)
-
-
 def test_eps_sensitivity_plans_one_cell_per_method_and_eps_pair(tmp_path):
     """The ε grid (paper Sec. 3.2.2's claim) reuses the exported maps: only the cells, the table and figure are new."""
     out = snakemake(workdir(tmp_path), "-n", "results/figures/eps_sensitivity.png", "--cores", "16",
