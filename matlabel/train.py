@@ -95,8 +95,8 @@ class Plan:
     Training is ``units`` units (``progress``: ``"epoch"`` for the classifiers, ``"iteration"`` for DeepLab) of
     ``steps_per_unit`` optimiser steps each. ``rounds(start)`` is a generator that yields, for each unit from
     ``start`` on, the inputs of its steps (an epoch's batches; one iteration's sub-batches); ``step(inputs)`` runs the
-    forward and backward passes of one step and returns its loss terms as floats. The learning rate is updated every ``poly_every``
-    steps; a resume checkpoint is written every ``checkpoint_every`` units (the last one included).
+    forward and backward passes of one step and returns its loss terms as floats. The learning rate is updated every
+    ``poly_every`` steps; a resume checkpoint is written every ``checkpoint_every`` units (the last one included).
     """
 
     progress: str
@@ -203,7 +203,7 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, device: torch.devic
     """
     if len(dataset) == 0:  # else PyTorch's "num_samples=0" from the sampler
         raise ValueError("the training set is empty: no image of the training split has an object label")
-    amp = device.type == "cuda"
+    cuda = device.type == "cuda"
 
     def groups() -> list[dict]:
         pretrained, new = model.param_groups()
@@ -212,10 +212,11 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, device: torch.devic
 
     def step(batch: dict) -> dict[str, float]:
         batch = to_device(batch, device)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
             losses = loss_fn(model, batch)
         losses["total"].backward()
         return {k: float(v.detach()) for k, v in losses.items()}
 
-    plan = Plan("epoch", cfg.epochs, math.ceil(len(dataset) / cfg.batch_size), epoch_loaders(dataset, cfg, amp), step)
+    plan = Plan("epoch", cfg.epochs, math.ceil(len(dataset) / cfg.batch_size), epoch_loaders(dataset, cfg, pin=cuda),
+                step)
     return fit(model, groups, cfg, plan, device, out, extra)

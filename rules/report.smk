@@ -4,7 +4,9 @@
 rule table1:
     input:
         evals=lambda wc: [
-            row_eval(wc.dataset, row, stage) for row in config["table1"]["methods"] for stage in config["table1"]["stages"]
+            row_eval(wc.dataset, row, stage)
+            for row in config["table1"]["methods"]
+            for stage in config["table1"]["stages"]
         ],
         floor=f"results/{{dataset}}/floor/{config['splits']['eval_seed']}/eval.json",
     output:

@@ -160,7 +160,8 @@ def test_demo_end_to_end_tiny(tmp_path):
     shard = wd / "results" / "synthetic" / "rows" / "matlabel" / "seed" / "shard0"
     assert any(shard.glob("*.png")) and any(shard.glob("*_alpha.npz")) and (shard / "shard.json").exists()
     assert (wd / "results" / "synthetic" / "table1.md").exists()
-    assert sorted(p.name for p in (wd / "results" / "synthetic" / "maps" / "cam").glob("shard*")) == ["shard0", "shard1"]
+    maps = wd / "results" / "synthetic" / "maps" / "cam"
+    assert sorted(p.name for p in maps.glob("shard*")) == ["shard0", "shard1"]
     assert (wd / "logs" / "synthetic" / "train_classifier" / "cam.log").stat().st_size > 0
     # a second run has nothing to do
     again = snakemake(wd, "results/table1.csv", "--cores", "2", "--configfile", "config/demo.yaml", overlay, "-n")
@@ -266,5 +267,6 @@ def test_gpu_matting_makes_the_matting_rule_ask_for_a_gpu(tmp_path):
                     "--configfile", overlay).stdout
     job = out.split("rule matting_labels:")[1].split("\n\n")[0]
     assert "gpu=1" in job
-    plain = snakemake(wd, "-n", "results/voc12/rows/matlabel/seed/shard0", "--cores", "16", "--resources", "gpu=1").stdout
+    plain = snakemake(wd, "-n", "results/voc12/rows/matlabel/seed/shard0", "--cores", "16", "--resources",
+                      "gpu=1").stdout
     assert "gpu=0" in plain.split("rule matting_labels:")[1].split("\n\n")[0]
