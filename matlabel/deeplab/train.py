@@ -150,7 +150,6 @@ def _batches(dataset, cfg: SegConfig, start: int, pin: bool):
         epoch, pos = epoch + 1, 0
 
 
-
 def train_deeplab(model: DeepLabV2, dataset, cfg: SegConfig, device: torch.device, out: str | os.PathLike,
                   extra: dict | None = None) -> list[dict]:
     """Train DeepLab-v2 with the MSC loss on ``dataset`` (a ``SegDataset``) as main.py ``train`` does.
