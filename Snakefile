@@ -5,18 +5,19 @@
 #   snakemake results/runtimes.csv ... && snakemake results/runtimes.csv ... --report results/report.html
 # The data flow, stage by stage, is in docs/layout.md; each stage is one file under rules/.
 #
-# Paths (<ds> the dataset; <method> a map method: cam, recam, d2cam, d2cam_<variant>; <row> a Table 1/2 row: cam,
-# recam, d2cam, matlabel_recam, matlabel, matlabel_is; <k> a shard):
+# Paths: one vocabulary per segment (<ds> the dataset; <method> a map method: cam, recam, d2cam, d2cam_<variant>;
+# <row> a Table 1/2 row: cam, recam, d2cam, matlabel_recam, matlabel, matlabel_is; <stage> seed, crf, irn; <k> a shard):
 #   resources/<ds>/dataset.json, resources/<ds>/content/<split>.{images,masks}.json   the dataset and its stamps
-#   results/<ds>/<method>/model.pt, <method>/cams/shard<k>/<id>.npz               a classifier and its maps
-#   results/<ds>/<method>/seed/eval.json                                          a threshold row's seed score
-#   results/<ds>/<row>/{seed,crf,irn}/shard<k>/<id>.png, .../eval.json            a row's labels per stage
-#   results/<ds>/<row>/irn/model.pt, <row>/deeplab/{model.pt,eval.json,predictions/}
+#   results/<ds>/maps/<method>/model.pt, maps/<method>/shard<k>/<id>.npz            a classifier and its maps
+#   results/<ds>/maps/<method>/eval.json               the maps' threshold seed scored (with the threshold sweep)
+#   results/<ds>/rows/<row>/<stage>/shard<k>/<id>.png, rows/<row>/<stage>/eval.json   a row's labels per stage
+#   results/<ds>/rows/<row>/ir_label/shard<k>/, rows/<row>/irn/model.pt               its IRN
+#   results/<ds>/rows/<row>/deeplab/{model.pt,eval.json,predictions/,voc12_test.tar}  its DeepLab-v2
 #   results/<ds>/floor/<split>/eval.json, results/<ds>/table5/<matting>_<rule>.json,
 #   results/<ds>/eps_sensitivity/<method>/fg<e>_bg<e>.json
 #   results/<ds>/tableN.{csv,md}, results/<ds>/figures/*.png  ->  copied to results/ for the configured dataset
-# A threshold row is named as its map method (row cam = method cam), so results/<ds>/cam/seed/eval.json has two
-# rules that can make it; ruleorder picks evaluate_cams (with its threshold sweep).
+# A threshold row (cam, recam, d2cam) labels the maps of the method of its name; the tables take its seed score from
+# maps/<method>/eval.json (with the sweep), its other stages from rows/<row>/ (rules/common.smk row_eval).
 
 from snakemake.utils import min_version
 
@@ -51,3 +52,8 @@ rule all:
         "results/figures/fig5.png",
         "results/figures/eps_sensitivity.png",
         "results/runtimes.csv",
+
+
+# Last, after every rule: under a cluster profile, each rule that asks for a GPU (its `resources: gpu`) runs on the
+# GPU partition (config slurm.gpu_partition; a profile's set-resources for a rule still wins; rules/common.smk).
+route_gpu_rules(workflow.rules, config["slurm"], workflow.resource_settings.overwrite_resources)

@@ -1,16 +1,21 @@
 """Model checkpoints, each writer beside its reader, and reading parts of them (a classifier's trunk as another
 network's starting point).
 
-A trained model (``results/<dataset>/<method>/model.pt``, IRN's and DeepLab's ``model.pt``) is
+A trained model (``results/<dataset>/maps/<method>/model.pt``, IRN's and DeepLab's ``rows/<row>/.../model.pt``) is
 ``{"model": state_dict, "meta": the training's config and code version, "history": per-epoch or per-iteration
 losses}``; a resume checkpoint (``<model>.resume``) adds ``optimizer``, ``torch_rng`` and the progress
-(``epoch`` or ``iteration``). Both go through ``torch.save`` (pickled: read only files this workflow wrote).
+(``epoch`` or ``iteration``), kept at :func:`resume_path` while the model trains. Both go through ``torch.save``
+(pickled: read only files this workflow wrote).
 """
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
 
 import torch
+
+log = logging.getLogger(__name__)
 
 
 def write_model(path: str | os.PathLike, model_state: dict, meta: dict, history: list) -> None:
@@ -23,6 +28,29 @@ def write_resume(path: str | os.PathLike, model_state: dict, meta: dict, history
     (``epoch=`` or ``iteration=``)."""
     torch.save({"meta": meta, "model": model_state, "optimizer": optimizer_state, "torch_rng": torch.get_rng_state(),
                 "history": history, **progress}, path)
+
+
+def resume_path(model_path: str | os.PathLike) -> Path:
+    """Where the resume checkpoint of the model ``model_path`` is kept while it trains: ``<model>.resume``."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.name + ".resume")
+
+
+def load_resume(path: str | os.PathLike, meta: dict, model: torch.nn.Module, opt: torch.optim.Optimizer,
+                device: str | torch.device) -> dict | None:
+    """Restore model, optimiser and torch's RNG from the resume checkpoint ``path`` (:func:`write_resume`) if it was
+    written with ``meta`` (the same configuration); returns the checkpoint, or None when there is none or it does not
+    match."""
+    if not Path(path).exists():
+        return None
+    ckpt = read_checkpoint(path, device)
+    if ckpt["meta"] != meta:
+        log.info("ignoring %s: it was written with another configuration", path)
+        return None
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    return ckpt
 
 
 def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from matlabel.datasets.layout import IGNORE_INDEX, Manifest
-from matlabel.deeplab import CAFFE_MEAN_RGB
+from matlabel.deeplab.model import CAFFE_MEAN_RGB
 from matlabel.io import read_image, read_label_png
 from matlabel.shards import index_shards
 

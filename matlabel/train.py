@@ -1,7 +1,8 @@
-"""The training loop shared by the classifier-type models (CAM now; D2CAM and ReCAM plug in a loss).
+"""The training loop of every model (:func:`fit`) and the classifier-type models' use of it (:func:`train`: CAM,
+D2CAM, ReCAM and IRN plug in a loss; DeepLab-v2 plugs in its own batches and step in ``matlabel.deeplab.train``).
 
-SGD with IRN's polynomial decay (lr · (1 − step/max_step)^power per step), a 1×/10× learning rate for
-pretrained/new parameters, seeded data order, an epoch checkpoint that a killed job resumes from, bf16
+SGD with a polynomial learning-rate decay (lr · (1 − step/max_step)^power, IRN's per step, deeplab-pytorch's every
+10 steps), seeded data order, a resume checkpoint that a killed job resumes from (``matlabel.checkpoints``), bf16
 autocast on CUDA (losses in fp32) and fp32 on CPU.
 """
 from __future__ import annotations
@@ -10,16 +11,17 @@ import logging
 import math
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from matlabel.checkpoints import read_checkpoint, write_model, write_resume
+from matlabel.checkpoints import load_resume, resume_path, write_model, write_resume
 from matlabel.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -86,82 +88,135 @@ def input_stamps(*paths) -> dict[str, int]:
     return {p: os.stat(p).st_mtime_ns for p in sorted(flat)}
 
 
-def load_resume(path: Path, meta: dict, model: torch.nn.Module, opt: torch.optim.Optimizer,
-                device: torch.device) -> dict | None:
-    """Restore model, optimiser and torch RNG from the resume checkpoint ``path`` if it was written with ``meta``
-    (the same configuration); returns the checkpoint dict, or None when there is none or it does not match."""
-    if not path.exists():
-        return None
-    ckpt = read_checkpoint(path, device)
-    if ckpt["meta"] != meta:
-        log.info("ignoring %s: it was written with another configuration", path)
-        return None
-    model.load_state_dict(ckpt["model"])
-    opt.load_state_dict(ckpt["optimizer"])
-    torch.set_rng_state(ckpt["torch_rng"])
-    return ckpt
+@dataclass(frozen=True)
+class Plan:
+    """What one model's training feeds the shared loop :func:`fit`.
 
-
-def train(model: torch.nn.Module, dataset, cfg: TrainConfig, device: torch.device, out: str | os.PathLike,
-          loss_fn: Callable[[torch.nn.Module, dict], dict] = multilabel_loss, extra: dict | None = None) -> list[dict]:
-    """Train ``model`` on ``dataset`` and write ``{"model": state_dict, "config": ..., "history": ...}`` to ``out``.
-
-    A checkpoint ``<out>.resume`` is written after each epoch and picked up by the next call with the same
-    configuration, so a killed job loses at most one epoch; it is removed when training finishes.
-    Returns the per-epoch history (mean of each loss term).
+    Training is ``units`` units (``progress``: ``"epoch"`` for the classifiers, ``"iteration"`` for DeepLab) of
+    ``steps_per_unit`` optimiser steps each. ``rounds(start)`` is a generator that yields, for each unit from
+    ``start`` on, the inputs of its steps (an epoch's batches; one iteration's sub-batches); ``step(inputs)`` runs the
+    forward and backward passes of one step and returns its loss terms as floats. The learning rate is updated every
+    ``poly_every`` steps; a resume checkpoint is written every ``checkpoint_every`` units (the last one included).
     """
-    if len(dataset) == 0:  # else PyTorch's "num_samples=0" from the sampler
-        raise ValueError("the training set is empty: no image of the training split has an object label")
+
+    progress: str
+    units: int
+    steps_per_unit: int
+    rounds: Callable[[int], Generator[Iterable[Any], None, None]]
+    step: Callable[[Any], dict[str, float]]
+    poly_every: int = 1
+    checkpoint_every: int = 1
+
+
+def fit(model: torch.nn.Module, groups: Callable[[], list[dict]], cfg, plan: Plan, device: torch.device,
+        out: str | os.PathLike, extra: dict | None = None) -> list[dict]:
+    """Train ``model`` by ``plan`` and write ``{"model": state_dict, "meta": {"config", "extra"}, "history"}`` to
+    ``out``; returns the history.
+
+    ``groups()`` gives the SGD parameter groups (each with its base ``lr``), ``cfg`` the ``seed``, ``lr``,
+    ``momentum`` and ``poly_power``. The learning rate of step s is ``poly_lr(base, poly_every * (s // poly_every),
+    total steps, poly_power)``. The history holds one ``{progress: n, "lr": the first group's, <term>: mean over the
+    unit's steps}`` per unit. The resume checkpoint ``<out>.resume`` is picked up by a later call with equal
+    ``meta`` (:func:`resume_meta`), which then reaches the weights of an uninterrupted run; it is removed at the end.
+    """
     seed_everything(cfg.seed)
     out = Path(out)
-    resume = out.with_name(out.name + ".resume")
+    resume = resume_path(out)
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    pretrained, new = model.param_groups()
-    opt = torch.optim.SGD([
-        {"params": pretrained, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
-        {"params": new, "lr": cfg.lr * cfg.head_lr_mult, "weight_decay": cfg.weight_decay},
-    ], lr=cfg.lr, momentum=cfg.momentum)
+    opt = torch.optim.SGD(groups(), lr=cfg.lr, momentum=cfg.momentum)
     base_lrs = [g["lr"] for g in opt.param_groups]
-    steps_per_epoch = math.ceil(len(dataset) / cfg.batch_size)
-    max_step = cfg.epochs * steps_per_epoch
-    start_epoch, history = 0, []
+    max_step = plan.units * plan.steps_per_unit
     meta = resume_meta(cfg, extra)
+    start, history = 0, []
     ckpt = load_resume(resume, meta, model, opt, device)
     if ckpt is not None:
-        start_epoch, history = ckpt["epoch"], ckpt["history"]
-        log.info("resuming from %s at epoch %d", resume, start_epoch)
-    amp = device.type == "cuda"
-    for epoch in range(start_epoch, cfg.epochs):
-        dataset.set_epoch(epoch)
-        gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, generator=gen,
-                                             num_workers=cfg.num_workers, drop_last=False,
-                                             pin_memory=device.type == "cuda")
-        model.train()
-        sums: dict[str, float] = {}
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=True, mininterval=5)
-        for i, batch in enumerate(bar):
-            step = epoch * steps_per_epoch + i
-            for g, base in zip(opt.param_groups, base_lrs):
-                g["lr"] = poly_lr(base, step, max_step, cfg.poly_power)
-            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-            if device.type == "cuda":
-                batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-                losses = loss_fn(model, batch)
-            opt.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            opt.step()
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            bar.set_postfix(loss=f"{float(losses['total'].detach()):.4f}")
-        history.append({"epoch": epoch + 1, **{k: v / max(1, len(loader)) for k, v in sums.items()}})
-        log.info("epoch %d: %s", epoch + 1, history[-1])
-        with atomic_path(resume, suffix=".pt") as tmp:
-            write_resume(tmp, model.state_dict(), meta, history, opt.state_dict(), epoch=epoch + 1)
+        start, history = ckpt[plan.progress], ckpt["history"]
+        log.info("resuming from %s at %s %d", resume, plan.progress, start)
+    step = start * plan.steps_per_unit
+    model.train()
+    rounds = plan.rounds(start)
+    bar = tqdm(total=max_step, initial=step, desc=f"{plan.units} {plan.progress}s", mininterval=5)
+    try:
+        for unit, inputs in zip(range(start, plan.units), rounds):
+            sums: dict[str, float] = {}
+            n = 0
+            for item in inputs:
+                for g, base in zip(opt.param_groups, base_lrs):
+                    g["lr"] = poly_lr(base, plan.poly_every * (step // plan.poly_every), max_step, cfg.poly_power)
+                opt.zero_grad(set_to_none=True)
+                losses = plan.step(item)
+                opt.step()
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                step, n = step + 1, n + 1
+                bar.update()
+                bar.set_postfix(loss=f"{losses['total']:.4f}")
+            history.append({plan.progress: unit + 1, "lr": opt.param_groups[0]["lr"],
+                            **{k: v / max(1, n) for k, v in sums.items()}})
+            if (unit + 1) % plan.checkpoint_every == 0:
+                log.info("%s %d: %s", plan.progress, unit + 1, history[-1])
+                with atomic_path(resume, suffix=".pt") as tmp:
+                    write_resume(tmp, model.state_dict(), meta, history, opt.state_dict(),
+                                 **{plan.progress: unit + 1})
+    finally:
+        rounds.close()  # shuts down the DataLoader workers of the current epoch
+        bar.close()
     with atomic_path(out) as tmp:
         write_model(tmp, model.state_dict(), meta, history)
     resume.unlink(missing_ok=True)
     return history
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    """The batch's tensors on ``device`` (images channels_last on CUDA, as the model)."""
+    batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+    if device.type == "cuda":
+        batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+    return batch
+
+
+def epoch_loaders(dataset, cfg: TrainConfig, pin: bool) -> Callable[[int], Generator]:
+    """``rounds`` of a :class:`Plan` by epochs: from epoch ``start`` on, a loader over the whole dataset in batches of
+    ``cfg.batch_size`` (the last one smaller), shuffled by a generator seeded with (seed, epoch), after
+    ``dataset.set_epoch`` (augmentation draws keyed by (seed, epoch, index))."""
+
+    def rounds(start: int) -> Generator[torch.utils.data.DataLoader, None, None]:
+        for epoch in range(start, cfg.epochs):
+            dataset.set_epoch(epoch)
+            gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+            yield torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, generator=gen,
+                                              num_workers=cfg.num_workers, drop_last=False, pin_memory=pin)
+
+    return rounds
+
+
+def train(model: torch.nn.Module, dataset, cfg: TrainConfig, device: torch.device, out: str | os.PathLike,
+          loss_fn: Callable[[torch.nn.Module, dict], dict] = multilabel_loss, extra: dict | None = None) -> list[dict]:
+    """Train ``model`` on ``dataset`` by epochs (IRN's recipe) with :func:`fit`; returns the per-epoch history (mean
+    of each loss term).
+
+    Parameters: ``model.param_groups()`` gives (pretrained, new) parameters, at ``cfg.lr`` and ``cfg.lr ·
+    head_lr_mult``; ``loss_fn(model, batch)`` the loss terms, ``"total"`` among them, computed under autocast. A
+    resume checkpoint is written after each epoch, so a killed job loses at most one.
+    """
+    if len(dataset) == 0:  # else PyTorch's "num_samples=0" from the sampler
+        raise ValueError("the training set is empty: no image of the training split has an object label")
+    cuda = device.type == "cuda"
+
+    def groups() -> list[dict]:
+        pretrained, new = model.param_groups()
+        return [{"params": pretrained, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
+                {"params": new, "lr": cfg.lr * cfg.head_lr_mult, "weight_decay": cfg.weight_decay}]
+
+    def step(batch: dict) -> dict[str, float]:
+        batch = to_device(batch, device)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
+            losses = loss_fn(model, batch)
+        losses["total"].backward()
+        return {k: float(v.detach()) for k, v in losses.items()}
+
+    plan = Plan("epoch", cfg.epochs, math.ceil(len(dataset) / cfg.batch_size), epoch_loaders(dataset, cfg, pin=cuda),
+                step)
+    return fit(model, groups, cfg, plan, device, out, extra)

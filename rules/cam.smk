@@ -1,5 +1,6 @@
-# Classifier training, multi-scale map export (one job per image shard) and seed evaluation.
-# {method} is a map-producing method (cam; D2CAM and ReCAM join later) sharing these rules.
+# Classifier training, multi-scale map export (one job per image shard) and the maps' seed evaluation (background
+# threshold + its sweep: the seed score of the threshold rows), all under results/<dataset>/maps/<method>/.
+# {method} is a map-producing method (matlabel/methods.py METHODS) sharing these rules.
 
 
 rule train_classifier:
@@ -8,7 +9,7 @@ rule train_classifier:
         unpack(imagenet_input(config["backbone"])),
         unpack(dataset_input("train_classifier:images")),
     output:
-        model="results/{dataset}/{method}/model.pt",
+        model="results/{dataset}/maps/{method}/model.pt",
     params:
         code=code_version("train_classifier", by="method"),
         train=lambda wc: config[config_section(wc.method)],
@@ -33,9 +34,9 @@ rule train_classifier:
 rule export_cams:
     input:
         unpack(dataset_input("export:images")),
-        model="results/{dataset}/{method}/model.pt",
+        model="results/{dataset}/maps/{method}/model.pt",
     output:
-        directory("results/{dataset}/{method}/cams/shard{shard}"),
+        directory("results/{dataset}/maps/{method}/shard{shard}"),
     params:
         code=code_version("export_cams", by="method"),
         split=config["splits"]["export"],
@@ -63,7 +64,7 @@ rule evaluate_cams:
         unpack(dataset_input("eval_seed:masks")),
         shards=cam_shards,
     output:
-        "results/{dataset}/{method}/seed/eval.json",
+        "results/{dataset}/maps/{method}/eval.json",
     params:
         code=code_version("evaluate_cams", by="method"),
         split=config["splits"]["eval_seed"],

@@ -2,6 +2,7 @@
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # the matlabel package lives next to the Snakefile
@@ -159,16 +160,40 @@ def init_model(wildcards):
     source = config[config_section(wildcards.method)].get("init_from")
     if not source:
         return {}
-    return {"init": f"results/{wildcards.dataset}/{source}/model.pt"}
+    return {"init": f"{maps_dir(wildcards.dataset, source)}/model.pt"}
+
+
+# The path scheme (written out at the top of the Snakefile): one vocabulary per path segment,
+#   results/<dataset>/maps/<method>/...   a map method's classifier, exported maps and their threshold seed's score
+#   results/<dataset>/rows/<row>/...      a Table 1/2 row's pseudo-labels per stage, its IRN and its DeepLab-v2
+def maps_dir(dataset, method):
+    return f"results/{dataset}/maps/{method}"
+
+
+def row_dir(dataset, row):
+    return f"results/{dataset}/rows/{row}"
+
+
+def row_maps(wildcards):
+    """The shard of exported maps a row's labels come from: its map method's (SOURCES)."""
+    return f"{maps_dir(wildcards.dataset, SOURCES[wildcards.row][0])}/shard{wildcards.shard}"
 
 
 def row_seed_inputs(wildcards):
     """The maps a row refines: its method's exported maps, plus the seed shard (alphas) for matting rows."""
-    method, labeler = SOURCES[wildcards.row]
-    inputs = {"cams": f"results/{wildcards.dataset}/{method}/cams/shard{wildcards.shard}"}
-    if labeler == "matting":
-        inputs["seed"] = f"results/{wildcards.dataset}/{wildcards.row}/seed/shard{wildcards.shard}"
+    inputs = {"cams": row_maps(wildcards)}
+    if SOURCES[wildcards.row][1] == "matting":
+        inputs["seed"] = f"{row_dir(wildcards.dataset, wildcards.row)}/seed/shard{wildcards.shard}"
     return inputs
+
+
+def row_eval(dataset, row, stage):
+    """The score of a Table 1 row at a stage: a threshold row's seed is its maps' (evaluate_cams, with the
+    background-threshold sweep), every other one its labels' (evaluate_labels)."""
+    method, labeler = SOURCES[row]
+    if stage == "seed" and labeler == "threshold":
+        return f"{maps_dir(dataset, method)}/eval.json"
+    return f"{row_dir(dataset, row)}/{stage}/eval.json"
 
 
 def trunk_input(section):
@@ -176,7 +201,7 @@ def trunk_input(section):
 
     def inputs(wildcards):
         source = config[section].get("backbone_from")
-        return {"backbone": f"results/{wildcards.dataset}/{source}/model.pt"} if source else {}
+        return {"backbone": f"{maps_dir(wildcards.dataset, source)}/model.pt"} if source else {}
 
     return inputs
 
@@ -197,7 +222,7 @@ def imagenet_input(model, section=None):
 
 def map_shards(dataset, method):
     """Every shard folder of a method's exported maps."""
-    return expand("results/{dataset}/{method}/cams/shard{shard}", dataset=dataset, method=method, shard=SHARDS)
+    return expand("results/{dataset}/maps/{method}/shard{shard}", dataset=dataset, method=method, shard=SHARDS)
 
 
 def cam_shards(wildcards):
@@ -237,14 +262,40 @@ def deeplab_evals(wildcards, table):
     rows = [r for r in config[table]["methods"] if r in SEG_ROWS]
     if table == "table3" and wildcards.dataset != "coco14":
         return []  # Table 3 is COCO's; other datasets get a table of "not run" cells
-    return expand("results/{dataset}/{row}/deeplab/eval.json", dataset=wildcards.dataset, row=rows)
+    return expand("results/{dataset}/rows/{row}/deeplab/eval.json", dataset=wildcards.dataset, row=rows)
 
 
 def voc_test_archives(wildcards):
     if wildcards.dataset != "voc12" or not config["deeplab"].get("voc_test"):
         return []
     rows = [r for r in config["table2"]["methods"] if r in SEG_ROWS]
-    return expand("results/{dataset}/{row}/deeplab/voc12_test.tar", dataset=wildcards.dataset, row=rows)
+    return expand("results/{dataset}/rows/{row}/deeplab/voc12_test.tar", dataset=wildcards.dataset, row=rows)
+
+
+# GPU routing under a cluster profile, derived from the rules themselves. Each rule asks for a GPU in one place (its
+# `resources: gpu`); after the last rule the Snakefile calls route_gpu_rules, which gives each one whose gpu is
+# above 0 (after the profile's set-resources) what snakemake-executor-plugin-slurm reads: slurm_partition = config
+# slurm.gpu_partition, and gpu_model = slurm.gpu_model when set (--gpus=<model>:1). The others keep the profile's
+# default-resources slurm_partition (its CPU partition). A local run ignores these resources.
+def gpu_count(workflow_rule):
+    """A rule's `gpu` resource as the profile left it (0 when it asks for none)."""
+    gpu = workflow_rule.resources.get("gpu")
+    if gpu is None:
+        return 0
+    if gpu.is_evaluable():
+        raise WorkflowError(f"the gpu resource of {workflow_rule.name} must be a number, not a function, for the GPU "
+                            "routing (rules/common.smk route_gpu_rules)")
+    return int(gpu.value or 0)
+
+
+def route_gpu_rules(rules, slurm, overrides):
+    """Give every rule that asks for a GPU the GPU partition (and model) of config ``slurm``, unless ``overrides``
+    (the profile's set-resources, {rule: {resource: value}}) names them for it."""
+    for each in rules:
+        if gpu_count(each) > 0:
+            for name, value in (("slurm_partition", slurm["gpu_partition"]), ("gpu_model", slurm["gpu_model"])):
+                if value is not None and name not in overrides.get(each.name, {}):
+                    each.resources[name] = value
 
 
 # Bring the content stamps written by earlier runs up to date with the dataset's files before Snakemake plans the

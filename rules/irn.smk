@@ -8,7 +8,7 @@ rule ir_labels:
         unpack(row_seed_inputs),
         unpack(dataset_input("export:images")),
     output:
-        directory("results/{dataset}/{row}/ir_label/shard{shard}"),
+        directory("results/{dataset}/rows/{row}/ir_label/shard{shard}"),
     wildcard_constraints:
         row="|".join(LABEL_ROWS),
     params:
@@ -35,10 +35,10 @@ rule train_irn:
         unpack(imagenet_input(config["backbone"], "irn")),
         unpack(dataset_input("export:images")),
         labels=lambda wc: expand(
-            "results/{dataset}/{row}/ir_label/shard{shard}", dataset=wc.dataset, row=wc.row, shard=SHARDS
+            "results/{dataset}/rows/{row}/ir_label/shard{shard}", dataset=wc.dataset, row=wc.row, shard=SHARDS
         ),
     output:
-        model="results/{dataset}/{row}/irn/model.pt",
+        model="results/{dataset}/rows/{row}/irn/model.pt",
     wildcard_constraints:
         row="|".join(LABEL_ROWS),
     params:
@@ -65,9 +65,9 @@ rule random_walk:
     input:
         unpack(row_seed_inputs),
         unpack(dataset_input("export:images")),
-        model="results/{dataset}/{row}/irn/model.pt",
+        model="results/{dataset}/rows/{row}/irn/model.pt",
     output:
-        directory("results/{dataset}/{row}/irn/shard{shard}"),
+        directory("results/{dataset}/rows/{row}/irn/shard{shard}"),
     wildcard_constraints:
         row="|".join(LABEL_ROWS),
     params:

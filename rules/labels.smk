@@ -1,15 +1,17 @@
 # Pseudo-labels of the Table 1 rows (matlabel/labels.py SOURCES), one job per image shard:
 #   seed  = a method's maps -> labels (threshold: CAM-style; matting: Mat-Label's trimap + KNN matting)
 #   crf   = DenseCRF on a row's seeds
-# and their evaluation on the eval split. {row} names a Table 1 row; its maps come from SOURCES[row][0].
+# and their evaluation on the eval split, under results/<dataset>/rows/<row>/. {row} names a Table 1 row; its maps
+# come from SOURCES[row][0]. The tables take a threshold row's seed score from its maps' evaluation (rule
+# evaluate_cams, with the threshold sweep; common.smk row_eval).
 
 
 rule threshold_labels:
     input:
         unpack(dataset_input("export:images")),
-        cams=lambda wc: f"results/{wc.dataset}/{SOURCES[wc.row][0]}/cams/shard{wc.shard}",
+        cams=row_maps,
     output:
-        directory("results/{dataset}/{row}/seed/shard{shard}"),
+        directory("results/{dataset}/rows/{row}/seed/shard{shard}"),
     wildcard_constraints:
         row="|".join(THRESHOLD_ROWS),
     params:
@@ -30,9 +32,9 @@ rule threshold_labels:
 rule matting_labels:
     input:
         unpack(dataset_input("export:images")),
-        cams=lambda wc: f"results/{wc.dataset}/{SOURCES[wc.row][0]}/cams/shard{wc.shard}",
+        cams=row_maps,
     output:
-        directory("results/{dataset}/{row}/seed/shard{shard}"),
+        directory("results/{dataset}/rows/{row}/seed/shard{shard}"),
     wildcard_constraints:
         row="|".join(MATTING_ROWS),
     params:
@@ -45,7 +47,7 @@ rule matting_labels:
         bg_threshold=lambda wc: row_thresholds(wc)["seed"],  # the threshold seed an image falls back to
     threads: config["threads"]["matting_labels"]
     resources:
-        gpu=MATTING_GPU,  # 1 with matting.device: cuda (under the SLURM profile, route matting_labels to the GPU partition)
+        gpu=MATTING_GPU,  # 1 with matting.device: cuda (and then the GPU partition under a cluster profile)
     log:
         "logs/{dataset}/matting_labels/{row}/shard{shard}.log",
     benchmark:
@@ -59,10 +61,10 @@ rule matting_labels:
 rule crf_labels:
     input:
         unpack(dataset_input("export:images")),
-        seed="results/{dataset}/{row}/seed/shard{shard}",
-        cams=lambda wc: f"results/{wc.dataset}/{SOURCES[wc.row][0]}/cams/shard{wc.shard}",  # crf.unary: score
+        seed="results/{dataset}/rows/{row}/seed/shard{shard}",
+        cams=row_maps,  # crf.unary: score
     output:
-        directory("results/{dataset}/{row}/crf/shard{shard}"),
+        directory("results/{dataset}/rows/{row}/crf/shard{shard}"),
     wildcard_constraints:
         row="|".join(LABEL_ROWS),
     params:
@@ -86,14 +88,14 @@ rule evaluate_labels:
     input:
         unpack(dataset_input("eval_seed:masks")),
         shards=lambda wc: expand(
-            "results/{dataset}/{row}/{stage}/shard{shard}",
+            "results/{dataset}/rows/{row}/{stage}/shard{shard}",
             dataset=wc.dataset,
             row=wc.row,
             stage=wc.stage,
             shard=range(N_SHARDS),
         ),
     output:
-        "results/{dataset}/{row}/{stage}/eval.json",
+        "results/{dataset}/rows/{row}/{stage}/eval.json",
     wildcard_constraints:
         row="|".join(LABEL_ROWS),
         stage="seed|crf|irn",
@@ -129,6 +131,3 @@ rule evaluate_floor:
     script:
         "../scripts/evaluate_floor.py"
 
-
-# The threshold rows' seed is evaluated straight from the maps (with the background-threshold sweep).
-ruleorder: evaluate_cams > evaluate_labels

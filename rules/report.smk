@@ -3,11 +3,11 @@
 
 rule table1:
     input:
-        evals=expand(
-            "results/{{dataset}}/{method}/{stage}/eval.json",
-            method=config["table1"]["methods"],
-            stage=config["table1"]["stages"],
-        ),
+        evals=lambda wc: [
+            row_eval(wc.dataset, row, stage)
+            for row in config["table1"]["methods"]
+            for stage in config["table1"]["stages"]
+        ],
         floor=f"results/{{dataset}}/floor/{config['splits']['eval_seed']}/eval.json",
     output:
         csv=report("results/{dataset}/table1.csv", caption="../report/table1.rst", category="Tables"),
@@ -27,7 +27,7 @@ rule table1:
 rule table4:
     input:
         evals=expand(
-            "results/{{dataset}}/{method}/seed/eval.json",
+            "results/{{dataset}}/maps/{method}/eval.json",
             method=[TABLE4_METHODS[v] for v in config["table4"]["variants"]],
         ),
     output:
@@ -101,7 +101,7 @@ rule figure2:
         unpack(dataset_input("eval_seed:images", "eval_seed:masks")),
         cam=lambda wc: map_shards(wc.dataset, "cam"),
         d2cam=lambda wc: map_shards(wc.dataset, "d2cam"),
-        matlabel=expand("results/{{dataset}}/matlabel/seed/shard{shard}", shard=SHARDS),
+        matlabel=expand("results/{{dataset}}/rows/matlabel/seed/shard{shard}", shard=SHARDS),
     output:
         report("results/{dataset}/figures/fig2.png", caption="../report/fig2.rst", category="Figures"),
     params:
@@ -121,7 +121,7 @@ rule figure2:
 rule figure5:
     input:
         unpack(dataset_input("eval_seg:images", "eval_seg:masks")),
-        predictions=f"results/{{dataset}}/{config['figures']['fig5_row']}/deeplab/predictions",
+        predictions=f"results/{{dataset}}/rows/{config['figures']['fig5_row']}/deeplab/predictions",
     output:
         report("results/{dataset}/figures/fig5.png", caption="../report/fig5.rst", category="Figures"),
     params:

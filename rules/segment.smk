@@ -5,9 +5,9 @@
 
 rule saliency_labels:
     input:
-        labels=lambda wc: f"results/{wc.dataset}/{SALIENCY_ROWS[wc.row]}/{wc.stage}/shard{wc.shard}",
+        labels=lambda wc: f"{row_dir(wc.dataset, SALIENCY_ROWS[wc.row])}/{wc.stage}/shard{wc.shard}",
     output:
-        directory("results/{dataset}/{row}/{stage}/shard{shard}"),
+        directory("results/{dataset}/rows/{row}/{stage}/shard{shard}"),
     wildcard_constraints:
         row="|".join(SALIENCY_ROWS),
         stage=config["deeplab"]["labels_stage"],
@@ -31,14 +31,14 @@ rule train_deeplab:
         unpack(imagenet_input(config["deeplab"]["model"], "deeplab")),
         unpack(dataset_input("export:images")),
         labels=lambda wc: expand(
-            "results/{dataset}/{row}/{stage}/shard{shard}",
+            "results/{dataset}/rows/{row}/{stage}/shard{shard}",
             dataset=wc.dataset,
             row=wc.row,
             stage=config["deeplab"]["labels_stage"],
             shard=SHARDS,
         ),
     output:
-        model="results/{dataset}/{row}/deeplab/model.pt",
+        model="results/{dataset}/rows/{row}/deeplab/model.pt",
     wildcard_constraints:
         row="|".join(SEG_ROWS),
     params:
@@ -64,10 +64,10 @@ rule train_deeplab:
 rule evaluate_deeplab:
     input:
         unpack(dataset_input("eval_seg:images", "eval_seg:masks")),
-        model="results/{dataset}/{row}/deeplab/model.pt",
+        model="results/{dataset}/rows/{row}/deeplab/model.pt",
     output:
-        eval="results/{dataset}/{row}/deeplab/eval.json",
-        predictions=directory("results/{dataset}/{row}/deeplab/predictions"),
+        eval="results/{dataset}/rows/{row}/deeplab/eval.json",
+        predictions=directory("results/{dataset}/rows/{row}/deeplab/predictions"),
     wildcard_constraints:
         row="|".join(SEG_ROWS),
     params:
@@ -92,9 +92,9 @@ rule evaluate_deeplab:
 rule export_voc_test:
     input:
         unpack(dataset_input("test:images")),
-        model="results/{dataset}/{row}/deeplab/model.pt",
+        model="results/{dataset}/rows/{row}/deeplab/model.pt",
     output:
-        "results/{dataset}/{row}/deeplab/voc12_test.tar",
+        "results/{dataset}/rows/{row}/deeplab/voc12_test.tar",
     wildcard_constraints:
         dataset="voc12",
         row="|".join(SEG_ROWS),

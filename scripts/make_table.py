@@ -14,7 +14,8 @@ def main(smk):
         measured = {(r["method"], r["stage"]): r["miou"] for r in results}
         df = build_table1(measured, smk.params.methods, smk.params.stages, dataset, floor)
     elif smk.rule == "table2":
-        archives = {path.split("/")[-3]: path for path in smk.input.get("test", [])}  # results/<ds>/<row>/deeplab/x
+        # results/<ds>/rows/<row>/deeplab/voc12_test.tar
+        archives = {path.split("/")[-3]: path for path in smk.input.get("test", [])}
         df = build_table2({r["method"]: r["miou"] for r in results}, smk.params.methods, dataset, archives,
                           floor)
     elif smk.rule == "table3":

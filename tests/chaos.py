@@ -50,8 +50,8 @@ OVERLAY = {**TINY, "table1": {"methods": ["cam"], "stages": ["seed", "irn"]},
            "cam": {**TINY["cam"], "epochs": 3},  # a kill inside training can resume from an epoch checkpoint
            "irn": {**TINY["irn"], "train": {**TINY["irn"]["train"], "epochs": 2}}}
 CORES = 2
-# the resume checkpoints of the two trainings of this DAG (matlabel.train.train writes <model>.resume after each epoch)
-CHECKPOINTS = ("results/synthetic/cam/model.pt.resume", "results/synthetic/cam/irn/model.pt.resume")
+# the resume checkpoints of the two trainings of this DAG (matlabel.train.fit writes <model>.resume after each epoch)
+CHECKPOINTS = ("results/synthetic/maps/cam/model.pt.resume", "results/synthetic/rows/cam/irn/model.pt.resume")
 JOB = re.compile(r"^(?:local)?rule (\w+):\n((?:[ \t]+.*\n)*)", re.M)
 STAMP = ".snakemake_timestamp"  # snakemake writes it into a directory output after the job
 TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.\w+)?$")  # matlabel.io atomic_path / atomic_dir temporaries

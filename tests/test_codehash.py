@@ -72,5 +72,8 @@ def test_the_rules_closures_on_this_code_base():
     assert "matlabel.matting" not in threshold and "matlabel.matting" in closure("make_labels")
     # the walk reaches the relations it builds its paths from (it was missing from the hand-kept list)
     assert {"matlabel.irn.relations", "matlabel.cam", "matlabel.backbone"} <= closure("random_walk")
+    # DeepLab trains with the classifiers' loop; their training does not reach DeepLab's package
+    assert {"matlabel.train", "matlabel.deeplab.train", "matlabel.checkpoints"} <= closure("train_deeplab")
+    assert not any(m.startswith("matlabel.deeplab") for m in closure("train_classifier"))
     # the evaluations do not reach training code
     assert not {"matlabel.train", "matlabel.models"} & closure("evaluate_labels")

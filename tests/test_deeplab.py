@@ -12,6 +12,8 @@ from PIL import Image
 from torch import nn
 
 import matlabel.deeplab as dl
+import matlabel.deeplab.export
+import matlabel.deeplab.infer
 from matlabel.datasets.layout import VOC_CLASSES, load_manifest, write_manifest, write_split
 from matlabel.io import read_label_png, voc_palette, write_label_png
 from matlabel.segdata import SegDataset, augment
@@ -408,7 +410,7 @@ def _one_hot(pred, k=3, p=1.0):
 
 def test_evaluate_segmentation_hand_computed_miou(tmp_path, monkeypatch):
     manifest = _manifest(tmp_path, {"a": np.zeros((4, 6, 3), np.uint8)}, {"a": GT})
-    monkeypatch.setattr(dl, "predict", lambda *a, **k: _one_hot(PRED))
+    monkeypatch.setattr(matlabel.deeplab.infer, "predict", lambda *a, **k: _one_hot(PRED))
     res = dl.evaluate_segmentation(TinyNet(), manifest, ["a"], CPU)
     # IoU = TP / (GT + pred - TP), 255 pixels dropped: bg 8/(10+9-8), class 1 6/(6+7-6), class 2 3/(4+4-3)
     iou = [8 / 11, 6 / 7, 3 / 5]
@@ -454,7 +456,7 @@ def test_crf_cleans_noisy_predictions(tmp_path, monkeypatch):
     noisy = gt.copy()
     flip = np.random.default_rng(0).random(gt.shape) < 0.3
     noisy[flip] = 1 - noisy[flip]
-    monkeypatch.setattr(dl, "predict", lambda *a, **k: _one_hot(noisy, k=2, p=0.6))
+    monkeypatch.setattr(matlabel.deeplab.infer, "predict", lambda *a, **k: _one_hot(noisy, k=2, p=0.6))
     plain = dl.evaluate_segmentation(TinyNet(2), manifest, ["a"], CPU)
     for labels in ("all", "predicted"):
         crf = dl.evaluate_segmentation(TinyNet(2), manifest, ["a"], CPU, crf_params=dl.DEEPLAB_CRF, crf_labels=labels)
@@ -467,7 +469,7 @@ def test_export_voc_test_writes_the_servers_layout(tmp_path, monkeypatch):
     images = {"2008_000001": rng.integers(0, 256, (4, 6, 3)).astype(np.uint8),
               "2008_000002": rng.integers(0, 256, (4, 6, 3)).astype(np.uint8)}
     manifest = _manifest(tmp_path, images, {})
-    monkeypatch.setattr(dl, "predict", lambda *a, **k: _one_hot(PRED))
+    monkeypatch.setattr(matlabel.deeplab.export, "predict", lambda *a, **k: _one_hot(PRED))
     for name, mode in (("voc.tar", "r:"), ("voc.tgz", "r:gz")):
         members = dl.export_voc_test(TinyNet(), manifest, list(images), CPU, tmp_path / name)
         with tarfile.open(tmp_path / name, mode) as tar:

@@ -55,8 +55,8 @@ def runs(tmp_path_factory):
 
 
 def per_image_outputs(wd: Path) -> dict[str, Path]:
-    """{"<row>/<stage>/<file>": path} of every per-image file of every shard directory (shard.json left out: its
-    counts are per shard)."""
+    """{"maps/<method>/<file>" or "rows/<row>/<stage>/<file>": path} of every per-image file of every shard directory
+    (shard.json left out: its counts are per shard)."""
     found = {}
     for path in (wd / "results" / "synthetic").glob("**/shard*/*"):
         rel = path.relative_to(wd / "results" / "synthetic")
@@ -77,7 +77,7 @@ def same_content(a: Path, b: Path) -> bool:
 
 @pytest.mark.slow
 def test_shard_count_changes_no_byte_of_the_results(runs):
-    assert sorted(p.name for p in (runs["3 shards"] / "results/synthetic/d2cam/cams").iterdir()) == [
+    assert sorted(p.name for p in (runs["3 shards"] / "results/synthetic/maps/d2cam").glob("shard*")) == [
         "shard0", "shard1", "shard2"]
     assert_same_results(runs["1 shard"], runs["3 shards"])
 

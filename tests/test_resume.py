@@ -31,7 +31,7 @@ def test_sigkill_at_random_moments_then_rerun_incomplete(tmp_path):
     IRN training continued from its epoch checkpoint, and the same table1.csv, eval.json files and weights as an
     uninterrupted run (the checks are in tests/chaos.py)."""
     lines = []
-    irn = "results/synthetic/cam/irn/model.pt.resume"
+    irn = "results/synthetic/rows/cam/irn/model.pt.resume"
     ref, trials = chaos.chaos(tmp_path, TRIALS, SEED, checkpoints=(irn,), report=lines.append)
     print("\n".join(lines))
     assert len(trials) == TRIALS + 1

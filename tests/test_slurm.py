@@ -5,6 +5,9 @@ then again without it. Checked: GPU rules are submitted to the profile's GPU par
 job is reported as failed (after the profile's retry, with twice the memory), the rerun does only the jobs that had
 not finished, and it ends with results/table1.csv. SLURM is brought up and down by this module (root + Debian; the
 scripts install slurm-wlm and munge). About 3-4 minutes on 2 cores; MATLABEL_TEST_SLURM=0 skips it.
+
+Without a cluster (dry runs under the profile, every rule of the workflow planned): each rule that asks for a GPU,
+and only those, is routed to the profile's GPU partition (rules/common.smk route_gpu_rules).
 """
 import fcntl
 import os
@@ -18,12 +21,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import TINY, job_counts, snapshot_workflow, write_overlay
+from helpers import TINY, WORKFLOW_FILES, job_counts, snakemake, snapshot_workflow, workdir, write_overlay
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
 PROFILES = ["--profile", "profiles/slurm", "--profile", "profiles/slurm-ci"]  # the user's, then the test cluster's
-GPU_RULES = {"train_classifier", "export_cams"}
+GPU_RULES = {"train_classifier", "export_cams"}  # of the tiny CAM-seed run below
+GPU_PARTITION = PROFILE["config"]["slurm"]["gpu_partition"]
+CPU_PARTITION = PROFILE["default-resources"]["slurm_partition"]
 LOCK = Path("/tmp/matlabel-slurm-ci.lock")  # one test session at a time drives the shared cluster
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: \S*?/rule_(\w+)/")
 
@@ -117,8 +122,8 @@ def runs(slurm_cluster, tmp_path_factory):
     first_jobs = submitted_jobs(output(first))
     first_log = (wd / "logs/synthetic/dataset_content/no_such_split.masks.log").read_text()
     first_table = (wd / target).exists()
-    finished = {p: p.stat().st_mtime_ns for p in [wd / "results/synthetic/cam/model.pt",
-                                                  *(wd / "results/synthetic/cam/cams").glob("shard*")]}
+    finished = {p: p.stat().st_mtime_ns for p in [wd / "results/synthetic/maps/cam/model.pt",
+                                                  *(wd / "results/synthetic/maps/cam").glob("shard*")]}
     second = run_snakemake(wd, target, *PROFILES, "--configfile", "config/demo.yaml", tiny, timeout=360)
     second_jobs = submitted_jobs(output(second))
     dry = run_snakemake(wd, target, *PROFILES, "--configfile", "config/demo.yaml", tiny, "-n", timeout=120)
@@ -154,9 +159,7 @@ def test_gpu_rules_ask_slurm_for_a_gpu(runs):
     assert sorted(j["rule"] for j in jobs if j["rule"] in GPU_RULES) == ["export_cams", "export_cams",
                                                                          "train_classifier"], jobs
     for job in jobs:
-        wanted = PROFILE["set-resources"].get(job["rule"], {}).get("slurm_partition",
-                                                                    PROFILE["default-resources"]["slurm_partition"])
-        assert job["Partition"] == wanted, job
+        assert job["Partition"] == (GPU_PARTITION if job["rule"] in GPU_RULES else CPU_PARTITION), job
         if job["rule"] in GPU_RULES:  # sbatch --gpus=1, as SLURM recorded it
             assert re.fullmatch(r"gres[:/]gpu:1", job.get("TresPerJob", "")), job
         else:
@@ -179,3 +182,38 @@ def test_rerun_resumes_without_redoing_finished_jobs(runs):
     table = pd.read_csv(wd / "results" / "table1.csv", dtype=str).set_index("method")
     assert 0.0 <= float(table.loc["CAM", "seed"]) <= 100.0
     assert "Nothing to be done" in output(runs["dry"])
+
+
+def planned_jobs(wd: Path, *args) -> list[tuple[str, dict[str, str]]]:
+    """(rule, {resource: value}) of every job a dry run under the user's profile plans (--forceall: all of them)."""
+    out = snakemake(wd, "-n", "--forceall", "--profile", "profiles/slurm", *args).stdout
+    jobs = []
+    for rule, body in re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=^\S|\Z)", out, re.M | re.S):
+        line = re.search(r"^\s+resources: (.*)$", body, re.M)[1]
+        jobs.append((rule, dict(item.split("=", 1) for item in line.split(", "))))
+    return jobs
+
+
+def test_every_rule_that_asks_for_a_gpu_and_only_those_run_on_the_gpu_partition(tmp_path):
+    """Every rule of the workflow planned under profiles/slurm (VOC with the test archive, I+S and GPU matting, plus
+    the other datasets' preparation): gpu > 0 -> the profile's GPU partition, else its CPU partition."""
+    wd = workdir(tmp_path, names=[*WORKFLOW_FILES, "profiles"])
+    (wd / "saliency").mkdir()
+    overlay = write_overlay(wd, {"n_shards": 1, "matting": {"device": "cuda"}, "deeplab": {"voc_test": True},
+                                 "saliency": {"dir": str(wd / "saliency")}})
+    jobs = planned_jobs(wd, "all", "resources/coco14/dataset.json", "resources/folder/dataset.json",
+                        "resources/synthetic/dataset.json", "--configfile", overlay)
+    rules = set(re.findall(r"^(\w+)$", snakemake(wd, "--list-rules").stdout, re.M))
+    assert {rule for rule, _ in jobs} == rules  # every rule walked
+    gpu_rules = {rule for rule, res in jobs if int(res.get("gpu", 0)) > 0}
+    assert {"train_deeplab", "evaluate_deeplab", "export_voc_test", "matting_labels"} <= gpu_rules
+    for rule, res in jobs:
+        assert res["slurm_partition"] == (GPU_PARTITION if rule in gpu_rules else CPU_PARTITION), (rule, res)
+    # the partition and GPU type are config (slurm:); a rule's own set-resources still wins
+    jobs = planned_jobs(wd, "results/voc12/rows/cam/irn/model.pt", "--config",
+                        'slurm={"gpu_partition": "a100q", "gpu_model": "a100"}', "--set-resources",
+                        "train_irn:slurm_partition=long")
+    res = {rule: res for rule, res in jobs}
+    assert res["train_classifier"]["slurm_partition"] == "a100q" and res["train_classifier"]["gpu_model"] == "a100"
+    assert res["train_irn"]["slurm_partition"] == "long" and res["train_irn"]["gpu_model"] == "a100"
+    assert res["ir_labels"]["slurm_partition"] == CPU_PARTITION and "gpu_model" not in res["ir_labels"]

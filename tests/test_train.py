@@ -31,8 +31,12 @@ def test_cuda_without_cuda_is_a_clear_error(monkeypatch):
 def test_training_lowers_the_loss_and_writes_a_checkpoint(tiny_synthetic, tmp_path):
     model, loss_fn = build("cam", 20, BACKBONE)
     cfg = TrainConfig(epochs=4, batch_size=4, lr=0.01, head_lr_mult=1, momentum=0.9, seed=0)
-    history = train(model, dataset(tiny_synthetic), cfg, torch.device("cpu"), tmp_path / "model.pt", loss_fn)
+    data = dataset(tiny_synthetic)
+    history = train(model, data, cfg, torch.device("cpu"), tmp_path / "model.pt", loss_fn)
     assert history[-1]["total"] < history[0]["total"]
+    # the shared loop (matlabel.train.fit) records each epoch's last learning rate: IRN's poly decay per step
+    steps = -(-len(data) // cfg.batch_size)
+    assert [h["lr"] for h in history] == [poly_lr(0.01, (e + 1) * steps - 1, 4 * steps, 0.9) for e in range(4)]
     ckpt = torch.load(tmp_path / "model.pt", weights_only=False)
     assert set(ckpt) == {"model", "meta", "history"} and ckpt["meta"]["config"]["epochs"] == 4
     assert not (tmp_path / "model.pt.resume").exists()

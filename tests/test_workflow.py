@@ -66,7 +66,14 @@ def test_voc_dry_run_against_a_prepared_tree(tmp_path):
     assert counts["train_classifier"] == 3 and counts["export_cams"] == 48 and counts["evaluate_cams"] == 3
     assert counts["evaluate_labels"] == 12  # 2 matting seeds + 5 CRF + 5 IRN stages
     for method in ("cam", "recam", "d2cam"):
-        assert f"results/voc12/{method}/model.pt" in out
+        assert f"results/voc12/maps/{method}/model.pt" in out
+    # one vocabulary per path segment: a threshold row's seed cell is its maps' evaluation (with the sweep), its
+    # other cells the labels', and no ruleorder decides between two rules that could make one file
+    seeds = [job for job in out.split("\nrule ")[1:] if job.startswith("evaluate_cams:")]
+    assert sorted(re.search(r"output: (\S+)", job)[1] for job in seeds) == [
+        f"results/voc12/maps/{m}/eval.json" for m in ("cam", "d2cam", "recam")]
+    assert "results/voc12/rows/cam/crf/eval.json" in out and "results/voc12/rows/cam/seed/eval.json" not in out
+    assert not any("ruleorder" in f.read_text() for f in [ROOT / "Snakefile", *(ROOT / "rules").glob("*.smk")])
     # the ImageNet weights are staged like data, by a local rule, and are an input of the trainings
     assert counts["imagenet_weights"] == 1 and "resources/weights/resnet50-0676ba61.pth" in out
     train = out.split("rule train_classifier:")[1].split("output:")[0]
@@ -150,10 +157,11 @@ def test_demo_end_to_end_tiny(tmp_path):
     for row in table.index:  # every cell measured
         assert all(0.0 <= float(table.loc[row, stage]) <= 100.0 for stage in ("seed", "crf", "irn"))
     assert table.loc["CAM", "seed_paper"] == "48.0" and table.loc["Mat-Label", "crf_paper"] == "65.8"
-    shard = wd / "results" / "synthetic" / "matlabel" / "seed" / "shard0"
+    shard = wd / "results" / "synthetic" / "rows" / "matlabel" / "seed" / "shard0"
     assert any(shard.glob("*.png")) and any(shard.glob("*_alpha.npz")) and (shard / "shard.json").exists()
     assert (wd / "results" / "synthetic" / "table1.md").exists()
-    assert sorted(p.name for p in (wd / "results" / "synthetic" / "cam" / "cams").iterdir()) == ["shard0", "shard1"]
+    maps = wd / "results" / "synthetic" / "maps" / "cam"
+    assert sorted(p.name for p in maps.glob("shard*")) == ["shard0", "shard1"]
     assert (wd / "logs" / "synthetic" / "train_classifier" / "cam.log").stat().st_size > 0
     # a second run has nothing to do
     again = snakemake(wd, "results/table1.csv", "--cores", "2", "--configfile", "config/demo.yaml", overlay, "-n")
@@ -205,7 +213,7 @@ def test_table4_ablation_tiny(tmp_path):
     assert list(table.index) == ["CAM", "L_d2", "L_d2 + L_area", "L_d2 + L_ma", "L_d2 + L_ma + L_oe"]
     assert all(0.0 <= float(v) <= 100.0 for v in table["miou"])
     assert table.loc["L_d2 + L_ma + L_oe", "miou_paper"] == "58.0"
-    models = sorted(p.parent.name for p in (wd / "results" / "synthetic").glob("*/model.pt"))
+    models = sorted(p.parent.name for p in (wd / "results" / "synthetic" / "maps").glob("*/model.pt"))
     assert models == ["cam", "d2cam", "d2cam_d2", "d2cam_d2_area", "d2cam_d2_ma"]
     with_d2cam = write_overlay(wd, {**tiny, "table1": {"methods": ["cam", "d2cam"], "stages": ["seed"]}})
     plan = snakemake(wd, "results/table1.csv", "--configfile", "config/demo.yaml", with_d2cam, "-n").stdout
@@ -229,33 +237,8 @@ def test_voc_dry_run_of_table2_trains_deeplab_per_row_and_exports_the_test_set(t
     counts = job_counts(out)
     # D2CAM only, Mat-Label w/ ReCAM, Mat-Label (I+S needs saliency maps): one DeepLab each, on their IRN labels
     assert counts["train_deeplab"] == 3 and counts["evaluate_deeplab"] == 3 and counts["export_voc_test"] == 3
-    assert "results/voc12/matlabel/deeplab/voc12_test.tar" in out
+    assert "results/voc12/rows/matlabel/deeplab/voc12_test.tar" in out
     assert counts["imagenet_weights"] == 2 and "resources/weights/resnet101-63fe2227.pth" in out  # + ResNet-50
-
-
-def gpu_rules() -> set[str]:
-    """Rules whose own `resources:` declare gpu=1, read from every rules/*.smk."""
-    found = set()
-    for path in sorted((ROOT / "rules").glob("*.smk")):
-        for match in re.finditer(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", path.read_text(), re.S | re.M):
-            resources = re.search(r"^    resources:\n((?:        .*\n)+)", match.group(2), re.M)
-            if resources and re.search(r"^\s+gpu=1,?$", resources.group(1), re.M):
-                found.add(match.group(1))
-    return found
-
-
-def test_every_gpu_rule_and_no_other_gets_the_gpu_partition_under_the_slurm_profile():
-    # the profile keeps its own list of GPU rules (set-resources); it had missed evaluate_deeplab and
-    # export_voc_test, which would have gone to the CPU partition
-    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
-    cpu_partition = profile["default-resources"]["slurm_partition"]
-    routed = {rule for rule, res in profile["set-resources"].items()
-              if res.get("slurm_partition", cpu_partition) != cpu_partition}
-    with_gpu = {rule for rule, res in profile["set-resources"].items() if res.get("gpu")}
-    declared = gpu_rules()
-    assert {"train_classifier", "export_cams", "train_irn", "random_walk", "train_deeplab", "evaluate_deeplab",
-            "export_voc_test"} <= declared
-    assert routed == declared and with_gpu == declared, (routed ^ declared, with_gpu ^ declared)
 
 
 def test_eps_sensitivity_plans_one_cell_per_method_and_eps_pair(tmp_path):
@@ -273,16 +256,17 @@ def test_table5_plans_one_cell_per_matting_method_and_label_rule(tmp_path):
     out = snakemake(workdir(tmp_path), "-n", "results/table5.csv", "--cores", "16", "--resources", "gpu=1").stdout
     counts = job_counts(out)
     assert counts["table5_cell"] == 8 and counts["table5"] == 1 and "matting_labels" not in counts
-    assert "results/voc12/table5/learning_based_bg_layer.json" in out and "results/voc12/d2cam/cams/shard0" in out
+    assert "results/voc12/table5/learning_based_bg_layer.json" in out and "results/voc12/maps/d2cam/shard0" in out
 
 
 def test_gpu_matting_makes_the_matting_rule_ask_for_a_gpu(tmp_path):
     wd = workdir(tmp_path)
     fake_voc_tree(wd)
     overlay = write_overlay(wd, {"matting": {"device": "cuda"}})
-    out = snakemake(wd, "-n", "results/voc12/matlabel/seed/shard0", "--cores", "16", "--resources", "gpu=1",
+    out = snakemake(wd, "-n", "results/voc12/rows/matlabel/seed/shard0", "--cores", "16", "--resources", "gpu=1",
                     "--configfile", overlay).stdout
     job = out.split("rule matting_labels:")[1].split("\n\n")[0]
     assert "gpu=1" in job
-    plain = snakemake(wd, "-n", "results/voc12/matlabel/seed/shard0", "--cores", "16", "--resources", "gpu=1").stdout
+    plain = snakemake(wd, "-n", "results/voc12/rows/matlabel/seed/shard0", "--cores", "16", "--resources",
+                      "gpu=1").stdout
     assert "gpu=0" in plain.split("rule matting_labels:")[1].split("\n\n")[0]
