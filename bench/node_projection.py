@@ -24,8 +24,9 @@ cores and their ``gpu`` in the free cards (one card per GPU job, matlabel/gpus.p
 How each job is costed, and what is not (``job_parts``): training jobs = the recipe's steps (epochs x
 ceil(10,582 / batch), DeepLab's iterations) x the measured step; per-shard jobs = the shard's images (shard k of
 n takes ids[k::n], matlabel/shards.py) x the measured per-image cost, one image after the other as the scripts
-loop; ``evaluate_deeplab`` = 1,449 x (multi-scale inference + DeepLab CRF), one after the other in one job (the
-script's loop, the CRF on one core). Proxies, said so in the JSON: ReCAM's training step is costed as the plain
+loop; ``evaluate_deeplab`` = 1,449 x multi-scale inference + 1,449 DeepLab CRFs spread over the job's threads (config
+``threads.evaluate_deeplab`` worker processes, ``deeplab.segment_all``), the two counted one after the other (an upper
+bound: the CRFs overlap the inference). Proxies, said so in the JSON: ReCAM's training step is costed as the plain
 CAM step (ReCAM's class-wise features and class predictor on top of it are not timed), every method's map export
 as D2CAM's. Jobs
 with no measured cost are counted as 0 s and listed by rule: downloads and dataset preparation (left out as in
@@ -249,10 +250,22 @@ def job_parts(rule: str, wildcards: dict, cfg: dict, accounting: str = "code") -
         return (("deeplab", cfg["deeplab"]["train"]["iterations"]),), proxies
     if rule == "evaluate_deeplab":
         parts = [("deeplab_predict", VOC_VAL)]
-        if cfg["deeplab"]["test"]["crf"]:
+        if cfg["deeplab"]["test"]["crf"]:  # in the job's worker processes: in_job_workers
             parts.append(("crf_deeplab", VOC_VAL))
         return tuple(parts), proxies
     raise ValueError(f"rule {rule!r} has no cost mapping: add it to job_parts or UNMEASURED")
+
+
+#: stages a job runs in worker processes of its own (the rest: one unit after another in the job)
+IN_JOB_PARALLEL = ("crf_deeplab",)
+
+
+def in_job_workers(stage: str, cfg: dict) -> int:
+    """Processes a job spreads a stage's units over: DeepLab's evaluation CRFs run in the evaluation job's threads
+    (config ``threads.evaluate_deeplab`` worker processes, ``deeplab.segment_all``); every other stage, 1."""
+    if stage == "crf_deeplab":
+        return max(1, int(cfg.get("threads", {}).get("evaluate_deeplab", 1)))
+    return 1
 
 
 def stage_costs(measured: dict) -> dict[str, float]:
@@ -274,7 +287,7 @@ def cost_jobs(jobs: list[Job], costs: dict[str, float], cfg: dict, accounting: s
         for stage, _ in parts:
             if stage not in costs:
                 missing[stage] = missing.get(stage, 0) + 1
-        job.seconds = sum(units * costs.get(stage, 0.0) for stage, units in parts)
+        job.seconds = sum(units * costs.get(stage, 0.0) / in_job_workers(stage, cfg) for stage, units in parts)
     return {"unmeasured": unmeasured, "missing_stage": missing, "proxies": proxies}
 
 
@@ -299,10 +312,15 @@ def stage_totals(jobs: list[Job]) -> dict[str, int]:
     return totals
 
 
-def serial_projection(totals: dict[str, int], costs: dict[str, float], cores: int) -> dict[str, float | None]:
+def serial_projection(totals: dict[str, int], costs: dict[str, float], cores: int,
+                      cfg: dict) -> dict[str, float | None]:
     """voc_scale.py's projection of stage totals, in seconds per stage: a GPU stage's units one after another, a
-    CPU stage's over ``cores`` processes; no two stages overlap. None for a stage with no measured cost."""
-    return {stage: units * costs[stage] / (cores if STAGE_ON[stage] == "cpu" else 1) if stage in costs else None
+    CPU stage's over ``cores`` processes (a job's own worker processes, ``in_job_workers``, if fewer); no two stages
+    overlap. None for a stage with no measured cost."""
+    def par(stage):
+        return min(cores, in_job_workers(stage, cfg)) if stage in IN_JOB_PARALLEL else cores
+
+    return {stage: units * costs[stage] / (par(stage) if STAGE_ON[stage] == "cpu" else 1) if stage in costs else None
             for stage, units in totals.items()}
 
 
@@ -564,7 +582,7 @@ def project(dag: list[Job], measured: dict, cfg: dict, scenarios, accounting: st
         cost_jobs(chain_vs, costs, cfg, "voc_scale")
         totals = stage_totals(chain_vs)
         cores = int(measured.get("cores", 16))  # the cores voc_scale.py's sum spreads the CPU stages over
-        serial = serial_projection(totals, costs, cores)
+        serial = serial_projection(totals, costs, cores, cfg)
         chain = ancestors(jobs, target)
         one_vs = summarize(chain_vs, schedule(chain_vs, 1, cores), 1, cores)
         one = summarize(chain, schedule(chain, 1, cores), 1, cores)

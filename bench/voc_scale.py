@@ -356,7 +356,8 @@ def stage_table(cfg: dict, cores: int) -> list[dict]:
         dict(stage="deeplab", what="DeepLab-v2 training", unit="iteration", units=dl["iterations"], on="gpu"),
         dict(stage="deeplab_predict", what="DeepLab multi-scale inference, val", unit="image", units=VOC_VAL,
              on="gpu"),
-        dict(stage="crf_deeplab", what="DeepLab CRF, val", unit="image", units=VOC_VAL, on="cpu"),
+        dict(stage="crf_deeplab", what="DeepLab CRF, val", unit="image", units=VOC_VAL, on="cpu",
+             par=cfg.get("threads", {}).get("evaluate_deeplab", 1)),  # worker processes of the evaluation job
     ]
 
 
@@ -425,7 +426,7 @@ def main() -> int:
         if "s_per_unit" not in e:
             rows.append({**row, "minutes": None})
             continue
-        par = ARGS.cores if row["on"] == "cpu" else 1
+        par = min(ARGS.cores, row.get("par", ARGS.cores)) if row["on"] == "cpu" else 1
         minutes = e["s_per_unit"] * row["units"] / par / 60
         total += minutes
         rows.append({**row, "s_per_unit": e["s_per_unit"], "parallel": par, "minutes": minutes})

@@ -76,7 +76,7 @@ rule evaluate_deeplab:
         test=config["deeplab"]["test"],
         split=config["splits"]["eval_seg"],
         device=config["device"],
-    threads: 2
+    threads: config["threads"]["evaluate_deeplab"]
     resources:
         gpu=1,
     log:
@@ -104,7 +104,7 @@ rule export_voc_test:
         test=config["deeplab"]["test"],
         split="test",
         device=config["device"],
-    threads: 2
+    threads: config["threads"]["evaluate_deeplab"]
     resources:
         gpu=1,
     log:

@@ -21,7 +21,7 @@ def main(smk):
     ids = manifest.split_ids(p.split)
     test = dict(p.test)
     crf = dataclasses.replace(DEEPLAB_CRF, **(test.get("crf_params") or {})) if test["crf"] else None
-    kwargs = dict(scales=test["scales"], flip=test["flip"], crf_params=crf)
+    kwargs = dict(scales=test["scales"], flip=test["flip"], crf_params=crf, workers=smk.threads)  # CRF processes
     if smk.rule == "export_voc_test":
         members = export_voc_test(model, manifest, ids, device, smk.output[0], **kwargs)
         log.info("wrote %d predictions to %s: submit it to the VOC evaluation server", len(members), smk.output[0])

@@ -15,7 +15,7 @@ import matlabel.deeplab as dl
 import matlabel.deeplab.export
 import matlabel.deeplab.infer
 from matlabel.datasets.layout import VOC_CLASSES, load_manifest, write_manifest, write_split
-from matlabel.io import read_label_png, voc_palette, write_label_png
+from matlabel.io import read_image, read_label_png, voc_palette, write_label_png
 from matlabel.segdata import SegDataset, augment
 
 CPU = torch.device("cpu")
@@ -464,12 +464,31 @@ def test_crf_cleans_noisy_predictions(tmp_path, monkeypatch):
     assert dl.DEEPLAB_CRF.bilateral_sxy == 67 and dl.DEEPLAB_CRF.bilateral_srgb == 3
 
 
+def test_crf_workers_give_the_same_predictions_in_order(tiny_synthetic, tmp_path):
+    """The evaluation CRFs in worker processes beside the model (segment_all, workers > 1) give exactly the
+    predictions, files and score of the one-process run, in the ids' order."""
+    model = tiny_model()
+    ids = tiny_synthetic.split_ids("val")
+    runs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        out.mkdir()
+        runs[workers] = dl.evaluate_segmentation(model, tiny_synthetic, ids, CPU, crf_params=dl.DEEPLAB_CRF,
+                                                 save_dir=out, workers=workers)
+        images = ((i, read_image(tiny_synthetic.image_path(i))) for i in ids)
+        assert [i for i, _ in dl.segment_all(model, images, CPU, crf_params=dl.DEEPLAB_CRF, workers=workers)] == ids
+    assert runs[1] == runs[2]
+    for i in ids:
+        np.testing.assert_array_equal(read_label_png(tmp_path / "w1" / f"{i}.png"),
+                                      read_label_png(tmp_path / "w2" / f"{i}.png"))
+
+
 def test_export_voc_test_writes_the_servers_layout(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     images = {"2008_000001": rng.integers(0, 256, (4, 6, 3)).astype(np.uint8),
               "2008_000002": rng.integers(0, 256, (4, 6, 3)).astype(np.uint8)}
     manifest = _manifest(tmp_path, images, {})
-    monkeypatch.setattr(matlabel.deeplab.export, "predict", lambda *a, **k: _one_hot(PRED))
+    monkeypatch.setattr(matlabel.deeplab.infer, "predict", lambda *a, **k: _one_hot(PRED))
     for name, mode in (("voc.tar", "r:"), ("voc.tgz", "r:gz")):
         members = dl.export_voc_test(TinyNet(), manifest, list(images), CPU, tmp_path / name)
         with tarfile.open(tmp_path / name, mode) as tar:
