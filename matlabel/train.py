@@ -109,10 +109,12 @@ class Speed:
         """SGD over ``groups``; fused when ``fused_optimizer``."""
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, **({"fused": True} if self.fused_optimizer else {}))
 
-    def compiled(self, fn: Callable) -> Callable:
+    def compiled(self, fn: Callable, dynamic: bool | None = False) -> Callable:
         """``fn`` (a step's forward pass and loss) compiled when ``compile``, else itself. ``dynamic=False``: a
-        graph per input shape (the full batch and an epoch's smaller last one), no dynamic-shape kernels."""
-        return torch.compile(fn, dynamic=False) if self.compile else fn
+        graph per input shape (DeepLab: the full batch and an epoch's smaller last one); ``None``: torch's automatic
+        dynamic shapes, one graph for every size once a size changes (D2CAM's and ReCAM's pair branches: a batch's
+        number of labels varies)."""
+        return torch.compile(fn, dynamic=dynamic) if self.compile else fn
 
 
 def poly_lr(base: float, step: int, max_step: int, power: float) -> float:
@@ -278,7 +280,7 @@ def classifier_step(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, 
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
             return loss_fn(model, batch)
 
-    forward = speed.compiled(forward)
+    forward = speed.compiled(forward, dynamic=None)
 
     def step(batch: dict) -> dict[str, torch.Tensor]:
         losses = forward(to_device(batch, device, speed.channels_last))
