@@ -68,20 +68,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from matlabel.train import SPEED_FLAGS, Speed, resolve_device  # noqa: E402
-
-TRAINING_STAGES = ("cam", "d2cam", "irn", "deeplab", "deeplab_5x2")
-
-
-def speed_setting(name: str, device: torch.device) -> Speed:
-    """A ``--speed-flags`` entry as the flags it sets: auto | off | on | flag+flag (the named flags on, others off)."""
-    if name in ("auto", "off", "on"):
-        return Speed.resolve({"auto": {}, "off": dict.fromkeys(SPEED_FLAGS, False),
-                              "on": dict.fromkeys(SPEED_FLAGS, True)}[name], device)
-    flags = name.split("+")
-    if not set(flags) <= set(SPEED_FLAGS):
-        raise SystemExit(f"--speed-flags: {name!r} is not auto, off, on or a +-joined subset of {SPEED_FLAGS}")
-    return Speed(**{f: f in flags for f in SPEED_FLAGS})
+from matlabel.train import Speed, resolve_device  # noqa: E402
 
 
 def load_config(preset: str) -> dict:
@@ -415,7 +402,7 @@ def main() -> int:
           flush=True)
     examples = synthetic_images(12, ARGS.small)
     wanted = None if ARGS.stages == "all" else set(ARGS.stages.split(","))
-    settings = {spec: speed_setting(spec, device) for spec in ARGS.speed_flags.split(",")}
+    settings = {spec: Speed.parse(spec, device) for spec in ARGS.speed_flags.split(",")}
     first = next(iter(settings))
     training = {
         "cam": lambda speed: classifier_step("cam", cfg, device, ARGS.small, speed),

@@ -105,6 +105,18 @@ class Speed:
             values[name] = value
         return cls(**values)
 
+    @classmethod
+    def parse(cls, spec: str, device: torch.device) -> Speed:
+        """A setting named on a command line (the benches' ``--speed-flags``): ``auto`` (the rules' default for
+        ``device``), ``off``, ``on``, or flag names joined by ``+`` (those on, the others off)."""
+        if spec in ("auto", "off", "on"):
+            return cls.resolve({} if spec == "auto" else dict.fromkeys(SPEED_FLAGS, spec == "on"), device)
+        flags = spec.split("+")
+        if not set(flags) <= set(SPEED_FLAGS):
+            raise ValueError(f"speed setting {spec!r} is not auto, off, on or flag names joined by + of "
+                             f"{', '.join(SPEED_FLAGS)}")
+        return cls(**{f: f in flags for f in SPEED_FLAGS})
+
     def optimizer(self, groups: list[dict], lr: float, momentum: float) -> torch.optim.SGD:
         """SGD over ``groups``; fused when ``fused_optimizer``."""
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, **({"fused": True} if self.fused_optimizer else {}))
