@@ -16,6 +16,13 @@ with the workflow's own ``matlabel.train.train`` (bf16 autocast + channels_last,
 
 and exports the multi-scale maps (4 scales x flip, fp32 and bf16) of one model twice. Printed and written as JSON:
 per case, bit-identical or the largest absolute weight / map difference.
+
+``--cases speed`` (beside or instead of the default ``determinism,maps``) compares the paths of the speed flags
+(config ``speed:``, matlabel.train.Speed) on the same trainings (CAM, D2CAM, DeepLab-v2): the loop before the flags
+(channels_last only), every flag on (compiled forward + loss, fused SGD, channels_last) and, as the yardstick of
+training noise, every flag off (the same kernels in another memory layout: a change of float rounding only). A flag
+path is within training noise when its weights are no further from the loop before the flags than the yardstick's
+times ``NOISE_FACTOR`` and its last loss agrees to ``LOSS_RTOL``; each flag alone is run too, to name the culprit.
 """
 from __future__ import annotations
 
@@ -40,10 +47,14 @@ from matlabel.datasets.loader import ClassifierAugment, VOCLayoutDataset  # noqa
 from matlabel.datasets.synthetic import SyntheticConfig, generate  # noqa: E402
 from matlabel.io import read_image  # noqa: E402
 from matlabel.models import build  # noqa: E402
-from matlabel.train import TrainConfig, train  # noqa: E402
+from matlabel.train import SPEED_FLAGS, Speed, TrainConfig, train  # noqa: E402
 
 BACKBONE = dict(arch="resnet50", weights="none", output_stride=16, freeze_bn=False, train_from="stem")
 ARGS = argparse.Namespace(device="cuda")
+BEFORE = Speed(channels_last=True)  # the loop on CUDA before the speed flags
+SPEED_PATHS = {"before (channels_last)": BEFORE, "off (noise yardstick)": Speed(), "on": Speed(True, True, True),
+               **{f"{f} only": Speed(**{f: True}) for f in ("compile", "fused_optimizer")}}
+NOISE_FACTOR, LOSS_RTOL = 10.0, 0.02
 
 
 def compare_states(a: dict, b: dict) -> dict:
@@ -70,35 +81,73 @@ def trained_twice(train_once, deterministic: bool) -> dict:
     return compare_states(*states)
 
 
-def classifier_twice(method: str, manifest, tmp: Path, deterministic: bool) -> dict:
+def classifier_once(method: str, manifest, out: Path, speed: Speed | None = None) -> Path:
+    """The CAM baseline or D2CAM trained with the workflow's loop (2 epochs of batch 8); ``speed``: the flags,
+    default the rules' (auto)."""
     cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, head_lr_mult=10, momentum=0.9, seed=0)
-
-    def train_once(run: int) -> Path:
-        model, loss_fn = build(method, 20, BACKBONE, seed=0)
-        data = VOCLayoutDataset(manifest, "train", transform=ClassifierAugment((160, 256), 160, True, seed=0))
-        out = tmp / f"{method}-{deterministic}-{run}.pt"
-        train(model, data, cfg, torch.device(ARGS.device), out, loss_fn)
-        return out
-
-    return trained_twice(train_once, deterministic)
+    model, loss_fn = build(method, 20, BACKBONE, seed=0)
+    data = VOCLayoutDataset(manifest, "train", transform=ClassifierAugment((160, 256), 160, True, seed=0))
+    train(model, data, cfg, torch.device(ARGS.device), out, loss_fn, speed=speed)
+    return out
 
 
-def deeplab_twice(manifest, tmp: Path, deterministic: bool, arch: str) -> dict:
+def deeplab_once(manifest, out: Path, arch: str, speed: Speed | None = None) -> Path:
+    """DeepLab-v2 MSC trained with the workflow's loop (8 iterations of 10 crops of 161 px), BN trained."""
     from matlabel import deeplab as dl
     from matlabel.segdata import SegDataset
 
     cfg = dl.SegConfig(iterations=8, batch_size=10, accumulate=1, crop=161, checkpoint_every=1000)
+    # BN trained here: a from-scratch ResNet-101 with frozen (identity) BN overflows to NaN in a few steps;
+    # the recipe's frozen BN needs ImageNet weights, which the GPU machines here cannot download
+    model = dl.DeepLabV2(21, arch=arch, weights="none", freeze_bn=False, seed=0)
+    data = SegDataset(manifest, "train", None, crop=cfg.crop, seed=0)
+    dl.train_deeplab(model, data, cfg, torch.device(ARGS.device), out, speed=speed)
+    return out
 
-    def train_once(run: int) -> Path:
-        # BN trained here: a from-scratch ResNet-101 with frozen (identity) BN overflows to NaN in a few steps;
-        # the recipe's frozen BN needs ImageNet weights, which the GPU machines here cannot download
-        model = dl.DeepLabV2(21, arch=arch, weights="none", freeze_bn=False, seed=0)
-        data = SegDataset(manifest, "train", None, crop=cfg.crop, seed=0)
-        out = tmp / f"deeplab-{deterministic}-{run}.pt"
-        dl.train_deeplab(model, data, cfg, torch.device(ARGS.device), out)
-        return out
 
-    return trained_twice(train_once, deterministic)
+def classifier_twice(method: str, manifest, tmp: Path, deterministic: bool) -> dict:
+    return trained_twice(lambda run: classifier_once(method, manifest, tmp / f"{method}-{deterministic}-{run}.pt",
+                                                     ARGS.speed), deterministic)
+
+
+def deeplab_twice(manifest, tmp: Path, deterministic: bool, arch: str) -> dict:
+    return trained_twice(lambda run: deeplab_once(manifest, tmp / f"deeplab-{deterministic}-{run}.pt", arch,
+                                                  ARGS.speed), deterministic)
+
+
+def speed_paths(train_once) -> dict:
+    """``train_once(name, speed) -> checkpoint`` for every path of SPEED_PATHS (autotuner off); each path's weights
+    and last loss against the loop before the flags, and whether it is within training noise (module docstring)."""
+    torch.backends.cudnn.benchmark = False
+    ckpts = {}
+    for name, speed in SPEED_PATHS.items():
+        try:
+            ckpts[name] = torch.load(train_once(name.split()[0], speed), weights_only=False)
+        except Exception as err:  # e.g. a compile error: say so for this path
+            ckpts[name] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"}
+    ref = ckpts["before (channels_last)"]
+    if "error" in ref:
+        return {"error": f"the loop before the flags failed: {ref['error']}"}
+    out = {"flags": {name: {f: getattr(s, f) for f in SPEED_FLAGS} for name, s in SPEED_PATHS.items()}}
+    for name, ckpt in ckpts.items():
+        if name == "before (channels_last)":
+            continue
+        if "error" in ckpt:
+            out[name] = ckpt
+            continue
+        entry = compare_states(ref["model"], ckpt["model"])
+        a, b = ref["history"][-1]["total"], ckpt["history"][-1]["total"]
+        entry["last_loss"], entry["last_loss_before"] = b, a
+        entry["last_loss_rel_diff"] = abs(a - b) / max(abs(a), 1e-12)
+        out[name] = entry
+    noise = out.get("off (noise yardstick)", {}).get("max_abs_diff")
+    for name, entry in out.items():
+        if name in ("flags", "off (noise yardstick)") or "max_abs_diff" not in entry or noise is None:
+            continue
+        entry["over_noise"] = entry["max_abs_diff"] / noise if noise > 0 else None
+        entry["within_noise"] = (entry["max_abs_diff"] <= NOISE_FACTOR * noise and
+                                 entry["last_loss_rel_diff"] <= LOSS_RTOL)
+    return out
 
 
 def maps_twice(manifest, amp: bool) -> dict:
@@ -123,32 +172,53 @@ def main(argv=None) -> None:
     p.add_argument("--arch", default=BACKBONE["arch"])
     p.add_argument("--images", type=int, default=32)
     p.add_argument("--deeplab-arch", default="resnet101")
+    p.add_argument("--cases", default="determinism,maps",
+                   help="comma-separated: determinism (each training twice), maps (one model's maps twice), speed "
+                        "(the speed flags' paths against the loop before them)")
+    p.add_argument("--speed-flags", default="auto",
+                   help="the determinism case's flags: auto (the rules': every flag on CUDA), off, on, or flag names "
+                        "joined by + (channels_last: the loop before the flags)")
     args = p.parse_args(argv)
+    ARGS.speed = Speed.parse(args.speed_flags, torch.device(args.device))
+    cases = set(args.cases.split(","))
+    if not cases <= {"determinism", "maps", "speed"}:
+        sys.exit(f"--cases: unknown {sorted(cases - {'determinism', 'maps', 'speed'})}")
     ARGS.device = args.device
     BACKBONE["arch"] = args.arch
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("cuda_determinism.py needs a CUDA device (or --device cpu for a smoke run)")
     name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     results = {"device": name, "torch": torch.__version__, "cudnn": torch.backends.cudnn.version(),
-               "arch": args.arch, "train_images": args.images}
+               "arch": args.arch, "train_images": args.images,
+               "speed_flags": {f: getattr(ARGS.speed, f) for f in SPEED_FLAGS}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         splits = generate(tmp / "VOC2012", SyntheticConfig(n_train=args.images, n_val=4, width=256, height=192),
                           progress=False)
         write_manifest(tmp / "dataset.json", "synthetic", tmp / "VOC2012", VOC_CLASSES, "SegmentationClass", splits)
         manifest = load_manifest(tmp / "dataset.json")
-        for method in ("cam", "d2cam"):
+        for method in ("cam", "d2cam") if "determinism" in cases else ():
             for deterministic in (False, True):
                 key = f"train {method}, deterministic algorithms {'on' if deterministic else 'off'}"
                 results[key] = classifier_twice(method, manifest, tmp, deterministic)
                 print(f"{key:50s} {json.dumps(results[key])}", flush=True)
-        for deterministic in (False, True):
+        for deterministic in (False, True) if "determinism" in cases else ():
             key = f"train DeepLab-v2 MSC, deterministic algorithms {'on' if deterministic else 'off'}"
             results[key] = deeplab_twice(manifest, tmp, deterministic, args.deeplab_arch)
             print(f"{key:50s} {json.dumps(results[key])}", flush=True)
-        for amp in (False, True) if args.device == "cuda" else (False,):
+        for amp in ((False, True) if args.device == "cuda" else (False,)) if "maps" in cases else ():
             key = f"maps of one model, {'bf16' if amp else 'fp32'}"
             results[key] = maps_twice(manifest, amp)
+            print(f"{key:50s} {json.dumps(results[key])}", flush=True)
+        if "speed" in cases:
+            for method in ("cam", "d2cam"):
+                key = f"speed flags, train {method}"
+                results[key] = speed_paths(lambda name, speed: classifier_once(
+                    method, manifest, tmp / f"{method}-speed-{name}.pt", speed))
+                print(f"{key:50s} {json.dumps(results[key])}", flush=True)
+            key = "speed flags, train DeepLab-v2 MSC"
+            results[key] = speed_paths(lambda name, speed: deeplab_once(
+                manifest, tmp / f"deeplab-speed-{name}.pt", args.deeplab_arch, speed))
             print(f"{key:50s} {json.dumps(results[key])}", flush=True)
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
 

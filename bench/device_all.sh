@@ -17,6 +17,10 @@
 #   determinism  bench/cuda_determinism.py: trainings and maps twice, bit-identical or not      120 s
 #   matting      bench/matting.py --device cuda at two band widths (bench/device_matting.sh)    70 s
 #   projection   bench/node_projection.py on the fresh voc_scale JSON and the saved DAG         30 s
+# and, in a second call (STEPS="setup speed speed_determinism", 560 s), the speed flags (config speed:, docs/reproducing.md)
+# before/after in the same process; the steps above keep the loop before the flags (--speed-flags channels_last):
+#   speed              voc_scale.py's training stages with the flags off and on: step time ratios, projected totals  200 s
+#   speed_determinism  cuda_determinism.py --cases speed: the flags' results against the plain loop's on CUDA      260 s
 # Writes <step>_<card>.json / .log (card: h100, h200, ... from nvidia-smi; CARD= to set it), device_all_<card>.status
 # (each step's exit status, seconds and end time; 124 = its timeout) and gpu_util_<card>.csv (utilisation, memory, 1/s).
 set -u
@@ -69,14 +73,16 @@ setup() {
 
 if [ "$SMOKE" = 1 ]; then
   VOC_ARGS=(--small --device cpu --seconds 0.05 --stages cam,d2cam,export,matting,crf_label,walk,loader --cores 2)
+  SPEED_ARGS=(--small --device cpu --seconds 0.05 --stages cam --cores 2)
   D2_ARGS=(--device cpu --arch resnet18 --crop 64 --batch 2 --steps 3)
   DET_ARGS=(--device cpu --arch resnet18 --deeplab-arch resnet18 --images 4)
   MAT_ARGS=(--n 1 --width 100 --height 75 --device cpu)
   BANDS="8"
 else
-  VOC_ARGS=(--config config/voc-scale.yaml --device cuda --seconds 6 --cores 16)
+  VOC_ARGS=(--config config/voc-scale.yaml --device cuda --seconds 6 --cores 16 --speed-flags channels_last)
   D2_ARGS=(--device cuda --steps 10)
-  DET_ARGS=(--device cuda)
+  DET_ARGS=(--device cuda --speed-flags channels_last)
+  SPEED_ARGS=(--config config/voc-scale.yaml --device cuda --seconds 4 --cores 16 --stages cam,d2cam,deeplab)
   MAT_ARGS=(--n 5 --width 500 --height 375 --device cuda)
   BANDS="8 40"
 fi
@@ -111,6 +117,10 @@ step voc_scale 210 $PY bench/voc_scale.py "${VOC_ARGS[@]}" --out "$DEST/voc_scal
 step d2cam 45 $PY bench/d2cam_throughput.py "${D2_ARGS[@]}"
 step determinism 120 $PY bench/cuda_determinism.py "${DET_ARGS[@]}" --out "$DEST/cuda_determinism_$CARD.json"
 step matting 70 matting
+step speed 200 $PY bench/voc_scale.py "${SPEED_ARGS[@]}" --speed-flags channels_last,on \
+  --out "$DEST/voc_scale_speed_$CARD.json"
+step speed_determinism 260 $PY bench/cuda_determinism.py "${DET_ARGS[@]}" --cases speed \
+  --out "$DEST/cuda_speed_$CARD.json"
 # the saved DAG (bench/results/voc_tables12_dag.json): the device image has no Snakemake
 step projection 30 $PY bench/node_projection.py --costs "${COSTS:-$DEST/voc_scale_$CARD.json}" \
   --dag bench/results/voc_tables12_dag.json --out "$DEST/node_projection_$CARD.json" \

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/voc_scale.py [--config config/voc-scale.yaml] [--device auto] [--seconds 8]
                                         [--cores 16] [--out voc_scale.json] [--stages d2cam,export,...]
+                                        [--speed-flags channels_last,on]
 
 Each stage runs the workflow's own library code (the functions the rules call) on synthetic VOC-size inputs
 (500 x 375 images of ``matlabel.datasets.synthetic``, the paper's networks and recipes from config.yaml plus
@@ -9,7 +10,10 @@ the preset) for about ``--seconds`` after a warm-up, and reports seconds per uni
 A unit count of the real datasets (VOC train_aug 10,582 images, val 1,449) turns it into the stage's wall
 time; GPU stages run one after the other on the one GPU (``resources: gpu=1``), CPU stages on ``--cores``
 processes side by side (one shard job per core). Reference in the same process: the plain CAM training step
-beside D2CAM's (the ratio is printed), so numbers from different machines can be compared.
+beside D2CAM's (the ratio is printed), so numbers from different machines can be compared. ``--speed-flags``
+measures the training stages (their library steps and optimiser, matlabel.train.Speed) under several settings of
+config ``speed:`` in the same process, e.g. ``channels_last,on``: the loop before the flags against all of them
+(each setting's warm-up, which holds torch.compile's compilation, is reported as ``warmup_s``).
 
 What the projection leaves out, on purpose: downloading and unpacking VOC + SBD (network-bound), the
 Snakemake scheduling overhead (seconds per job), and data loading, which is reported separately as
@@ -23,6 +27,7 @@ DeepLab-v2 training -> multi-scale + CRF evaluation of val. Printed as a table a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -46,6 +51,12 @@ def parse_args(argv=None):
     p.add_argument("--stages", default="all", help="comma-separated subset of the stage names")
     p.add_argument("--out", default=None, help="JSON file for the results (rewritten after every stage)")
     p.add_argument("--small", action="store_true", help="tiny networks and crops: a smoke test of the script on CPU")
+    p.add_argument("--speed-flags", default="auto", help=(
+        "comma-separated speed settings (config speed:, matlabel.train.Speed) the training stages (cam, d2cam, irn, "
+        "deeplab, deeplab_5x2) are measured with, one after the other in this process: auto (the rules' default on "
+        "this device), off, on, or flag names joined by + (e.g. channels_last: the loop before the flags on CUDA). "
+        "The first is the projection's; each further one is reported as stage@setting, with its speed-up and "
+        "projected total"))
     return p.parse_args(argv)
 
 
@@ -57,7 +68,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from matlabel.train import resolve_device  # noqa: E402
+from matlabel.train import Speed, resolve_device  # noqa: E402
 
 
 def load_config(preset: str) -> dict:
@@ -80,10 +91,13 @@ def sync(device: torch.device) -> None:
 
 
 def timed(fn, device: torch.device, seconds: float, warmup: int = 2, max_n: int = 10_000) -> tuple[float, int]:
-    """Mean seconds per call of ``fn`` over at least ``seconds`` (at least 2 calls) after ``warmup`` calls."""
+    """Mean seconds per call of ``fn`` over at least ``seconds`` (at least 2 calls) after ``warmup`` calls (their
+    seconds, a compilation's included, left in ``timed.warmup_s``)."""
+    t0 = time.perf_counter()
     for _ in range(warmup):
         fn()
     sync(device)
+    timed.warmup_s = time.perf_counter() - t0
     n, t0 = 0, time.perf_counter()
     while n < 2 or (time.perf_counter() - t0 < seconds and n < max_n):
         fn()
@@ -117,11 +131,12 @@ def soft_maps(mask: np.ndarray, labels) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------ the stages
 
 
-def classifier_step(method: str, cfg: dict, device: torch.device, small: bool):
+def classifier_step(method: str, cfg: dict, device: torch.device, small: bool, speed: Speed):
     """One training step (forward, loss, backward, SGD) of the CAM baseline or full D2CAM at the config's
-    backbone, batch and crop: bench/d2cam_throughput.py's closure."""
+    backbone, batch and crop (bench/d2cam_throughput.py's models and batch), through the step and optimiser of
+    matlabel.train.train with the ``speed`` flags."""
     sys.path.insert(0, str(ROOT / "bench"))
-    from d2cam_throughput import make_batch, make_step
+    from d2cam_throughput import make_batch
 
     from matlabel.cam import CAMNet
     from matlabel.d2cam import D2CAMNet
@@ -138,7 +153,28 @@ def classifier_step(method: str, cfg: dict, device: torch.device, small: bool):
     else:
         model = D2CAMNet(20, build_backbone(**bb))
         loss = loss_for_variant("d2_ma_oe")  # the paper's weights (config.yaml d2cam.loss)
-    return make_step(model, loss, make_batch(batch, crop, device), device)
+    return training_step(model, loss, make_batch(batch, crop, device), device, speed,
+                         lambda: [{"params": p} for p in model.param_groups()])
+
+
+def training_step(model, loss, batch: dict, device: torch.device, speed: Speed, groups):
+    """A closure of one step of ``model`` on ``batch`` as matlabel.train.fit runs it with ``speed``: zero_grad,
+    matlabel.train.classifier_step (forward + loss, compiled when the flag says so; backward), SGD step."""
+    from matlabel.train import classifier_step
+
+    model.to(device).train()
+    if speed.channels_last:
+        model.to(memory_format=torch.channels_last)
+    batch = dict(batch, image=batch["image"].contiguous())  # the step makes it channels_last if the flag says so
+    opt = speed.optimizer(groups(), lr=1e-3, momentum=0.9)
+    step = classifier_step(model, loss, device, speed)
+
+    def run():
+        opt.zero_grad(set_to_none=True)
+        step(batch)
+        opt.step()
+
+    return run
 
 
 def export_image(cfg: dict, device: torch.device, examples, small: bool):
@@ -205,8 +241,8 @@ def crf_image(cfg: dict, examples, params_name: str):
     return run
 
 
-def irn_step(cfg: dict, device: torch.device, examples, small: bool):
-    """One IRN training step on the frozen trunk (rule train_irn): batch and crop of the config."""
+def irn_step(cfg: dict, device: torch.device, examples, small: bool, speed: Speed):
+    """One IRN training step on the frozen trunk (rule train_irn): batch and crop of the config, with ``speed``."""
     from matlabel.backbone import build_backbone
     from matlabel.irn.data import AffinityAugment, downsample_label
     from matlabel.irn.loss import irn_loss
@@ -226,21 +262,8 @@ def irn_step(cfg: dict, device: torch.device, examples, small: bool):
     b = {"image": torch.stack([it[0] for it in items]).to(device)}
     for k, j in (("bg_pos", 1), ("fg_pos", 2), ("neg", 3)):
         b[k] = torch.stack([torch.as_tensor(it[j]) for it in items]).to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-        b["image"] = b["image"].contiguous(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=1e-3)
-    model.train()
-
-    def run():
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            losses = irn_loss(model, b)
-        opt.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        opt.step()
-
-    return run
+    return training_step(model, irn_loss, b, device, speed, lambda: [{"params": params}])
 
 
 def walk_image(cfg: dict, device: torch.device, examples, small: bool):
@@ -263,10 +286,11 @@ def walk_image(cfg: dict, device: torch.device, examples, small: bool):
     return run
 
 
-def deeplab_iteration(cfg: dict, device: torch.device, small: bool, reference_loop: bool = False):
+def deeplab_iteration(cfg: dict, device: torch.device, small: bool, speed: Speed, reference_loop: bool = False):
     """One DeepLab-v2 iteration (``accumulate`` MSC forward/backward passes of ``batch_size`` crops, one SGD
-    step) as matlabel.deeplab.train_deeplab runs it; ``reference_loop``: deeplab-pytorch's 5 x 2 instead."""
-    from matlabel.deeplab import MSC, DeepLabV2, msc_loss
+    step) as matlabel.deeplab.train_deeplab runs it (its step, matlabel.deeplab.deeplab_step, and fit's optimiser,
+    with ``speed``); ``reference_loop``: deeplab-pytorch's 5 x 2 instead."""
+    from matlabel.deeplab import MSC, DeepLabV2, deeplab_step
 
     t, m = cfg["deeplab"]["train"], dict(cfg["deeplab"]["model"], weights="none")
     if reference_loop:
@@ -274,23 +298,20 @@ def deeplab_iteration(cfg: dict, device: torch.device, small: bool, reference_lo
     if small:
         m["arch"], t = "resnet18", dict(t, crop=96, batch_size=2)
     model = DeepLabV2(21, **m).to(device)
-    if device.type == "cuda":
+    if speed.channels_last:
         model.to(memory_format=torch.channels_last)
     msc = MSC(model, t["msc_scales"]).train()
     names = ["x1", *[f"x{s:g}" for s in t["msc_scales"]], "max"]
-    opt = torch.optim.SGD(model.param_groups(t["lr"], t["weight_decay"]), lr=t["lr"], momentum=t["momentum"])
+    opt = speed.optimizer(model.param_groups(t["lr"], t["weight_decay"]), t["lr"], t["momentum"])
+    step = deeplab_step(msc, names, t["accumulate"], device, speed)
     gen = torch.Generator().manual_seed(0)
-    images = torch.randn(t["batch_size"], 3, t["crop"], t["crop"], generator=gen).to(device)
-    if device.type == "cuda":
-        images = images.contiguous(memory_format=torch.channels_last)
-    labels = torch.randint(0, 21, (t["batch_size"], t["crop"], t["crop"]), generator=gen).to(device)
+    batch = {"image": torch.randn(t["batch_size"], 3, t["crop"], t["crop"], generator=gen) * 60 + 120,
+             "label": torch.randint(0, 21, (t["batch_size"], t["crop"], t["crop"]), generator=gen)}
+    batch = {k: v.to(device) for k, v in batch.items()}
 
     def run():
         opt.zero_grad(set_to_none=True)
-        for _ in range(t["accumulate"]):
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                outputs = msc(images)
-            (msc_loss(outputs, labels, names)["total"] / t["accumulate"]).backward()
+        step([batch] * t["accumulate"])
         opt.step()
 
     return run
@@ -361,6 +382,22 @@ def stage_table(cfg: dict, cores: int) -> list[dict]:
     ]
 
 
+def projection(cfg: dict, st: dict) -> tuple[list[dict], float, bool]:
+    """The stage table with each stage's minutes from its measured seconds per unit (CPU stages on --cores);
+    returns (rows, total of the measured stages, whether every stage was measured)."""
+    total, rows = 0.0, []
+    for row in stage_table(cfg, ARGS.cores):
+        e = st.get(row["stage"], {})
+        if "s_per_unit" not in e:
+            rows.append({**row, "minutes": None})
+            continue
+        par = min(ARGS.cores, row.get("par", ARGS.cores)) if row["on"] == "cpu" else 1
+        minutes = e["s_per_unit"] * row["units"] / par / 60
+        total += minutes
+        rows.append({**row, "s_per_unit": e["s_per_unit"], "parallel": par, "minutes": minutes})
+    return rows, total, all(r["minutes"] is not None for r in rows)
+
+
 def main() -> int:
     cfg = load_config(ARGS.config)
     device = resolve_device(ARGS.device)
@@ -370,36 +407,52 @@ def main() -> int:
           flush=True)
     examples = synthetic_images(12, ARGS.small)
     wanted = None if ARGS.stages == "all" else set(ARGS.stages.split(","))
+    settings = {spec: Speed.parse(spec, device) for spec in ARGS.speed_flags.split(",")}
+    first = next(iter(settings))
+    training = {
+        "cam": lambda speed: classifier_step("cam", cfg, device, ARGS.small, speed),
+        "d2cam": lambda speed: classifier_step("d2cam", cfg, device, ARGS.small, speed),
+        "irn": lambda speed: irn_step(cfg, device, examples, ARGS.small, speed),
+        "deeplab": lambda speed: deeplab_iteration(cfg, device, ARGS.small, speed),
+        "deeplab_5x2": lambda speed: deeplab_iteration(cfg, device, ARGS.small, speed, reference_loop=True),
+    }
     builders = {
-        "cam": lambda: classifier_step("cam", cfg, device, ARGS.small),
-        "d2cam": lambda: classifier_step("d2cam", cfg, device, ARGS.small),
+        "cam": None, "d2cam": None,
         "export": lambda: export_image(cfg, device, examples, ARGS.small),
         "matting": lambda: matting_image(cfg, examples),
         "crf_label": lambda: crf_image(cfg, examples, "label"),
-        "irn": lambda: irn_step(cfg, device, examples, ARGS.small),
+        "irn": None,
         "walk": lambda: walk_image(cfg, device, examples, ARGS.small),
-        "deeplab": lambda: deeplab_iteration(cfg, device, ARGS.small),
-        "deeplab_5x2": lambda: deeplab_iteration(cfg, device, ARGS.small, reference_loop=True),
+        "deeplab": None, "deeplab_5x2": None,
         "deeplab_predict": lambda: deeplab_predict_image(cfg, device, examples, ARGS.small),
         "crf_deeplab": lambda: crf_image(cfg, examples, "deeplab"),
         "loader": lambda: loader_image(cfg, examples, ARGS.small),
     }
+    runs = []  # (result name, stage, builder): the training stages once per speed setting, the first unsuffixed
+    for stage, build in builders.items():
+        if wanted is not None and stage not in wanted:
+            continue
+        if stage not in training:
+            runs.append((stage, stage, build))
+            continue
+        for spec, speed in settings.items():
+            runs.append((stage if spec == first else f"{stage}@{spec}", stage,
+                         lambda build=training[stage], speed=speed: build(speed)))
     results = {"device": name, "torch": torch.__version__, "preset": ARGS.config, "cores": ARGS.cores,
-               "small": ARGS.small, "stages": {}}
+               "small": ARGS.small, "speed_flags": {k: dataclasses.asdict(v) for k, v in settings.items()},
+               "stages": {}}
 
     def save():
         if ARGS.out:
             Path(ARGS.out).write_text(json.dumps(results, indent=1))
 
-    for stage, build in builders.items():
-        if wanted is not None and stage not in wanted:
-            continue
+    for stage, _, build in runs:
         try:
             fn = build()
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             s, n = timed(fn, device, ARGS.seconds)
-            entry = {"s_per_unit": s, "n": n}
+            entry = {"s_per_unit": s, "n": n, "warmup_s": timed.warmup_s}
             if device.type == "cuda":
                 entry["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
             if hasattr(fn, "unknown") and fn.unknown:
@@ -420,19 +473,20 @@ def main() -> int:
     if "s_per_unit" in st.get("deeplab", {}) and "s_per_unit" in st.get("deeplab_5x2", {}):
         results["deeplab_5x2_over_config"] = st["deeplab_5x2"]["s_per_unit"] / st["deeplab"]["s_per_unit"]
         print(f"DeepLab iteration, reference 5 x 2 loop / config's: {results['deeplab_5x2_over_config']:.2f}x")
-    total, rows = 0.0, []
-    for row in stage_table(cfg, ARGS.cores):
-        e = st.get(row["stage"], {})
-        if "s_per_unit" not in e:
-            rows.append({**row, "minutes": None})
-            continue
-        par = min(ARGS.cores, row.get("par", ARGS.cores)) if row["on"] == "cpu" else 1
-        minutes = e["s_per_unit"] * row["units"] / par / 60
-        total += minutes
-        rows.append({**row, "s_per_unit": e["s_per_unit"], "parallel": par, "minutes": minutes})
+    rows, total, complete = projection(cfg, st)
     results["projection"] = rows
-    complete = all(r["minutes"] is not None for r in rows)
     results["projected_minutes"] = total if complete else None
+    for spec in list(settings)[1:]:  # the same projection with the training stages at the other speed setting
+        other = {**st, **{s: st[f"{s}@{spec}"] for s in training if "s_per_unit" in st.get(f"{s}@{spec}", {})}}
+        results.setdefault("speedup", {})[spec] = {
+            s: st[s]["s_per_unit"] / st[f"{s}@{spec}"]["s_per_unit"] for s in training
+            if "s_per_unit" in st.get(s, {}) and "s_per_unit" in st.get(f"{s}@{spec}", {})}
+        _, other_total, other_complete = projection(cfg, other)
+        results.setdefault("projected_minutes_by_speed", {first: results["projected_minutes"]})[spec] = (
+            other_total if other_complete else None)
+        print(f"speed flags {spec} (against {first}): step time ratio {first}/{spec} " + ", ".join(
+            f"{s} {r:.2f}x" for s, r in results["speedup"][spec].items()) + f"; projected total "
+            f"{other_total:.1f} min{'' if other_complete else ' (measured stages only)'}")
     print(f"\nProjected VOC wall time of the Mat-Label row on {name} + {ARGS.cores} cores:")
     for r in rows:
         m = "not measured" if r["minutes"] is None else f"{r['minutes']:7.1f} min"

@@ -118,6 +118,9 @@ def retype_overrides(config: dict, overrides: dict, schema_path) -> list[str]:
                 walk(target[key], value, child, [*path, key])
             elif isinstance(value, str):
                 new = typed(value, node_types(child))
+                enum = _resolve(schema, child).get("enum", [])
+                if new is value and value not in enum and typed(value, {"boolean", "null"}) in enum:
+                    new = typed(value, {"boolean", "null"})  # an enum of text and booleans (auto | true | false)
                 if new is not value:
                     target[key] = new
                     changed.append(".".join([*path, key]))

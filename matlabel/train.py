@@ -3,7 +3,9 @@ D2CAM, ReCAM and IRN plug in a loss; DeepLab-v2 plugs in its own batches and ste
 
 SGD with a polynomial learning-rate decay (lr · (1 − step/max_step)^power, IRN's per step, deeplab-pytorch's every
 10 steps), seeded data order, a resume checkpoint that a killed job resumes from (``matlabel.checkpoints``), bf16
-autocast on CUDA (losses in fp32) and fp32 on CPU.
+autocast on CUDA (losses in fp32) and fp32 on CPU. How the work is executed (:class:`Speed`: torch.compile of the
+forward pass and loss, a fused SGD, channels_last) is set apart from the recipe (config ``speed:``); every flag is on
+for CUDA and off for CPU by default, so CPU results stay those of the plain eager loop.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import logging
 import math
 import os
 import random
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,68 @@ def multilabel_loss(model: torch.nn.Module, batch: dict) -> dict[str, torch.Tens
     return {"total": loss, "cls": loss}
 
 
+SPEED_FLAGS = ("compile", "fused_optimizer", "channels_last")
+
+
+@dataclass(frozen=True)
+class Speed:
+    """How a training is executed on its device, apart from the recipe (config ``speed:``, docs/reproducing.md).
+
+    ``compile``: ``torch.compile`` of each step's forward pass and loss (one graph per input shape, the model's own
+    parameters: checkpoints keep the plain module's keys); ``fused_optimizer``: SGD's fused kernel (``fused=True``)
+    instead of its for-each one; ``channels_last``: model and input images in channels-last memory format. Each
+    changes float rounding only, never the recipe.
+    """
+
+    compile: bool = False
+    fused_optimizer: bool = False
+    channels_last: bool = False
+
+    @classmethod
+    def resolve(cls, flags: Speed | Mapping | None, device: torch.device) -> Speed:
+        """The flags for ``device`` from a config ``speed:`` mapping (missing keys: ``auto``): ``auto`` is on for
+        CUDA and off otherwise; ``true`` / ``false`` (or the text "true" / "false") force it."""
+        if isinstance(flags, Speed):
+            return flags
+        flags = dict(flags or {})
+        unknown = sorted(set(flags) - set(SPEED_FLAGS))
+        if unknown:
+            raise ValueError(f"unknown speed flags {unknown}; known: {list(SPEED_FLAGS)}")
+        values = {}
+        for name in SPEED_FLAGS:
+            value = flags.get(name, "auto")
+            value = {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
+            if value == "auto":
+                value = torch.device(device).type == "cuda"
+            if not isinstance(value, bool):
+                raise ValueError(f"speed.{name} must be auto, true or false, got {flags.get(name)!r}")
+            values[name] = value
+        return cls(**values)
+
+    @classmethod
+    def parse(cls, spec: str, device: torch.device) -> Speed:
+        """A setting named on a command line (the benches' ``--speed-flags``): ``auto`` (the rules' default for
+        ``device``), ``off``, ``on``, or flag names joined by ``+`` (those on, the others off)."""
+        if spec in ("auto", "off", "on"):
+            return cls.resolve({} if spec == "auto" else dict.fromkeys(SPEED_FLAGS, spec == "on"), device)
+        flags = spec.split("+")
+        if not set(flags) <= set(SPEED_FLAGS):
+            raise ValueError(f"speed setting {spec!r} is not auto, off, on or flag names joined by + of "
+                             f"{', '.join(SPEED_FLAGS)}")
+        return cls(**{f: f in flags for f in SPEED_FLAGS})
+
+    def optimizer(self, groups: list[dict], lr: float, momentum: float) -> torch.optim.SGD:
+        """SGD over ``groups``; fused when ``fused_optimizer``."""
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, **({"fused": True} if self.fused_optimizer else {}))
+
+    def compiled(self, fn: Callable, dynamic: bool | None = False) -> Callable:
+        """``fn`` (a step's forward pass and loss) compiled when ``compile``, else itself. ``dynamic=False``: a
+        graph per input shape (DeepLab: the full batch and an epoch's smaller last one); ``None``: torch's automatic
+        dynamic shapes, one graph for every size once a size changes (D2CAM's and ReCAM's pair branches: a batch's
+        number of labels varies)."""
+        return torch.compile(fn, dynamic=dynamic) if self.compile else fn
+
+
 def poly_lr(base: float, step: int, max_step: int, power: float) -> float:
     return base * (1 - step / max_step) ** power
 
@@ -95,21 +159,23 @@ class Plan:
     Training is ``units`` units (``progress``: ``"epoch"`` for the classifiers, ``"iteration"`` for DeepLab) of
     ``steps_per_unit`` optimiser steps each. ``rounds(start)`` is a generator that yields, for each unit from
     ``start`` on, the inputs of its steps (an epoch's batches; one iteration's sub-batches); ``step(inputs)`` runs the
-    forward and backward passes of one step and returns its loss terms as floats. The learning rate is updated every
-    ``poly_every`` steps; a resume checkpoint is written every ``checkpoint_every`` units (the last one included).
+    forward and backward passes of one step and returns its loss terms as detached 0-dim tensors on the device (read
+    by the loop in float64 at checkpoints and at the end only: no host sync per step). The learning rate is updated
+    every ``poly_every`` steps; a resume checkpoint is written every ``checkpoint_every`` units (the last one
+    included).
     """
 
     progress: str
     units: int
     steps_per_unit: int
     rounds: Callable[[int], Generator[Iterable[Any], None, None]]
-    step: Callable[[Any], dict[str, float]]
+    step: Callable[[Any], dict[str, torch.Tensor]]
     poly_every: int = 1
     checkpoint_every: int = 1
 
 
 def fit(model: torch.nn.Module, groups: Callable[[], list[dict]], cfg, plan: Plan, device: torch.device,
-        out: str | os.PathLike, extra: dict | None = None) -> list[dict]:
+        out: str | os.PathLike, extra: dict | None = None, speed: Speed | Mapping | None = None) -> list[dict]:
     """Train ``model`` by ``plan`` and write ``{"model": state_dict, "meta": {"config", "extra"}, "history"}`` to
     ``out``; returns the history.
 
@@ -118,14 +184,19 @@ def fit(model: torch.nn.Module, groups: Callable[[], list[dict]], cfg, plan: Pla
     total steps, poly_power)``. The history holds one ``{progress: n, "lr": the first group's, <term>: mean over the
     unit's steps}`` per unit. The resume checkpoint ``<out>.resume`` is picked up by a later call with equal
     ``meta`` (:func:`resume_meta`), which then reaches the weights of an uninterrupted run; it is removed at the end.
+    ``speed`` (:class:`Speed`, default: each flag ``auto``) sets the optimiser's kernel and the model's memory format
+    (the plan's step compiles its own forward pass and puts its inputs in the same format); the history's values are
+    the same float64 sums as the loss terms read one by one, synced with the host only when a checkpoint is written.
     """
+    speed = Speed.resolve(speed, device)
+    log.info("on %s: %s", device, speed)
     seed_everything(cfg.seed)
     out = Path(out)
     resume = resume_path(out)
     model.to(device)
-    if device.type == "cuda":
+    if speed.channels_last:
         model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(groups(), lr=cfg.lr, momentum=cfg.momentum)
+    opt = speed.optimizer(groups(), cfg.lr, cfg.momentum)
     base_lrs = [g["lr"] for g in opt.param_groups]
     max_step = plan.units * plan.steps_per_unit
     meta = resume_meta(cfg, extra)
@@ -138,9 +209,10 @@ def fit(model: torch.nn.Module, groups: Callable[[], list[dict]], cfg, plan: Pla
     model.train()
     rounds = plan.rounds(start)
     bar = tqdm(total=max_step, initial=step, desc=f"{plan.units} {plan.progress}s", mininterval=5)
+    pending: list[tuple[dict, dict[str, torch.Tensor], int]] = []  # units whose loss sums are still on the device
     try:
         for unit, inputs in zip(range(start, plan.units), rounds):
-            sums: dict[str, float] = {}
+            sums: dict[str, torch.Tensor] = {}
             n = 0
             for item in inputs:
                 for g, base in zip(opt.param_groups, base_lrs):
@@ -148,14 +220,15 @@ def fit(model: torch.nn.Module, groups: Callable[[], list[dict]], cfg, plan: Pla
                 opt.zero_grad(set_to_none=True)
                 losses = plan.step(item)
                 opt.step()
-                for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + v
+                for k, v in losses.items():  # float64 on the device: the sum of the terms read as Python floats
+                    v = v.double() if torch.is_tensor(v) else torch.tensor(v, dtype=torch.float64)
+                    sums[k] = sums[k] + v if k in sums else v
                 step, n = step + 1, n + 1
                 bar.update()
-                bar.set_postfix(loss=f"{losses['total']:.4f}")
-            history.append({plan.progress: unit + 1, "lr": opt.param_groups[0]["lr"],
-                            **{k: v / max(1, n) for k, v in sums.items()}})
+            pending.append(({plan.progress: unit + 1, "lr": opt.param_groups[0]["lr"]}, sums, n))
             if (unit + 1) % plan.checkpoint_every == 0:
+                history.extend(_read_sums(pending))
+                bar.set_postfix(loss=f"{history[-1].get('total', float('nan')):.4f}")
                 log.info("%s %d: %s", plan.progress, unit + 1, history[-1])
                 with atomic_path(resume, suffix=".pt") as tmp:
                     write_resume(tmp, model.state_dict(), meta, history, opt.state_dict(),
@@ -163,16 +236,32 @@ def fit(model: torch.nn.Module, groups: Callable[[], list[dict]], cfg, plan: Pla
     finally:
         rounds.close()  # shuts down the DataLoader workers of the current epoch
         bar.close()
+    history.extend(_read_sums(pending))
     with atomic_path(out) as tmp:
         write_model(tmp, model.state_dict(), meta, history)
     resume.unlink(missing_ok=True)
     return history
 
 
-def to_device(batch: dict, device: torch.device) -> dict:
-    """The batch's tensors on ``device`` (images channels_last on CUDA, as the model)."""
+def _read_sums(pending: list) -> list[dict]:
+    """History entries of the ``pending`` units (``(entry, {term: float64 sum on the device}, steps)``; emptied):
+    each term's sum read back in one transfer, then divided by the unit's steps in Python, as the loop did when it
+    read every term with ``float()``."""
+    if not pending:
+        return []
+    keys = [(i, k) for i, (_, sums, _) in enumerate(pending) for k in sums]
+    values = torch.stack([pending[i][1][k].reshape(()) for i, k in keys]).tolist() if keys else []
+    entries = [dict(entry) for entry, _, _ in pending]
+    for (i, k), v in zip(keys, values):
+        entries[i][k] = v / max(1, pending[i][2])
+    pending.clear()
+    return entries
+
+
+def to_device(batch: dict, device: torch.device, channels_last: bool = False) -> dict:
+    """The batch's tensors on ``device``; its images channels_last when ``channels_last`` (as the model)."""
     batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-    if device.type == "cuda":
+    if channels_last:
         batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
     return batch
 
@@ -192,31 +281,48 @@ def epoch_loaders(dataset, cfg: TrainConfig, pin: bool) -> Callable[[int], Gener
     return rounds
 
 
+def classifier_step(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, dict], dict], device: torch.device,
+                    speed: Speed) -> Callable[[dict], dict[str, torch.Tensor]]:
+    """One training step of a classifier-type model (the ``step`` of :func:`train`'s plan; the optimiser step is the
+    loop's): the batch to the device, ``loss_fn(model, batch)`` under autocast (bf16 on CUDA; compiled with the
+    model's forward pass when ``speed.compile``), backward; returns the detached loss terms."""
+    cuda = device.type == "cuda"
+
+    def forward(batch: dict) -> dict[str, torch.Tensor]:
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
+            return loss_fn(model, batch)
+
+    forward = speed.compiled(forward, dynamic=None)
+
+    def step(batch: dict) -> dict[str, torch.Tensor]:
+        losses = forward(to_device(batch, device, speed.channels_last))
+        losses["total"].backward()
+        return {k: v.detach() for k, v in losses.items()}
+
+    return step
+
+
 def train(model: torch.nn.Module, dataset, cfg: TrainConfig, device: torch.device, out: str | os.PathLike,
-          loss_fn: Callable[[torch.nn.Module, dict], dict] = multilabel_loss, extra: dict | None = None) -> list[dict]:
+          loss_fn: Callable[[torch.nn.Module, dict], dict] = multilabel_loss, extra: dict | None = None,
+          speed: Speed | Mapping | None = None) -> list[dict]:
     """Train ``model`` on ``dataset`` by epochs (IRN's recipe) with :func:`fit`; returns the per-epoch history (mean
     of each loss term).
 
     Parameters: ``model.param_groups()`` gives (pretrained, new) parameters, at ``cfg.lr`` and ``cfg.lr ·
     head_lr_mult``; ``loss_fn(model, batch)`` the loss terms, ``"total"`` among them, computed under autocast. A
-    resume checkpoint is written after each epoch, so a killed job loses at most one.
+    resume checkpoint is written after each epoch, so a killed job loses at most one. ``speed``: :class:`Speed`
+    or a config ``speed:`` mapping (default: each flag ``auto``).
     """
     if len(dataset) == 0:  # else PyTorch's "num_samples=0" from the sampler
         raise ValueError("the training set is empty: no image of the training split has an object label")
     cuda = device.type == "cuda"
+    speed = Speed.resolve(speed, device)
 
     def groups() -> list[dict]:
         pretrained, new = model.param_groups()
         return [{"params": pretrained, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
                 {"params": new, "lr": cfg.lr * cfg.head_lr_mult, "weight_decay": cfg.weight_decay}]
 
-    def step(batch: dict) -> dict[str, float]:
-        batch = to_device(batch, device)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
-            losses = loss_fn(model, batch)
-        losses["total"].backward()
-        return {k: float(v.detach()) for k, v in losses.items()}
-
     plan = Plan("epoch", cfg.epochs, math.ceil(len(dataset) / cfg.batch_size), epoch_loaders(dataset, cfg, pin=cuda),
-                step)
-    return fit(model, groups, cfg, plan, device, out, extra)
+                classifier_step(model, loss_fn, device, speed))
+    return fit(model, groups, cfg, plan, device, out, extra, speed)

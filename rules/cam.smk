@@ -18,6 +18,7 @@ rule train_classifier:
         split=config["splits"]["train_classifier"],
         seed=config["seed"],
         device=config["device"],
+        speed=config["speed"],
     threads: 8
     resources:
         gpu=1,

@@ -48,6 +48,7 @@ rule train_deeplab:
         split=config["splits"]["export"],
         seed=config["seed"],
         device=config["device"],
+        speed=config["speed"],
     threads: 8
     resources:
         gpu=1,

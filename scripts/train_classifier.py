@@ -38,7 +38,7 @@ def main(smk):
         log.info("initialised from %s (%s); left at their init: %s", init_from, smk.input.init, fresh)
     cfg = TrainConfig(**train_cfg, seed=p.seed, num_workers=min(4, max(0, smk.threads - 1)))
     log.info("training %s on %d images of '%s' on %s: %s", smk.wildcards.method, len(dataset), p.split, device, cfg)
-    history = train(model, dataset, cfg, device, smk.output.model, loss_fn=loss_fn,
+    history = train(model, dataset, cfg, device, smk.output.model, loss_fn=loss_fn, speed=p.speed,
                     extra={"backbone": backbone, "augment": dict(p.augment), "method": smk.wildcards.method,
                            "loss": loss, "net": net, "init_from": init_from,
                            "code": p.code, "inputs": input_stamps(list(smk.input))})

@@ -23,7 +23,7 @@ def main(smk):
                          seed=p.seed, pad_rgb=model.mean_rgb)
     log.info("training DeepLab-v2 (%s) on %d pseudo-labels of row %s on %s: %s", p.model, len(dataset),
              smk.wildcards.row, device, cfg)
-    history = train_deeplab(model, dataset, cfg, device, smk.output.model,
+    history = train_deeplab(model, dataset, cfg, device, smk.output.model, speed=p.speed,
                             extra={"model": dict(p.model), "row": smk.wildcards.row, "code": p.code,
                                    "inputs": input_stamps(list(smk.input))})
     log.info("done: %s", history[-1] if history else "nothing to train")

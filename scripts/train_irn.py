@@ -29,7 +29,7 @@ def main(smk):
     cfg = TrainConfig(**t, seed=p.seed, num_workers=min(4, max(0, smk.threads - 1)))
     log.info("training IRN for row %s on %d images of '%s' on %s: %s", smk.wildcards.row, len(dataset), p.split,
              device, cfg)
-    history = train(model, dataset, cfg, device, smk.output.model, loss_fn=irn_loss,
+    history = train(model, dataset, cfg, device, smk.output.model, loss_fn=irn_loss, speed=p.speed,
                     extra={"backbone": dict(p.backbone), "radius": radius, "row": smk.wildcards.row, "code": p.code,
                            "inputs": input_stamps(list(smk.input))})
     log.info("done: %s", history[-1])

@@ -18,3 +18,14 @@ def tiny_synthetic(tmp_path_factory):
                       progress=False)
     write_manifest(out / "dataset.json", "synthetic", out / "VOC2012", VOC_CLASSES, "SegmentationClass", splits)
     return load_manifest(out / "dataset.json")
+
+
+@pytest.fixture
+def one_thread():
+    """The machine is shared: a test module that uses this (``pytestmark``) runs on one CPU thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

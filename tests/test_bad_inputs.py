@@ -180,7 +180,7 @@ def test_image_without_object_label_is_skipped_with_a_count(tmp_path, quiet_runl
 
     trained = {}
 
-    def fake_train(model, dataset, cfg, device, out, loss_fn=None, extra=None):
+    def fake_train(model, dataset, cfg, device, out, loss_fn=None, extra=None, speed=None):
         trained["ids"] = list(dataset.ids)
         return [{"epoch": 1}]
 
@@ -198,7 +198,7 @@ def test_image_without_object_label_is_skipped_with_a_count(tmp_path, quiet_runl
         input=_Inputs(manifest=str(tmp_path / "dataset.json")),
         output=SimpleNamespace(model=str(tmp_path / "model.pt")), log=[], rule="train_classifier", threads=1,
         wildcards=SimpleNamespace(method="cam"),
-        params=SimpleNamespace(device="cpu", split="train", seed=0, code="test",
+        params=SimpleNamespace(device="cpu", speed={}, split="train", seed=0, code="test",
                                train={"epochs": 1, "batch_size": 2, "lr": 0.01},
                                augment={"resize_long": [24, 32], "crop": 24, "hflip": True},
                                backbone={"arch": "resnet18", "weights": "none", "output_stride": 16,

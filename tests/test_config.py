@@ -226,3 +226,28 @@ def test_gpu_matting_needs_the_hard_constrained_system():
     cfg["matting"]["lam"] = 100.0
     with pytest.raises(ConfigError, match="matting.device cuda solves the hard-constrained system only"):
         check_config(cfg)
+
+
+def test_speed_flags_are_auto_true_or_false_and_keep_their_type_from_a_config_override():
+    from snakemake.cli import parse_config
+
+    from matlabel.config import retype_overrides, schema_errors
+    cfg = load()
+    assert cfg["speed"] == {"compile": "auto", "fused_optimizer": "auto", "channels_last": "auto"}
+    overrides = parse_config(['speed={"compile": "false", "fused_optimizer": true, "channels_last": "auto"}'])
+    cfg = merge(cfg, overrides)
+    assert sorted(retype_overrides(cfg, overrides, SCHEMA)) == ["speed.compile", "speed.fused_optimizer"]
+    assert cfg["speed"] == {"compile": False, "fused_optimizer": True, "channels_last": "auto"}
+    validate(cfg, SCHEMA)
+    cfg["speed"]["compile"] = "yes"
+    cfg["speed"]["fast"] = True
+    errors = "\n".join(schema_errors(cfg, SCHEMA))
+    assert "speed.compile: 'yes' is not one of ['auto', True, False]" in errors
+    assert "speed: additional properties are not allowed" in errors and "known keys there: channels_last, " in errors
+    del cfg["speed"]  # an older config without the section: every flag auto
+    validate(cfg, SCHEMA)
+    import torch
+
+    from matlabel.train import Speed
+    assert Speed.resolve(cfg["speed"], torch.device("cpu")) == Speed(False, False, False)
+    assert Speed.resolve(cfg["speed"], torch.device("cuda")) == Speed(True, True, True)

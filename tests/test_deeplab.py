@@ -19,15 +19,7 @@ from matlabel.io import read_image, read_label_png, voc_palette, write_label_png
 from matlabel.segdata import SegDataset, augment
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The machine is shared: run these tests on one CPU thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # the machine is shared (conftest.py)
 
 
 def tiny_model(**kw):

@@ -270,5 +270,9 @@ def test_device_all_parses_and_its_step_limits_fit_one_device_call():
     script = ROOT / "bench" / "device_all.sh"
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
     limits = {m.group(1): int(m.group(2)) for m in re.finditer(r"^step (\w+) (\d+) ", script.read_text(), re.M)}
-    assert set(limits) == {"setup", "voc_scale", "d2cam", "determinism", "matting", "projection"}
-    assert sum(limits.values()) <= 590  # one call of the device tool: at most 600 s
+    first = {"setup", "voc_scale", "d2cam", "determinism", "matting", "projection"}  # the default STEPS
+    second = {"setup", "speed", "speed_determinism"}  # the speed flags' call
+    assert set(limits) == first | second
+    assert re.search(r'^STEPS=\$\{STEPS:-setup voc_scale d2cam determinism matting projection\}$', script.read_text(), re.M)
+    for steps in (first, second):  # each call of the device tool: at most 600 s
+        assert sum(limits[s] for s in steps) <= 590

@@ -4,8 +4,9 @@
 resized with PIL nearest, SGD with 1x/10x/20x parameter groups from ``get_params``, poly decay updated every 10
 iterations by ``libs/utils/lr_scheduler.py`` ``PolynomialLR``, BatchNorm frozen. The loop, its learning rates and
 its resume checkpoints are the ones every model trains with (``matlabel.train.fit``); this module gives it
-DeepLab's batches and step. Differs from the reference in one place: bf16 autocast and channels_last on CUDA
-(fp32 on CPU).
+DeepLab's batches and step. Differs from the reference in how it executes only: bf16 autocast on CUDA (fp32 on CPU)
+and the ``speed`` flags (``matlabel.train.Speed``: compiled forward pass and loss, fused SGD, channels_last; on for
+CUDA, off for CPU by default).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import dataclasses
 import itertools
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 
 from matlabel.datasets.layout import IGNORE_INDEX
 from matlabel.deeplab.model import MSC, MSC_SCALES, DeepLabV2
-from matlabel.train import Plan, fit, to_device
+from matlabel.train import Plan, Speed, fit, to_device
 
 
 def resize_labels(labels: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -150,8 +151,36 @@ def _batches(dataset, cfg: SegConfig, start: int, pin: bool):
         epoch, pos = epoch + 1, 0
 
 
+def deeplab_step(msc: MSC, names: Sequence[str], accumulate: int, device: torch.device,
+                 speed: Speed) -> Callable[[Iterable[dict]], dict[str, torch.Tensor]]:
+    """One DeepLab-v2 iteration (the ``step`` of :func:`train_deeplab`'s plan; the optimiser step is the loop's): for
+    each sub-batch, the MSC forward pass under autocast (bf16 on CUDA) and :func:`msc_loss` in fp32 (compiled
+    together when ``speed.compile``), backward of the loss / ``accumulate``. Returns each term summed over the
+    sub-batches after the 1/accumulate scaling, in float64 on the device (as the floats the loop once summed)."""
+    amp = device.type == "cuda"
+
+    def forward(image: torch.Tensor, label: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            outputs = msc(image)
+        return msc_loss(outputs, label, names)  # fp32 losses
+
+    forward = speed.compiled(forward)
+
+    def step(sub_batches: Iterable[dict]) -> dict[str, torch.Tensor]:
+        sums = None
+        for batch in sub_batches:
+            batch = to_device(batch, device, speed.channels_last)
+            losses = forward(batch["image"], batch["label"])
+            (losses["total"] / accumulate).backward()
+            terms = torch.stack([v.detach() for v in losses.values()]).double() / accumulate
+            sums = terms if sums is None else sums + terms
+        return dict(zip([*names, "total"], sums))
+
+    return step
+
+
 def train_deeplab(model: DeepLabV2, dataset, cfg: SegConfig, device: torch.device, out: str | os.PathLike,
-                  extra: dict | None = None) -> list[dict]:
+                  extra: dict | None = None, speed: Speed | Mapping | None = None) -> list[dict]:
     """Train DeepLab-v2 with the MSC loss on ``dataset`` (a ``SegDataset``) as main.py ``train`` does.
 
     Each iteration accumulates the gradients of ``cfg.accumulate`` batches (each loss divided by ``accumulate``) and
@@ -163,6 +192,7 @@ def train_deeplab(model: DeepLabV2, dataset, cfg: SegConfig, device: torch.devic
     ``meta`` resumes from it, reaching the weights of an uninterrupted run; it is removed at the end.
     Returns the history: one ``{"iteration", "lr", "x1", "x0.5", ..., "max", "total"}`` per iteration (losses
     summed over the accumulated sub-batches after the 1/accumulate scaling, i.e. the per-image-batch mean).
+    ``speed``: ``matlabel.train.Speed`` or a config ``speed:`` mapping (default: each flag ``auto``).
     """
     for name in ("crop", "scales", "hflip"):  # the dataset builds the crops; the config records them
         if hasattr(dataset, name) and getattr(dataset, name) != getattr(cfg, name):
@@ -172,6 +202,7 @@ def train_deeplab(model: DeepLabV2, dataset, cfg: SegConfig, device: torch.devic
     msc.train()  # ResNetBackbone.train keeps frozen BN in eval mode (main.py: model.train(); base.freeze_bn())
     names = ["x1", *[f"x{s:g}" for s in cfg.msc_scales], "max"]
     amp = device.type == "cuda"
+    speed = Speed.resolve(speed, device)
 
     def rounds(start: int):
         """One unit per iteration: its only step takes the next ``accumulate`` batches of the seeded stream."""
@@ -182,18 +213,6 @@ def train_deeplab(model: DeepLabV2, dataset, cfg: SegConfig, device: torch.devic
         finally:
             stream.close()
 
-    def step(sub_batches: Iterator[dict]) -> dict[str, float]:
-        sums = dict.fromkeys([*names, "total"], 0.0)
-        for batch in sub_batches:
-            batch = to_device(batch, device)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-                outputs = msc(batch["image"])
-            losses = msc_loss(outputs, batch["label"], names)  # fp32 losses
-            (losses["total"] / cfg.accumulate).backward()
-            for k, v in losses.items():
-                sums[k] += float(v.detach()) / cfg.accumulate
-        return sums
-
-    plan = Plan("iteration", cfg.iterations, 1, rounds, step, poly_every=cfg.poly_every,
-                checkpoint_every=cfg.checkpoint_every)
-    return fit(model, lambda: model.param_groups(cfg.lr, cfg.weight_decay), cfg, plan, device, out, extra)
+    plan = Plan("iteration", cfg.iterations, 1, rounds, deeplab_step(msc, names, cfg.accumulate, device, speed),
+                poly_every=cfg.poly_every, checkpoint_every=cfg.checkpoint_every)
+    return fit(model, lambda: model.param_groups(cfg.lr, cfg.weight_decay), cfg, plan, device, out, extra, speed)
