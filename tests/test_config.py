@@ -233,7 +233,7 @@ def test_speed_flags_are_auto_true_or_false_and_keep_their_type_from_a_config_ov
 
     from matlabel.config import retype_overrides, schema_errors
     cfg = load()
-    assert cfg["speed"] == {"compile": "auto", "fused_optimizer": "auto", "channels_last": "auto"}
+    assert cfg["speed"] == {"compile": False, "fused_optimizer": "auto", "channels_last": "auto"}
     overrides = parse_config(['speed={"compile": "false", "fused_optimizer": true, "channels_last": "auto"}'])
     cfg = merge(cfg, overrides)
     assert sorted(retype_overrides(cfg, overrides, SCHEMA)) == ["speed.compile", "speed.fused_optimizer"]
