@@ -256,16 +256,13 @@ def job_parts(rule: str, wildcards: dict, cfg: dict, accounting: str = "code") -
     raise ValueError(f"rule {rule!r} has no cost mapping: add it to job_parts or UNMEASURED")
 
 
-#: stages a job runs in worker processes of its own (the rest: one unit after another in the job)
-IN_JOB_PARALLEL = ("crf_deeplab",)
-
-
-def in_job_workers(stage: str, cfg: dict) -> int:
+def in_job_workers(stage: str, cfg: dict) -> int | None:
     """Processes a job spreads a stage's units over: DeepLab's evaluation CRFs run in the evaluation job's threads
-    (config ``threads.evaluate_deeplab`` worker processes, ``deeplab.segment_all``); every other stage, 1."""
+    (config ``threads.evaluate_deeplab`` worker processes, ``deeplab.segment_all``); None for every other stage
+    (its units one after another in the job)."""
     if stage == "crf_deeplab":
         return max(1, int(cfg.get("threads", {}).get("evaluate_deeplab", 1)))
-    return 1
+    return None
 
 
 def stage_costs(measured: dict) -> dict[str, float]:
@@ -287,7 +284,7 @@ def cost_jobs(jobs: list[Job], costs: dict[str, float], cfg: dict, accounting: s
         for stage, _ in parts:
             if stage not in costs:
                 missing[stage] = missing.get(stage, 0) + 1
-        job.seconds = sum(units * costs.get(stage, 0.0) / in_job_workers(stage, cfg) for stage, units in parts)
+        job.seconds = sum(units * costs.get(stage, 0.0) / (in_job_workers(stage, cfg) or 1) for stage, units in parts)
     return {"unmeasured": unmeasured, "missing_stage": missing, "proxies": proxies}
 
 
@@ -318,7 +315,8 @@ def serial_projection(totals: dict[str, int], costs: dict[str, float], cores: in
     CPU stage's over ``cores`` processes (a job's own worker processes, ``in_job_workers``, if fewer); no two stages
     overlap. None for a stage with no measured cost."""
     def par(stage):
-        return min(cores, in_job_workers(stage, cfg)) if stage in IN_JOB_PARALLEL else cores
+        workers = in_job_workers(stage, cfg)
+        return cores if workers is None else min(cores, workers)
 
     return {stage: units * costs[stage] / (par(stage) if STAGE_ON[stage] == "cpu" else 1) if stage in costs else None
             for stage, units in totals.items()}

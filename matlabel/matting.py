@@ -222,7 +222,7 @@ def _edge_kernel(query, nb, pos, fill, cols, write):
 def _laplacian_csr_kernel(indptr, cols, row_idx, seen, out_indptr, out_indices, out_data):
     """Rows of L = D - W in CSR without duplicates from W's entries per row (``cols[indptr[r]:indptr[r + 1]]``,
     each of weight 1, in any order): a column seen c times becomes one entry -c (in order of first sight),
-    then the degree (entry count) on the diagonal column ``row_idx[r]``. ``seen`` (N,) int64, all -1: scratch
+    then the degree (entry count) on the diagonal column ``row_idx[r]``. ``seen`` (N,) int32, all -1: scratch
     mapping a column to its slot in the current row (a slot below the row's start is a stale mark, so it is
     never reset). Returns the number of entries written."""
     nnz = 0
@@ -610,11 +610,11 @@ def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = math.inf, e
     if todo.size:
         if math.isinf(lam):
             rows = unknown.any(axis=0)
+            U = np.flatnonzero(rows)
             if laplacian is None:
                 L_U = _laplacian_rows(image, rows, n_neighbors, distance_weights)
             else:
-                L_U = sp.csr_matrix(laplacian)[np.flatnonzero(rows)]
-            U = np.flatnonzero(rows)
+                L_U = sp.csr_matrix(laplacian)[U]
             off, diag = _restrict_columns(L_U, U, n)
             masks = np.ascontiguousarray(unknown[:, U].T)  # (|U|, C): pixel unknown for that class
             # Known pixels (including those unknown only for other classes) move to the right-hand side.
@@ -629,9 +629,7 @@ def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = math.inf, e
                 else sp.csr_matrix(laplacian)
             Dg = lam * (~unknown).T.astype(np.float64) + eps  # (N, C) per-class constraint diagonal
             # Warm start at fg (0 on unknown pixels): exact on components without known pixels, see above.
-            diag = L.diagonal()
-            off = (L - sp.diags(diag)).tocsr()
-            off.eliminate_zeros()
+            off, diag = _restrict_columns(L, np.arange(n), n)  # every column: the off-diagonal part + diagonal
             X, it, rr = _solve_classes(off, diag[:, None] + Dg, np.ones((n, n_cls), bool), lam * FGm, FGm, rtol,
                                        max_iter, todo)
             alphas[todo] = X[:, todo].T

@@ -202,8 +202,9 @@ def voc_scale_minutes(measured: dict, cfg: dict) -> float:
     total = 0.0
     for r in measured["projection"]:
         par = r["parallel"]
-        if r["stage"] in npj.IN_JOB_PARALLEL:
-            par = min(measured["cores"], npj.in_job_workers(r["stage"], cfg))
+        workers = npj.in_job_workers(r["stage"], cfg)
+        if workers is not None:
+            par = min(measured["cores"], workers)
         total += r["s_per_unit"] * r["units"] / par
     return total / 60
 
