@@ -4,8 +4,9 @@ D2CAM, ReCAM and IRN plug in a loss; DeepLab-v2 plugs in its own batches and ste
 SGD with a polynomial learning-rate decay (lr · (1 − step/max_step)^power, IRN's per step, deeplab-pytorch's every
 10 steps), seeded data order, a resume checkpoint that a killed job resumes from (``matlabel.checkpoints``), bf16
 autocast on CUDA (losses in fp32) and fp32 on CPU. How the work is executed (:class:`Speed`: torch.compile of the
-forward pass and loss, a fused SGD, channels_last) is set apart from the recipe (config ``speed:``); every flag is on
-for CUDA and off for CPU by default, so CPU results stay those of the plain eager loop.
+forward pass and loss, a fused SGD, channels_last) is set apart from the recipe (config ``speed:``); a flag's ``auto``
+is on for CUDA and off for CPU (config.yaml keeps ``compile`` off until measured on a GPU), so CPU results stay those
+of the plain eager loop.
 """
 from __future__ import annotations
 
