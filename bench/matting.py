@@ -199,7 +199,7 @@ PHASES = {"neighbour search (kd-tree queries)": ("_bounded_knn_kernel", "_bounde
           "window bounds": ("_window_colour_d2", "_kth_distance_bound", "<method 'partition' of 'numpy.ndarray' objects>"),
           "Laplacian assembly": ("_edge_kernel", "_laplacian_csr_kernel",
                                  "_laplacian_from_edges", "_restrict_columns_kernel", "_restrict_columns"),
-          "CG solve": ("_pcg_kernel", "_solve_classes")}
+          "CG solve": ("_ssor_pcg_kernel", "_split_triangles_kernel", "_solve_classes")}
 
 
 def profile_ours(scenes: list[dict]) -> None:

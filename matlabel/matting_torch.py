@@ -7,9 +7,10 @@
   two may pick different ones of a tie (flat synthetic colours; rare on photos).
 * The graph: binary kernel, ``W = A + A^T`` summed over the passes, self-loops dropped, ``L = D - W``
   (``matting.knn_laplacian``); or any given (N, N) Laplacian (Table 5's).
-* The solve: for each class, the unknown pixels' block of ``L + eps I`` against the known pixels' alphas, by the
-  same Jacobi-preconditioned CG as the CPU path's (``matting._pcg_kernel``, one class after the other), here on all
-  classes at once, each class keeping its own step sizes and stopping at its own tolerance.
+* The solve: for each class, the unknown pixels' block of ``L + eps I`` against the known pixels' alphas, by
+  Jacobi-preconditioned CG on all classes at once, each class keeping its own step sizes and stopping at its own
+  tolerance (the same stopping rule as the CPU path's SSOR-PCG, ``matting._ssor_pcg_kernel``, whose triangular
+  sweeps are sequential: Jacobi's product is what a GPU runs in parallel).
 Written here rather than taken from a library: no maintained torch package builds KNN matting's graph.
 """
 from __future__ import annotations
@@ -75,7 +76,7 @@ def _to_torch_sparse(laplacian, device) -> torch.Tensor:
 
 
 def batched_pcg(matmat, B: torch.Tensor, diag: torch.Tensor, rtol: float, max_iter: int):
-    """``matting._pcg_kernel`` in torch for all classes at once, from X0 = 0: Jacobi-PCG on the C columns of B at once, a converged column
+    """Jacobi-PCG in torch for all classes at once, from X0 = 0, on the C columns of B, a converged column
     frozen (its step set to 0) so that every column follows its own single-system iterates. Returns X, iterations
     (C,), relative residuals (C,)."""
     n_cols = B.shape[1]

@@ -169,6 +169,42 @@ def test_pcg_solves_each_class_on_its_own_rows():
     assert it[0] == 1 and rr[0] > 1e-15
 
 
+def test_split_triangles_puts_the_left_entries_first():
+    """Each row of the reordered off-diagonal part: its entries left of the diagonal, then those right of it (``mid``
+    between), the same matrix."""
+    off = sp.random(9, 9, density=0.5, random_state=2, format="csr")
+    off.setdiag(0.0)
+    off.eliminate_zeros()
+    indices, data, mid = np.empty(off.nnz, np.int32), np.empty(off.nnz), np.empty(9, np.int64)
+    matting._jit(matting._split_triangles_kernel)(off.indptr, off.indices, off.data, indices, data, mid)
+    for r in range(9):
+        assert np.all(indices[off.indptr[r]:mid[r]] < r) and np.all(indices[mid[r]:off.indptr[r + 1]] > r)
+    np.testing.assert_array_equal(sp.csr_matrix((data, indices, off.indptr), shape=(9, 9)).toarray(), off.toarray())
+
+
+@pytest.mark.parametrize("omega", [1.0, 1.4, 1.9])
+def test_ssor_pcg_solves_a_graph_laplacian_block(omega):
+    """SSOR-PCG (Eisenstat's form) on a random graph's Laplacian + a positive diagonal, over a random subset of rows,
+    from a non-zero start: the dense solve of that block to the tolerance; a second class with b = 0 returns 0."""
+    rng = np.random.default_rng(7)
+    n = 60
+    W = sp.triu(sp.random(n, n, density=0.15, random_state=3), 1)
+    W = (W + W.T).toarray()
+    off = sp.csr_matrix(-W)
+    diag = W.sum(1) + rng.uniform(0.01, 0.5, n)  # the degree + known neighbours' weight: SPD
+    masks = np.stack([rng.random(n) < 0.7, np.ones(n, bool)], axis=1)
+    B = np.stack([rng.normal(size=n), np.zeros(n)], axis=1)
+    X0 = rng.uniform(0, 1, (n, 2))
+    X, it, rr = matting._solve_classes(off, np.stack([diag, diag], 1), masks, B, X0, 1e-11, 500, np.array([0, 1]),
+                                       omega=omega)
+    m = masks[:, 0]
+    A = np.diag(diag) - W
+    np.testing.assert_allclose(X[m, 0], np.linalg.solve(A[np.ix_(m, m)], B[m, 0]), atol=1e-8)
+    np.testing.assert_array_equal(X[~m, 0], X0[~m, 0])  # rows outside the class keep their start
+    assert rr[0] <= 1e-11 and 0 < it[0] < 500
+    assert np.all(X[:, 1] == 0.0) and it[1] == 0
+
+
 # ------------------------------------------------------------------------------------------- accuracy
 
 def test_recovers_known_alpha_ramp():

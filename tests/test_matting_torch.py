@@ -40,7 +40,9 @@ def test_the_torch_solve_equals_the_cpu_solve():
     gpu_path, info = knn_matting_torch(image, trimaps, device="cpu", return_info=True)
     assert gpu_path.dtype == np.float32 and gpu_path.shape == cpu.shape
     assert np.abs(gpu_path - cpu).max() < 1e-3
-    assert np.abs(info["iterations"] - cpu_info["iterations"]).max() <= 2 and info["n_system"] == cpu_info["n_system"]
+    # Each converged by its own solver (the CPU path's SSOR-PCG takes fewer steps than the torch path's Jacobi-PCG).
+    assert np.all(info["relres"] <= 1e-5) and np.all(cpu_info["relres"] <= 1e-5)
+    assert np.all(cpu_info["iterations"] <= info["iterations"]) and info["n_system"] == cpu_info["n_system"]
 
 
 def test_the_torch_solve_takes_another_laplacian_and_single_trimaps():
