@@ -24,10 +24,9 @@ pixels that can reach them, with pymatting's kd-tree and a bounded, early-exit q
 ``_laplacian_rows``). The rows are assembled and restricted to the system by numba kernels of our own
 (``_laplacian_from_edges``, ``_restrict_columns``) instead of scipy's COO -> CSR conversion, duplicate sum and
 column indexing, and the CG runs in one compiled loop, preconditioned by SSOR with Eisenstat's trick
-(``_ssor_pcg_kernel``: 2.5-3 times fewer steps than Jacobi-PCG at the same cost per step). Timings against the
-implementation before that and
-against pymatting's per-class ``estimate_alpha_knn``: ``bench/matting.py`` and docs/reproducing.md (its matting
-section).
+(``_ssor_pcg_kernel``: 2.5-3 times fewer steps than Jacobi-PCG, each one pass over the system's entries as a
+Jacobi step's product is, about 1.4 times dearer). Timings against the implementation before that and against
+pymatting's per-class ``estimate_alpha_knn``: ``bench/matting.py`` and docs/reproducing.md (its matting section).
 """
 from __future__ import annotations
 
