@@ -84,8 +84,9 @@ def matting_labels(image: np.ndarray, cams: np.ndarray, classes, cfg: MattingCon
 
     image : (H, W, 3) uint8; cams : (k, H, W) normalised maps of the k present ``classes``.
     Returns (labels (H, W) uint8, alphas (k, H, W) float32 in [0, 1], info dict with the trimap shares
-    "fg", "unknown", "bg" and "degenerate": the classes whose trimap has no foreground or no background
-    pixel; their alphas are still defined, see ``matting.knn_matting``).
+    "fg", "unknown", "bg", "degenerate": the classes whose trimap has no foreground or no background
+    pixel (their alphas are still defined, see ``matting.knn_matting``), and "cg_iterations": the solver's
+    largest step count over the image's layers).
 
     Raises ``matting.NotConvergedWarning`` (as an exception) when the solver stops at its iteration cap:
     an unconverged alpha is no pseudo-label, and the caller falls back (the labels rule uses the threshold seed).
@@ -104,7 +105,7 @@ def matting_labels(image: np.ndarray, cams: np.ndarray, classes, cfg: MattingCon
         solver["laplacian"] = matting_laplacian(image, cfg.method, is_known=(layers != UNKNOWN).all(axis=0))
     with warnings.catch_warnings():
         warnings.simplefilter("error", NotConvergedWarning)
-        solved = knn_matting(image, layers, **solver)
+        solved, solve_info = knn_matting(image, layers, return_info=True, **solver)
     if cfg.label_rule == "bg_layer":  # each pixel takes the layer (background or a class) of largest alpha
         alphas = solved[1:]
         labels = np.asarray([0, *classes], dtype=np.uint8)[np.argmax(solved, axis=0)]
@@ -112,7 +113,8 @@ def matting_labels(image: np.ndarray, cams: np.ndarray, classes, cfg: MattingCon
         alphas = solved
         labels = alphas_to_labels(alphas, classes, cfg.fg_threshold)
     complete = (trimaps == FG).any(axis=(1, 2)) & (trimaps == BG).any(axis=(1, 2))
-    info = {**trimap_fractions(trimaps), "degenerate": [int(c) for c, ok in zip(classes, complete) if not ok]}
+    info = {**trimap_fractions(trimaps), "degenerate": [int(c) for c, ok in zip(classes, complete) if not ok],
+            "cg_iterations": int(np.max(solve_info["iterations"], initial=0))}
     return labels, alphas.astype(np.float32), info
 
 
