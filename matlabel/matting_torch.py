@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from matlabel.matting import _as_image, _as_trimaps, _features
+from matlabel.matting import DEFAULT_RTOL, _as_image, _as_trimaps, _features
 from matlabel.trimap import FG, UNKNOWN
 
 #: distances computed per block of query pixels: block size x N entries (float64), 2^25 = 256 MB
@@ -115,7 +115,7 @@ def batched_pcg(matmat, B: torch.Tensor, diag: torch.Tensor, rtol: float, max_it
 
 
 def knn_matting_torch(image: np.ndarray, trimaps: np.ndarray, n_neighbors: Sequence[int] = (20, 10),
-                      distance_weights: Sequence[float] = (2.0, 0.1), eps: float = 1e-6, rtol: float = 1e-5,
+                      distance_weights: Sequence[float] = (2.0, 0.1), eps: float = 1e-6, rtol: float = DEFAULT_RTOL,
                       max_iter: int = 2000, laplacian=None, device="cuda", return_info: bool = False, lam=math.inf):
     """``matting.knn_matting`` (hard constraints) on ``device``; same arguments and result (float32 numpy alphas).
 
