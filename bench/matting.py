@@ -5,7 +5,7 @@
                                       [--trimaps band|cam] [--sigma 60] [--gamma 1] [--source blobs|synthetic] [--soft]
                                       [--skip-pymatting] [--seed 0] [--baseline 0819ef4] [--profile]
                                       [--device cuda] [--json bench/results/matting_<card>.json]
-    .venv/bin/python bench/matting.py --sweep [--n 3]   # 4-61 % unknown: table, JSON and plot under bench/results/
+    .venv/bin/python bench/matting.py --sweep [--n 3]   # 4-65 % unknown: table, JSON and plot under bench/results/
 
 Images (drawn here, no files):
 
@@ -26,9 +26,9 @@ in some class, as the 68 % measured with a trained CAM's maps on VOC photos).
 ``matlabel/matting.py`` as it was at that git revision, in the same process, and prints the speed ratio and the
 largest alpha difference; ``--profile`` prints where our time goes (neighbour search, kd-tree builds, bounds,
 assembly, solve); ``--sweep`` runs the settings of ``SWEEP`` and writes ``bench/results/matting_sweep.{json,png}``
-(seconds per image against the unknown share, ours and the baseline). Reported per method: wall and process-CPU seconds per image (all its classes),
-mean |alpha - ground truth| over the unknown pixels, pixel accuracy of ``alphas_to_labels(.., 0.5)`` over the
-pixels unknown in some class, and max/mean |alpha_ours - alpha_pymatting| over the unknown pixels.
+(seconds per image against the unknown share, ours and the baseline). Reported per method: wall and process-CPU
+seconds per image (all its classes), mean |alpha - ground truth| over the unknown pixels, pixel accuracy of
+``alphas_to_labels(.., 0.5)`` over the pixels unknown in some class, and max/mean |alpha_ours - alpha_pymatting| over the unknown pixels.
 ``--device cuda`` also runs the torch path (``matlabel/matting_torch.py``) on that device and reports its largest
 alpha difference to the CPU path; ``--json`` writes the summary there. ``--soft`` also runs our soft-constraint solve (lam = 100 on L = D - W, the original's system). Threads are
 limited before numpy/numba load (OMP/MKL/OPENBLAS/NUMBA env vars).

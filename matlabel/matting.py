@@ -263,8 +263,8 @@ def _laplacian_from_edges(passes, row_idx: np.ndarray, pos: np.ndarray, n: int) 
     """Rows ``row_idx`` of ``L = D - W``, W = sum over passes of A + A^T with A_{q, nb} = 1 for each pass's
     (query pixels (Q,), their neighbours (Q, k)); self-loops dropped (W_ii cancels in D - W). ``pos`` maps a
     pixel to its row (-1: not a row). (len(row_idx), n) CSR float64 without duplicate entries (columns
-    unsorted). Assembled by our own numba
-    kernels: scipy's COO -> CSR, duplicate sum and column sort took a fifth of a matting call."""
+    unsorted). Assembled by our own numba kernels: scipy's COO -> CSR, duplicate sum and column sort took a fifth
+    of a matting call."""
     m = row_idx.size
     counts = np.zeros(m, np.int64)
     cols = np.empty(0, np.int32)

@@ -86,16 +86,13 @@ def segment(image: np.ndarray, probs: np.ndarray, crf_params: CRFParams | None =
     pred = probs.argmax(0).astype(np.uint8)
     if crf_params is None:
         return pred
-    labels = _crf_label_set(pred, probs.shape[0], crf_labels)
-    return refine_probs(image, probs[labels], labels.tolist(), crf_params)
-
-
-def _crf_label_set(pred: np.ndarray, num_classes: int, crf_labels: str) -> np.ndarray:
     if crf_labels == "all":
-        return np.arange(num_classes)
-    if crf_labels == "predicted":
-        return np.unique(pred).astype(np.int64)
-    raise ValueError(f"crf_labels must be 'all' or 'predicted', got {crf_labels!r}")
+        labels = np.arange(probs.shape[0])
+    elif crf_labels == "predicted":
+        labels = np.unique(pred).astype(np.int64)
+    else:
+        raise ValueError(f"crf_labels must be 'all' or 'predicted', got {crf_labels!r}")
+    return refine_probs(image, probs[labels], labels.tolist(), crf_params)
 
 
 def segment_all(model: nn.Module, images: Iterable[tuple[str, np.ndarray]], device: torch.device | str,
@@ -115,8 +112,7 @@ def segment_all(model: nn.Module, images: Iterable[tuple[str, np.ndarray]], devi
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for image_id, image in images:
             probs = predict(model, image, scales, flip, device)
-            labels = _crf_label_set(probs.argmax(0), probs.shape[0], crf_labels)
-            pending.append((image_id, pool.submit(refine_probs, image, probs[labels], labels.tolist(), crf_params)))
+            pending.append((image_id, pool.submit(segment, image, probs, crf_params, crf_labels)))
             while len(pending) > 2 * workers:
                 image_id, future = pending.popleft()
                 yield image_id, future.result()
@@ -132,9 +128,10 @@ def evaluate_segmentation(model: nn.Module, manifest: Manifest, ids: Sequence[st
     """mIoU of the model's predictions of ``ids`` against the manifest's ground-truth masks.
 
     Inference by :func:`predict`; with ``crf_params`` (e.g. :data:`DEEPLAB_CRF`) the softmax is refined by DenseCRF
-    first (:func:`segment`; in ``workers`` processes beside the model, :func:`segment_all`). With ``save_dir`` each prediction is also written there as ``<id>.png`` (palette PNG,
-    class indices; Figure 5 reads them). Returns ``{"miou": %, "iou": {class name: % or None}, "n_images": n, "scales",
-    "flip", "crf"}`` (percent, 2 decimals; a class absent from both GT and predictions is None and not averaged).
+    first (:func:`segment`; in ``workers`` processes beside the model, :func:`segment_all`). With ``save_dir`` each
+    prediction is also written there as ``<id>.png`` (palette PNG, class indices; Figure 5 reads them). Returns
+    ``{"miou": %, "iou": {class name: % or None}, "n_images": n, "scales", "flip", "crf"}`` (percent, 2 decimals; a
+    class absent from both GT and predictions is None and not averaged).
     """
     if getattr(model, "num_classes", manifest.num_classes) != manifest.num_classes:
         raise ValueError(f"model predicts {model.num_classes} classes, dataset {manifest.name} has "
