@@ -83,3 +83,64 @@ def _scores(meter: ConfusionMeter, manifest: Manifest, n_images: int) -> dict:
         "n_images": n_images,
         "iou": {name: (None if np.isnan(v) else round(100 * float(v), 2)) for name, v in zip(manifest.class_names, iou)},
     }
+
+
+def map_statistics(maps: np.ndarray, classes, gt: np.ndarray, eps_fg: float, eps_bg: float,
+                   ignore_index: int = 255) -> list[dict]:
+    """How well one image's maps tell each present class's object from the rest: the diagnostics of a
+    trimap's inputs (Eq. 9), for reading why a method's seed is low.
+
+    Parameters
+    ----------
+    maps : (k, H, W) float in [0, 1], one map per class in ``classes`` (as exported).
+    classes : (k,) class indices (1..K-1) the maps belong to.
+    gt : (H, W) ground-truth mask, ``ignore_index`` pixels left out.
+    eps_fg, eps_bg : Eq. 9's thresholds: ``>= eps_fg`` is the trimap's foreground, ``<= eps_bg`` its background.
+
+    Returns
+    -------
+    One dict per class that has pixels in ``gt``: ``{"class", "on_object" (mean map on the class's own pixels),
+    "elsewhere" (mean on the other labelled pixels; None when the class covers the image), "fg_share",
+    "bg_share" (shares of the labelled pixels at or above eps_fg / at or below eps_bg), "fg_on_object"
+    (pixels >= eps_fg that lie on the object), "bg_off_object" (pixels <= eps_bg that lie off it),
+    "fg_pixels", "bg_pixels"}`` (counts, so precisions can be pooled over images).
+    """
+    maps = np.asarray(maps)
+    if maps.ndim != 3 or maps.shape[1:] != gt.shape or len(classes) != maps.shape[0]:
+        raise ValueError(f"maps {maps.shape}, {len(classes)} classes and mask {gt.shape} do not match")
+    valid = gt != ignore_index
+    out = []
+    for m, c in zip(maps, classes):
+        obj = (gt == int(c)) & valid
+        if not obj.any():
+            continue
+        rest = valid & ~obj
+        fg, bg = (m >= eps_fg) & valid, (m <= eps_bg) & valid
+        out.append({
+            "class": int(c),
+            "on_object": float(m[obj].mean()),
+            "elsewhere": float(m[rest].mean()) if rest.any() else None,
+            "fg_share": float(fg.sum() / valid.sum()),
+            "bg_share": float(bg.sum() / valid.sum()),
+            "fg_on_object": int((fg & obj).sum()),
+            "bg_off_object": int((bg & rest).sum()),
+            "fg_pixels": int(fg.sum()),
+            "bg_pixels": int(bg.sum()),
+        })
+    return out
+
+
+def summarise_map_statistics(rows: list[dict]) -> dict:
+    """The per-(image, class) rows of :func:`map_statistics` in one line: means over the rows of ``on_object``,
+    ``elsewhere``, ``fg_share`` and ``bg_share``; the trimap's precisions pooled over pixels (``fg_precision``:
+    share of all eps_fg pixels on their object; ``bg_precision``: share of all eps_bg pixels off it); ``n`` rows."""
+    def mean(key):
+        vals = [r[key] for r in rows if r[key] is not None]
+        return float(np.mean(vals)) if vals else None
+
+    def pooled(num, den):
+        d = sum(r[den] for r in rows)
+        return float(sum(r[num] for r in rows) / d) if d else None
+
+    return {"n": len(rows), **{k: mean(k) for k in ("on_object", "elsewhere", "fg_share", "bg_share")},
+            "fg_precision": pooled("fg_on_object", "fg_pixels"), "bg_precision": pooled("bg_off_object", "bg_pixels")}

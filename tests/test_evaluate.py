@@ -97,3 +97,26 @@ def test_floor_is_background_share_over_classes_present(tmp_path):
     r = evaluate_floor(manifest, ["a", "b"])
     assert r["miou"] == round(100 * 3 / 7 / 3, 2) and r["n_images"] == 2
     assert r["iou"] == {"background": round(100 * 3 / 7, 2), "x": 0.0, "y": 0.0}
+
+
+def test_map_statistics_by_hand():
+    from matlabel.evaluate import map_statistics, summarise_map_statistics
+
+    gt = np.array([[0, 0, 1, 1],
+                   [0, 0, 1, 255]], dtype=np.uint8)
+    # class 1's map: on its 3 object pixels 1.0, 0.8, 0.5; elsewhere 0.9 (one pixel), 0.1 x 3; the ignored pixel is out
+    m = np.array([[[0.9, 0.1, 1.0, 0.8],
+                   [0.1, 0.1, 0.5, 1.0]]], dtype=np.float32)
+    (row,) = map_statistics(m, [1], gt, eps_fg=0.75, eps_bg=0.2)
+    assert row["class"] == 1
+    assert row["on_object"] == pytest.approx((1.0 + 0.8 + 0.5) / 3)
+    assert row["elsewhere"] == pytest.approx((0.9 + 0.1 * 3) / 4)
+    assert (row["fg_pixels"], row["fg_on_object"]) == (3, 2)  # 0.9 (off), 1.0, 0.8 (on); the ignored 1.0 is out
+    assert (row["bg_pixels"], row["bg_off_object"]) == (3, 3)
+    assert row["fg_share"] == pytest.approx(3 / 7) and row["bg_share"] == pytest.approx(3 / 7)
+    # a class without pixels in the mask gives no row
+    assert map_statistics(np.zeros((1, 2, 4), np.float32), [2], gt, 0.75, 0.2) == []
+    s = summarise_map_statistics([row, {**row, "on_object": 0.0, "elsewhere": None, "fg_on_object": 0}])
+    assert s["n"] == 2 and s["on_object"] == pytest.approx(row["on_object"] / 2)
+    assert s["elsewhere"] == pytest.approx(row["elsewhere"])  # None rows are left out of the mean
+    assert s["fg_precision"] == pytest.approx(2 / 6) and s["bg_precision"] == pytest.approx(1.0)
