@@ -33,6 +33,7 @@ VOC_CLASSES = (
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
 )
 IGNORE_INDEX = 255
+VOC_MAIN_FLAGS = ("-1", "0", "1")  # "<id> <flag>" lines of VOC's ImageSets/Main/<class>_<split>.txt
 
 
 @dataclass(frozen=True)
@@ -127,22 +128,23 @@ def read_split(root: str | os.PathLike, split: str) -> list[str]:
 
 def parse_split_list(path: str | os.PathLike, problems: list[str]) -> list[str]:
     """Ids of a split list (each non-blank line, file order, each once; a UTF-8 byte order mark, which some editors
-    write and no one sees, is dropped); an empty list, a repeated id or an id with whitespace inside is appended to
-    ``problems`` naming the file (and lines)."""
+    write and no one sees, is dropped). A line may carry the -1/0/1 flag of VOC's ImageSets/Main lists after its
+    id. An empty list, a repeated id or an id with whitespace inside is appended to ``problems`` naming the file
+    (and lines)."""
     ids, first_line = [], {}
     for n, line in enumerate(Path(path).read_text(encoding="utf-8-sig").splitlines(), 1):
         fields = line.split()
         if not fields:
             continue
-        if len(fields) > 1:
-            problems.append(f"{path} line {n}: '{line.strip()}': an id may not contain whitespace (one id a line, the "
-                            f"name of JPEGImages/<id>.jpg without .jpg); rename the image and its mask, e.g. to "
-                            f"'{'_'.join(fields)}', and list that")
-            continue
         image_id = fields[0]
         if image_id in first_line:
             problems.append(f"{path}: id '{image_id}' listed twice (lines {first_line[image_id]} and {n}); "
                             "list each image once")
+            continue
+        if len(fields) > 1 and not (len(fields) == 2 and fields[1] in VOC_MAIN_FLAGS):
+            problems.append(f"{path} line {n}: '{line.strip()}': an id may not contain whitespace (one id a line, the "
+                            f"name of JPEGImages/<id>.jpg without .jpg); rename the image and its mask, e.g. to "
+                            f"'{'_'.join(fields)}', and list that")
             continue
         first_line[image_id] = n
         ids.append(image_id)
