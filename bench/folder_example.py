@@ -5,10 +5,11 @@
 No photo collection can be downloaded here, so the folder is the synthetic dataset drawn at VOC's 500 x 375 and
 written the way a user's folder is (``JPEGImages/``, ``SegmentationClass/``, ``ImageSets/Segmentation/{train,val}.txt``;
 no ``cls_labels``: image-level labels come from the masks; ``classes: voc``). The workflow runs as a user runs it,
-``snakemake results/table1.csv --configfile config/folder-example.yaml <root overlay>``, in a fresh working
-directory (the checkout's ``results/`` is not touched), and the script prints the wall time, Table 1 and the
-per-rule runtimes of that run. Reference in the same process: the wall time of the folder check and copy alone
-(rule ``prepare_folder``), so the ratio says how much of the run is the pipeline itself.
+``snakemake results/table1.csv --configfile config/folder-example.yaml root.yaml`` (``root.yaml`` names the folder
+and ``classes: voc``), in a fresh working directory (the checkout's ``results/`` is not touched), and the script
+prints the wall time, Table 1 and the per-rule runtimes of that run. Reference in the same process: the wall time
+of the folder check and copy alone (rule ``prepare_folder``), so the ratio says how much of the run is the pipeline
+itself.
 """
 from __future__ import annotations
 

@@ -106,6 +106,28 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
+def output_folder_problems(folders) -> list[str]:
+    """Of ``folders`` (relative paths the workflow writes under, parents before children), those that cannot hold
+    its outputs: a file of that name, or a link to a path that does not exist. Each problem names the path and
+    the fix; a child of a bad folder is not looked at."""
+    problems, bad = [], []
+    for folder in map(Path, folders):
+        if any(b in folder.parents for b in bad):
+            continue
+        if folder.is_symlink() and not folder.exists():
+            target = os.readlink(folder)
+            problems.append(f"{folder}: a link to {target}, which does not exist (an unmounted disk or a deleted "
+                            f"folder?); the workflow writes under {folder}/: create the target (mkdir -p {target}) or "
+                            f"remove the link (rm {folder})")
+        elif folder.exists() and not folder.is_dir():
+            problems.append(f"{folder}: a file, but the workflow writes its outputs in a folder of that name; move "
+                            f"the file away (mv {folder} {folder}.bak)")
+        else:
+            continue
+        bad.append(folder)
+    return problems
+
+
 def voc_palette(n: int = 256) -> np.ndarray:
     """The PASCAL VOC colour map: (n, 3) uint8, index 0 black, 255 the ignore colour (224, 224, 192).
 

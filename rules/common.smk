@@ -10,9 +10,9 @@ sys.path.insert(0, workflow.basedir)  # the matlabel package lives next to the S
 from matlabel import codehash
 from matlabel.config import check_config, method_thresholds, retype_overrides, validate_config
 from matlabel.datasets.content import existing_stamps, folder_digest, refresh_stamps, stamp_path
-from matlabel.datasets.layout import split_path
+from matlabel.datasets.folder import link_root
 from matlabel.datasets.sources import ARCHIVES
-from matlabel.io import read_json
+from matlabel.io import output_folder_problems, read_json
 from matlabel.labels import MATTING_MODULES, SOURCES, rows_for
 from matlabel.methods import METHODS, TABLE4_METHODS, config_section, net_options, other_methods_modules
 from matlabel.shards import empty_shards_warning
@@ -24,6 +24,11 @@ retype_overrides(config, workflow.config_settings.config or {}, Path(workflow.ba
 validate_config(config, Path(workflow.basedir, "schemas", "config.schema.yaml"), workflow.configfiles)
 validate(config, "../schemas/config.schema.yaml")  # fills the schema's defaults
 check_config(config)
+# a file or a dangling link where the outputs go would end the first job in a traceback: say so now
+_output_problems = output_folder_problems([f for top in ("results", "resources", "logs", "benchmarks")
+                                           for f in (top, f"{top}/{config['dataset']}")])
+if _output_problems:
+    raise WorkflowError("cannot write the workflow's outputs:\n  " + "\n  ".join(_output_problems))
 
 DATASET = config["dataset"]
 N_SHARDS = config["n_shards"]
@@ -105,22 +110,10 @@ def folder_config():
     return config.get("data", {}).get("folder") or {}
 
 
-def folder_inputs(wildcards):
-    """The user's files that define the folder dataset and exist (split lists of config splits, classes.txt,
-    cls_labels.csv), so editing one reruns prepare_folder; a missing one is reported by the rule, naming it.
-    The images and masks are followed by folder_source() instead (thousands of files)."""
-    root = folder_config().get("root")
-    if not root:
-        return {}
-    root = Path(root).expanduser()
-    files = {f"split_{s}": split_path(root, s) for s in set(config["splits"].values())}
-    files.update(classes=Path(root, "classes.txt"), cls_labels=Path(root, "cls_labels.csv"))
-    return {key: str(path) for key, path in sorted(files.items()) if path.is_file()}
-
-
 def folder_source():
-    """Digest of the folder dataset's files, images and masks included (matlabel/datasets/content.py folder_digest),
-    a param of prepare_folder: replacing an image in the user's folder reruns it (it may copy or resize it)."""
+    """Digest of the folder dataset's files: split lists, classes.txt, cls_labels.csv, images and masks
+    (matlabel/datasets/content.py folder_digest), a param of prepare_folder: editing or replacing one reruns it (it
+    may copy or resize it); a touched file, or the same files under another root, reruns nothing."""
     root = folder_config().get("root")
     if DATASET != "folder" or not root:
         return ""
@@ -302,6 +295,8 @@ def route_gpu_rules(rules, slurm, overrides):
 # jobs (matlabel/datasets/content.py): a stamp changes only when the files do. Jobs re-parse the workflow on a
 # cluster node; only the submitting process refreshes.
 if workflow.is_main_process and Path(manifest_path()).is_file():
+    if DATASET == "folder":  # the manifest names resources/folder/root: point it at the configured folder
+        link_root(folder_config()["root"], Path(manifest_path()).parent)
     _n_export = read_json(manifest_path()).get("splits", {}).get(config["splits"]["export"])
     _warning = _n_export is not None and empty_shards_warning(N_SHARDS, _n_export, config["splits"]["export"])
     if _warning:

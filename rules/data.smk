@@ -87,15 +87,15 @@ rule prepare_coco14:
         "../scripts/prepare_coco14.py"
 
 
+# No input and no root param: the folder's content is followed by the `source` digest (split lists, classes.txt,
+# cls_labels.csv, images, masks; paths relative to the root), so a moved or copied folder with the same content
+# reruns nothing (the manifest names the link resources/folder/root, relinked while the workflow parses).
 rule prepare_folder:
-    input:
-        unpack(folder_inputs),
     output:
         manifest="resources/folder/dataset.json",
         labels="resources/folder/cls_labels.json",
     params:
         code=code_version("prepare_folder"),
-        root=folder_config().get("root"),
         source=folder_source(),
         classes=folder_config().get("classes"),
         max_side=folder_config().get("max_side"),

@@ -1,5 +1,7 @@
 """Content stamps (matlabel/datasets/content.py): what a split's files are, so changing one reruns what reads it."""
 import os
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -78,6 +80,77 @@ def test_the_cache_is_trusted_only_while_size_and_mtime_hold(dataset):
     image = root / "JPEGImages" / "a.jpg"
     os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 1))
     assert compute_stamp(m, "train", "images", forged)[0] == compute_stamp(m, "train", "images")[0]
+
+
+def _same_size_edit(path):
+    """Other bytes, same length: one byte of the entropy-coded data flipped (the header, hence the size, intact)."""
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    return bytes(data)
+
+
+def _replace_with_touch_r(image, tmp_path):
+    keep = tmp_path / "mtime-ref"
+    shutil.copy2(image, keep)  # only its times are used
+    image.write_bytes(_same_size_edit(image))
+    subprocess.run(["touch", "-r", str(keep), str(image)], check=True)
+
+
+def _replace_with_cp_p(image, tmp_path):
+    other = tmp_path / "other.jpg"
+    other.write_bytes(_same_size_edit(image))
+    subprocess.run(["touch", "-r", str(image), str(other)], check=True)  # the copy carries the original's mtime
+    subprocess.run(["cp", "-p", str(other), str(image)], check=True)
+
+
+def _replace_with_rename(image, tmp_path):  # as rsync -a: a new file with the old times renamed over it
+    tmp = image.with_name(".a.jpg.tmp")
+    tmp.write_bytes(_same_size_edit(image))
+    st = image.stat()
+    os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(tmp, image)
+
+
+@pytest.mark.parametrize("replace", [_replace_with_touch_r, _replace_with_cp_p, _replace_with_rename])
+def test_a_same_size_replacement_that_keeps_the_mtime_is_rehashed(dataset, tmp_path, replace):
+    """issue 28 item 6: (size, mtime) do not tell a replaced file; the kernel-set ctime (and the inode) do."""
+    from matlabel.datasets.content import folder_digest
+
+    manifest, root = dataset
+    stamp = stamp_path(manifest.parent / "content", "train", "images")
+    write_stamp(manifest, stamp)
+    source_cache = tmp_path / "source.json"
+    first_digest = folder_digest(root, ["train"], source_cache)
+    first = read_json(stamp)
+    image = root / "JPEGImages" / "a.jpg"
+    before, original = image.stat(), image.read_bytes()
+    replace(image, tmp_path)
+    after = image.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert image.read_bytes() != original
+    assert refresh_stamps(manifest, [stamp]) == [stamp] and read_json(stamp) != first
+    assert folder_digest(root, ["train"], source_cache) != first_digest
+
+
+def test_entries_not_older_than_the_cache_are_hashed_again(dataset):
+    """git's racy rule: a file hashed within the timestamp tick the cache was written in may change again without
+    a new mtime or ctime, so its entry is trusted only when its times are older than the cache."""
+    manifest, root = dataset
+    m = load_manifest(manifest)
+    true_stamp, cache = compute_stamp(m, "train", "images")
+    key = str(root / "JPEGImages" / "a.jpg")
+    forged = {**cache, key: {**cache[key], "sha256": "0" * 64}}  # a digest the file no longer has
+    newest = max(max(e["mtime_ns"], e["ctime_ns"]) for e in cache.values())
+    assert compute_stamp(m, "train", "images", forged, cache_written_ns=newest + 1)[0] != true_stamp  # trusted
+    assert compute_stamp(m, "train", "images", forged, cache_written_ns=cache[key]["ctime_ns"])[0] == true_stamp
+    # on disk the cache's own mtime is that time; a racy entry makes write_stamp rewrite it, trusted afterwards
+    stamp = stamp_path(manifest.parent / "content", "train", "images")
+    write_stamp(manifest, stamp)
+    cache_file = stamp.with_name(".train.images.cache.json")
+    entries = read_json(cache_file)
+    os.utime(cache_file, ns=(entries[key]["ctime_ns"], entries[key]["ctime_ns"]))
+    write_stamp(manifest, stamp)
+    assert cache_file.stat().st_mtime_ns > entries[key]["ctime_ns"]
 
 
 def test_problems_are_found_before_training_each_naming_its_file(dataset):

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import copy
 import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,7 @@ from matlabel.datasets.folder import FolderDatasetError, folder_config_errors, p
 from matlabel.datasets.layout import VOC_CLASSES, load_manifest
 from matlabel.datasets.loader import VOCLayoutDataset
 from matlabel.io import write_label_png
-from helpers import ROOT, snakemake, workdir, write_overlay
+from helpers import ROOT, job_counts, snakemake, workdir, write_overlay
 
 W, H = 40, 30
 CLASSES = ["background", "cat", "dog"]
@@ -148,6 +151,20 @@ BAD = {
     "no class names": (
         lambda r: (r / "classes.txt").unlink(), SPLITS,
         ["classes.txt: missing, and config data.folder.classes is not set", "classes: voc"]),
+    # issue 28 item 9: each used to be misleading or to pass
+    "csv separated by ';'": (
+        lambda r: _write(r / "cls_labels.csv", "id;classes\na;1\nb;2 1\n"), SPLITS,
+        ["cls_labels.csv: 3 line(s) (line 1, 2, 3) separate the id from its classes with ';', but the separator "
+         "is ','"]),
+    "id with a space": (
+        lambda r: (_jpg(r / "JPEGImages" / "train 005.jpg"),
+                   _write(r / "ImageSets" / "Segmentation" / "train.txt", "a\ntrain 005\n")), SPLITS,
+        ["ImageSets/Segmentation/train.txt line 2: 'train 005': an id may not contain whitespace",
+         "e.g. to 'train_005'"]),
+    "training split without any object": (
+        lambda r: [write_label_png(r / "SegmentationClass" / f"{i}.png", _mask([])) for i in TRAIN], SPLITS,
+        ["ImageSets/Segmentation/train.txt: none of the 4 image(s) of the training split 'train' "
+         "(splits.train_classifier) has an object class", "set splits.train_classifier"]),
 }
 
 
@@ -253,10 +270,10 @@ def test_snakemake_dry_run_and_prepare_rule(folder, tmp_path):
     replaced = snakemake(wd, "-n", "resources/folder/dataset.json", "--configfile", "config/demo.yaml", overlay)
     assert "prepare_folder" in replaced.stdout and "params" in replaced.stdout.lower()
     image.write_bytes(original)
-    # the split lists are inputs: editing one reruns the preparation
+    # the split lists are followed by content as well: editing one reruns the preparation
     (folder / "ImageSets" / "Segmentation" / "val.txt").write_text("e\n")
     again = snakemake(wd, "-n", "resources/folder/dataset.json", "--configfile", "config/demo.yaml", overlay)
-    assert "prepare_folder" in again.stdout and "Updated input files" in again.stdout
+    assert "prepare_folder" in again.stdout and "params" in again.stdout.lower()
     # a bad folder stops the rule with the message naming the file, before anything else runs
     (folder / "SegmentationClass" / "e.png").unlink()
     bad = snakemake(wd, "resources/folder/dataset.json", "--cores", "1", "--configfile", "config/demo.yaml", overlay,
@@ -319,3 +336,159 @@ def test_exif_orientation_is_read_as_stored_and_warned_about(folder, tmp_path, c
     assert read_image(m.image_path("b")).shape == (H, W, 3)
     assert "1 image(s) carry an EXIF orientation tag" in caplog.text and "b.jpg" in caplog.text
     assert "exiftran" in caplog.text
+
+
+BOM = "\ufeff"
+
+
+def test_a_utf8_byte_order_mark_is_ignored_in_every_text_file(folder, tmp_path):
+    """Notepad and some spreadsheets start a UTF-8 file with an invisible BOM: it used to make the first id of a
+    split list a missing image and to become part of the background's name."""
+    for name, ids in (("train", TRAIN), ("val", VAL)):
+        (folder / "ImageSets" / "Segmentation" / f"{name}.txt").write_text(BOM + "\n".join(ids) + "\n",
+                                                                           encoding="utf-8")
+    (folder / "classes.txt").write_text(BOM + "\n".join(CLASSES) + "\n", encoding="utf-8")
+    (folder / "cls_labels.csv").write_text(BOM + "a,cat dog\n", encoding="utf-8")
+    m = load_manifest(prepare_folder(folder, tmp_path / "out", SPLITS))
+    assert m.class_names == tuple(CLASSES) and m.split_ids("train") == TRAIN
+    assert m.labels()["a"] == [1, 2]
+
+
+def _doc_blocks(text):
+    """The fenced code blocks of a markdown text, dedented (a block inside a list item is indented)."""
+    import textwrap
+
+    return [textwrap.dedent(b) for b in re.findall(r"^ *```[^\n]*\n(.*?)^ *```", text, re.M | re.S)]
+
+
+DOC = ROOT / "docs" / "folder-dataset.md"
+
+
+def test_documented_layout_and_cls_labels_example_run_as_written(tmp_path):
+    """A folder built from the doc's layout block, with the doc's cls_labels.csv example copied as written (its
+    trailing notes included: they used to give one error per word), passes the check with the labels the doc
+    says."""
+    blocks = _doc_blocks(DOC.read_text())
+    layout = next(b for b in blocks if b.startswith("<root>/JPEGImages/"))
+    csv = next(b for b in blocks if b.startswith("id,classes"))
+    ids = ["2008_000123", "img_0042", "img_0043"]  # the example's ids
+    root = tmp_path / "photos"
+    for line in layout.splitlines():
+        if not line.startswith("<root>/"):
+            continue
+        pattern = line.split()[0].replace("<root>", str(root))
+        if "<split>" in pattern:
+            _lists(root, train=ids)
+        elif "<id>" in pattern:
+            for i in ids:
+                path = Path(pattern.replace("<id>", i))
+                if path.suffix == ".jpg":
+                    _jpg(path)
+                else:
+                    write_label_png(path, _mask([]))  # the csv's labels win over the masks
+        elif pattern.endswith("classes.txt"):
+            Path(pattern).write_text("\n".join(VOC_CLASSES) + "\n")  # the example's class names are VOC's
+        elif pattern.endswith("cls_labels.csv"):
+            Path(pattern).write_text(csv)
+        else:
+            raise AssertionError(f"a layout line the test does not know: {line}")
+    splits = {"train_classifier": "train", "export": "train", "eval_seed": "train", "eval_seg": "train"}
+    m = load_manifest(prepare_folder(root, tmp_path / "out", splits))
+    cat, dog = VOC_CLASSES.index("cat"), VOC_CLASSES.index("dog")
+    assert m.labels() == {"2008_000123": [1, 15], "img_0042": sorted([cat, dog]), "img_0043": []}
+
+
+def test_moved_root_with_the_same_content_keeps_the_manifest(folder, tmp_path):
+    """The manifest names resources/folder/root, a link the workflow points at the configured folder while it
+    parses: a copied folder changes no byte the rules read."""
+    from matlabel.datasets.folder import link_root
+
+    out = tmp_path / "resources" / "folder"
+    manifest = prepare_folder(folder, out, SPLITS)
+    before = manifest.read_bytes()
+    copy_ = tmp_path / "elsewhere" / "photos"
+    shutil.copytree(folder, copy_)
+    shutil.rmtree(folder)
+    link_root(copy_, out)
+    assert manifest.read_bytes() == before and load_manifest(manifest).root == copy_.resolve()
+    assert load_manifest(manifest).labels() == OBJECTS
+
+
+def test_output_folder_problems_name_the_path_and_the_fix(tmp_path, monkeypatch):
+    from matlabel.io import output_folder_problems
+
+    monkeypatch.chdir(tmp_path)
+    folders = ["results", "results/folder", "resources", "resources/folder"]
+    assert output_folder_problems(folders) == []
+    Path("results").mkdir()
+    Path("results/folder").write_text("")
+    Path("resources").symlink_to(tmp_path / "gone")
+    problems = output_folder_problems(folders)
+    assert len(problems) == 2, problems
+    assert problems[0].startswith("results/folder: a file") and "mv results/folder results/folder.bak" in problems[0]
+    assert problems[1].startswith(f"resources: a link to {tmp_path / 'gone'}, which does not exist")
+    assert "rm resources" in problems[1]
+
+
+@pytest.mark.slow
+def test_snakemake_as_a_new_user_warnings_moved_root_and_bad_output_folders(folder, tmp_path):
+    """issue 28 item 9, through Snakemake: the check's warnings reach the terminal, a copied root with the same
+    content reruns nothing, and a file or dangling link where the outputs go is named at parse time."""
+    path = folder / "JPEGImages" / "b.jpg"  # a phone photo (EXIF "rotate for display")
+    stored = Image.open(path).copy()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(path, exif=exif.tobytes())
+    write_label_png(folder / "SegmentationClass" / "d.png", _mask([]))  # a training image without any object
+    (tmp_path / "wd").mkdir()
+    wd = workdir(tmp_path / "wd")
+    overlay = write_overlay(wd, {"dataset": "folder", "data": {"folder": {"root": str(folder)}}, "splits": SPLITS})
+    targets = ["resources/folder/content/train.images.json", "results/folder/floor/val/eval.json"]
+    run = snakemake(wd, *targets, "--cores", "1", "--configfile", "config/demo.yaml", overlay)
+    assert "[prepare_folder] warning: 1 image(s) of the training split 'train' have no object class" in run.stderr
+    assert "[prepare_folder] warning: 1 image(s) carry an EXIF orientation tag" in run.stderr and "b.jpg" in run.stderr
+    # the folder copied elsewhere (new mtimes, new paths) and the old one gone: nothing downstream reruns
+    moved = tmp_path / "moved" / "photos"
+    moved.parent.mkdir()
+    subprocess.run(["cp", "-r", str(folder), str(moved.parent)], check=True)
+    shutil.rmtree(folder)
+    overlay = write_overlay(wd, {"dataset": "folder", "data": {"folder": {"root": str(moved)}}, "splits": SPLITS})
+    dry = snakemake(wd, "-n", *targets, "--configfile", "config/demo.yaml", overlay)
+    assert "Nothing to be done" in dry.stdout, dry.stdout[-3000:]
+    assert load_manifest(wd / "resources" / "folder" / "dataset.json").root == moved.resolve()
+    # outputs that cannot be written: named with the fix when the workflow is parsed, not a traceback later
+    shutil.rmtree(wd / "results" / "folder")
+    (wd / "results" / "folder").write_text("")
+    bad = snakemake(wd, *targets, "--cores", "1", "--configfile", "config/demo.yaml", overlay, check=False)
+    assert bad.returncode != 0 and "results/folder: a file" in bad.stderr and "Traceback" not in bad.stderr
+    shutil.rmtree(wd / "results")
+    (wd / "results").symlink_to(tmp_path / "unmounted")
+    bad = snakemake(wd, *targets, "--cores", "1", "--configfile", "config/demo.yaml", overlay, check=False)
+    assert bad.returncode != 0 and f"results: a link to {tmp_path / 'unmounted'}, which does not exist" in bad.stderr
+
+
+@pytest.mark.slow
+def test_documented_commands_run_as_written(tmp_path):
+    """Every snakemake command of docs/folder-dataset.md runs as written (the first block after its `cp`, the
+    measured ones with the root.yaml it describes), and the measured Table 1 run has the job count it states."""
+    (tmp_path / "wd").mkdir()
+    wd = workdir(tmp_path / "wd", copy=("config",))
+    make_folder(wd / "photos")
+    text = DOC.read_text()
+    commands = [line.split("#", 1)[0].strip() for line in _doc_blocks(text)[0].splitlines()]
+    for command in filter(None, commands):
+        if command.startswith("cp "):
+            subprocess.run(command, shell=True, cwd=wd, check=True)
+            mine = wd / "config" / "my-photos.yaml"  # "then set data.folder.root (and splits) in it"
+            cfg = yaml.safe_load(mine.read_text())
+            cfg["data"]["folder"]["root"] = "photos"
+            mine.write_text(yaml.safe_dump(cfg))
+        else:
+            assert command.startswith("snakemake "), command
+            snakemake(wd, *command.split()[1:], "-n")
+    (wd / "root.yaml").write_text(re.search(r"`root.yaml` holds `([^`]+)`", text).group(1) + "\n")
+    check, table1 = re.findall(r"`(snakemake [^`]+)`", text)[-2:]
+    snakemake(wd, *check.split()[1:])
+    dry = snakemake(wd, *table1.split()[1:], "-n")
+    stated = int(re.search(r"\((\d+) jobs:", text).group(1))
+    assert job_counts(dry.stdout)["total"] == stated

@@ -14,7 +14,13 @@ and rewrites one only when its digest changed, so an edited image makes the stam
 rerun, and a touched but unchanged file reruns nothing.
 
 Hashing 10,582 VOC images takes seconds once; later runs only ``stat`` the files: a cache beside each stamp keeps
-each file's digest under its (size, mtime) and is trusted while both are unchanged.
+each file's digest under its stat data, as git's index does (git/git, Documentation/technical/racy-git.txt and
+read-cache.c ``ie_match_stat``): device, inode, size, mtime and ctime, all in ns. A file replaced in place keeps none
+of them all: ``touch -r``, ``cp -p`` and ``rsync -a`` can set the mtime back, but not the ctime, which the kernel
+sets on every write, rename or ``utime``; a file written to a new inode (``rsync``, most editors) changes the inode.
+An entry is also not trusted when its mtime or ctime is not older than the cache file itself (git's "racy" rule):
+a file changed again within the timestamp tick in which it was hashed would keep all of its stat data, so such an
+entry is hashed again on the next run, and the cache is rewritten so that it becomes trusted after that.
 
 The images stamp also checks what training would otherwise find late: every listed image exists and is readable,
 and a mask that exists has its image's size. Problems are raised together, each naming its file.
@@ -24,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -74,12 +81,50 @@ def image_size(path: Path, problems: list[str]) -> tuple[int, int] | None:
     return None
 
 
-class _FileCache:
-    """Digest and (width, height) of files, reused while a file's size and mtime are unchanged."""
+STAT_KEYS = ("dev", "ino", "size", "mtime_ns", "ctime_ns")  # git's index compares the same (read-cache.c)
 
-    def __init__(self, entries: dict):
+
+def _stat_data(st: os.stat_result) -> dict:
+    return {"dev": st.st_dev, "ino": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "ctime_ns": st.st_ctime_ns}
+
+
+def load_cache(path: str | os.PathLike | None) -> tuple[dict, int]:
+    """The file entries of a digest cache and the cache file's mtime in ns (the time its entries were known
+    current); ({}, 0) when it is missing or damaged (that only costs a rehash)."""
+    if path is None:
+        return {}, 0
+    entries = _read_or_none(Path(path))
+    if not isinstance(entries, dict):
+        return {}, 0
+    return entries, Path(path).stat().st_mtime_ns
+
+
+class _FileCache:
+    """Digest and (width, height) of files, reused while a file's stat data (``STAT_KEYS``) is unchanged and was
+    not racy when the cache was written.
+
+    Parameters
+    ----------
+    entries : {path: entry} of the last run (``load_cache``).
+    written_ns : when ``entries`` were written (the cache file's mtime): an entry whose mtime or ctime is not older
+        is "racily clean" in git's terms and is hashed again (git/git Documentation/technical/racy-git.txt).
+        None: the entries are as old as now (a cache kept in memory).
+    """
+
+    def __init__(self, entries: dict, written_ns: int | None = None):
         self.old = entries
+        self.written_ns = time.time_ns() if written_ns is None else written_ns
         self.new: dict = {}
+        self.rehashed_racy = 0  # entries hashed again only because they were racy: rewrite the cache
+
+    def _trusted(self, entry: dict | None, stat: dict) -> bool:
+        if not isinstance(entry, dict) or any(entry.get(k) != stat[k] for k in STAT_KEYS):
+            return False
+        if max(stat["mtime_ns"], stat["ctime_ns"]) >= self.written_ns:
+            self.rehashed_racy += 1
+            return False
+        return True
 
     def record(self, path: Path, problems: list[str], what: str) -> dict | None:
         try:
@@ -90,9 +135,9 @@ class _FileCache:
             else:
                 problems.append(f"{path}: {what} missing (its id is in a split list that is evaluated)")
             return None
-        key = str(path)
+        key, stat = str(path), _stat_data(st)
         entry = self.old.get(key)
-        if entry is None or entry["size"] != st.st_size or entry["mtime_ns"] != st.st_mtime_ns:
+        if not self._trusted(entry, stat):
             size = _header_size(path, what, problems)
             if size is None:
                 return None
@@ -100,9 +145,15 @@ class _FileCache:
             with open(path, "rb") as f:
                 while chunk := f.read(CHUNK):
                     digest.update(chunk)
-            entry = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest.hexdigest(), "wh": list(size)}
+            entry = {**stat, "sha256": digest.hexdigest(), "wh": list(size)}
         self.new[key] = entry
         return entry
+
+    def save(self, path: Path) -> None:
+        """Write the entries to ``path`` when they changed or some were racy (the new mtime makes them trusted)."""
+        if self.new != self.old or self.rehashed_racy:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(path, self.new)
 
 
 def _header_size(path: Path, what: str, problems: list[str]) -> tuple[int, int] | None:
@@ -120,14 +171,20 @@ def _header_size(path: Path, what: str, problems: list[str]) -> tuple[int, int] 
         return None
 
 
-def compute_stamp(manifest: Manifest, split: str, part: str, cache_entries: dict | None = None) -> tuple[dict, dict]:
+def compute_stamp(manifest: Manifest, split: str, part: str, cache_entries: dict | None = None,
+                  cache_written_ns: int | None = None) -> tuple[dict, dict]:
     """The stamp of ``part`` ("images" or "masks") of ``split``, and the file cache to keep for next time.
 
-    Raises DatasetContentError listing every missing or unreadable file, every mask whose size is not its image's,
-    and (images) every id without an entry in cls_labels; the split list's own problems (missing, empty, repeated
-    ids) are raised by ``read_split``."""
+    ``cache_entries`` (written at ``cache_written_ns``, default now) are the file digests of an earlier run; see
+    ``_FileCache`` for when one is trusted. Raises DatasetContentError listing every missing or unreadable file,
+    every mask whose size is not its image's, and (images) every id without an entry in cls_labels; the split
+    list's own problems (missing, empty, repeated ids) are raised by ``read_split``."""
+    cache = _FileCache(cache_entries or {}, cache_written_ns)
+    return _stamp(manifest, split, part, cache), cache.new
+
+
+def _stamp(manifest: Manifest, split: str, part: str, cache: _FileCache) -> dict:
     ids = manifest.split_ids(split)
-    cache = _FileCache(cache_entries or {})
     problems: list[str] = []
     digest = hashlib.sha256(f"{part}\n".encode())
     if part == "images":
@@ -153,8 +210,7 @@ def compute_stamp(manifest: Manifest, split: str, part: str, cache_entries: dict
             digest.update(f"{image_id}\t{entry['sha256'] if entry else '-'}\n".encode())
     if problems:
         raise DatasetContentError(problems)
-    stamp = {"dataset": manifest.name, "split": split, "part": part, "count": len(ids), "sha256": digest.hexdigest()}
-    return stamp, cache.new
+    return {"dataset": manifest.name, "split": split, "part": part, "count": len(ids), "sha256": digest.hexdigest()}
 
 
 def write_stamp(manifest_path: str | os.PathLike, stamp_file: str | os.PathLike) -> bool:
@@ -163,13 +219,12 @@ def write_stamp(manifest_path: str | os.PathLike, stamp_file: str | os.PathLike)
     stamp_file = Path(stamp_file)
     split, part = stamp_file.name[: -len(".json")].rsplit(".", 1)
     cache_file = _cache_path(stamp_file)
-    cache = _read_or_none(cache_file) or {}  # missing or damaged: it only costs a rehash
-    stamp, new_cache = compute_stamp(load_manifest(manifest_path), split, part, cache)
+    cache = _FileCache(*load_cache(cache_file))  # missing or damaged: it only costs a rehash
+    stamp = _stamp(load_manifest(manifest_path), split, part, cache)
     changed = not stamp_file.is_file() or _read_or_none(stamp_file) != stamp
     if changed:
         write_json(stamp_file, stamp)
-    if new_cache != cache:
-        write_json(cache_file, new_cache)
+    cache.save(cache_file)
     return changed
 
 
@@ -191,8 +246,7 @@ def folder_digest(root: str | os.PathLike, splits: Iterable[str], cache_file: st
     naming each). ``cache_file`` keeps the file digests between runs (written when ``save``)."""
     root = Path(root).expanduser()
     cache_path = Path(cache_file) if cache_file else None
-    old = (_read_or_none(cache_path) if cache_path else None) or {}
-    cache, problems = _FileCache(old), []
+    cache, problems = _FileCache(*load_cache(cache_path)), []
     digest = hashlib.sha256()
 
     def add(path: Path, what: str) -> None:
@@ -209,9 +263,8 @@ def folder_digest(root: str | os.PathLike, splits: Iterable[str], cache_file: st
         for image_id in parse_split_list(lst, []):  # the list's own problems are prepare_folder's to report
             add(root / "JPEGImages" / f"{image_id}.jpg", "file")
             add(root / "SegmentationClass" / f"{image_id}.png", "file")
-    if save and cache_path and cache.new != old:
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(cache_path, cache.new)
+    if save and cache_path:
+        cache.save(cache_path)
     return digest.hexdigest()[:16]
 
 

@@ -12,9 +12,10 @@ The folder (config ``data.folder.root``) is read, never written::
 
 :func:`prepare_folder` checks every file the configured splits need (all problems collected and reported
 together), then writes ``<out_dir>/cls_labels.json`` and, last, ``<out_dir>/dataset.json`` whose root is
-the user's folder. With ``max_side`` (config ``data.folder.max_side``) the images, masks and split lists are first
-copied to ``<out_dir>/resized/`` with the long side at most ``max_side`` pixels, and the manifest's root is that
-copy: every stage, and the scores, then run at that size (a CPU run on a few hundred photos; the paper's numbers are
+``<out_dir>/root``, a link to the user's folder (so a moved folder with the same content reruns nothing). With
+``max_side`` (config ``data.folder.max_side``) the images, masks and split lists are first copied to
+``<out_dir>/resized/`` with the long side at most ``max_side`` pixels, and the manifest's root is that copy: every
+stage, and the scores, then run at that size (a CPU run on a few hundred photos; the paper's numbers are
 at full size). docs/folder-dataset.md is the user's guide.
 """
 from __future__ import annotations
@@ -39,6 +40,7 @@ MASK_DIR = "SegmentationClass"
 CLASSES_FILE = "classes.txt"
 LABELS_CSV = "cls_labels.csv"
 RESIZED_DIR = "resized"  # under out_dir: the copy at data.folder.max_side
+ROOT_LINK = "root"  # under out_dir: a link to the user's folder, which the manifest names (link_root)
 EVAL_ROLES = ("eval_seed", "eval_seg")  # config splits whose images are scored against their masks
 MAX_CLASSES = IGNORE_INDEX  # class indices 0..254; 255 is the ignore label
 HOW_TO_NAME_CLASSES = (f"give the class names (background first) as config data.folder.classes: [background, ...], "
@@ -69,9 +71,10 @@ def _fail(root, problems: list[str], max_errors: int):
 
 
 def read_classes_file(path: str | os.PathLike) -> list[str]:
-    """Class names of ``classes.txt``: one a line, background first; blank lines and ``#`` comments skipped."""
+    """Class names of ``classes.txt``: one a line, background first; blank lines and ``#`` comments skipped (a UTF-8
+    byte order mark too: it would become part of the first name)."""
     names = []
-    for line in Path(path).read_text().splitlines():
+    for line in Path(path).read_text(encoding="utf-8-sig").splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             names.append(line)
@@ -142,20 +145,33 @@ def _parse_class(token: str, index_of: dict[str, int]) -> int | None:
     return index_of.get(token)
 
 
+SEPARATOR_NAMES = {";": "';'", "\t": "a tab", "|": "'|'"}  # what a spreadsheet may write instead of ','
+
+
 def read_labels_csv(path: str | os.PathLike, class_names: Sequence[str], image_dir: str | os.PathLike,
                     problems: list[str]) -> dict[str, list[int]]:
     """Image-level labels of ``cls_labels.csv``: ``<id>,<classes>`` a line, classes as indices (1..K-1) or names,
-    separated by spaces (or more commas); ``<id>,`` = no object. Blank lines, ``#`` comments and a header line
-    ``id,classes`` are skipped. Problems (unknown id, unknown class, background or index >= K, repeated id) are
-    appended to ``problems`` naming the file and line."""
+    separated by spaces (or more commas); ``<id>,`` = no object. Blank lines, ``#`` comments (whole lines or the
+    rest of a line, as in classes.txt), a header line ``id,classes`` and a UTF-8 byte order mark are skipped.
+    Problems (unknown id, unknown class, background or index >= K, repeated id, lines separated by ';' or a tab
+    instead of ',') are appended to ``problems`` naming the file and line."""
     path, image_dir = Path(path), Path(image_dir)
     k = len(class_names)
     index_of = {name: i for i, name in enumerate(class_names)}
     labels: dict[str, list[int]] = {}
     line_of: dict[str, int] = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#") or (n == 1 and line.replace(" ", "").lower() == "id,classes"):
+    other_separator: dict[str, list[int]] = {}
+    first = True
+    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        header, first = first and line.replace(" ", "").lower() == "id,classes", False
+        if header:
+            continue
+        separator = next((c for c in SEPARATOR_NAMES if c in line.partition(",")[0]), None)
+        if separator:  # before the first comma: the id field would hold the classes
+            other_separator.setdefault(separator, []).append(n)
             continue
         image_id, _, rest = line.partition(",")
         image_id = image_id.strip()
@@ -184,6 +200,12 @@ def read_labels_csv(path: str | os.PathLike, class_names: Sequence[str], image_d
             else:
                 classes.add(c)
         labels[image_id] = sorted(classes)
+    for separator, lines in other_separator.items():
+        shown = ", ".join(map(str, lines[:5])) + (", ..." if len(lines) > 5 else "")
+        problems.append(f"{path}: {len(lines)} line(s) (line {shown}) separate the id from its classes with "
+                        f"{SEPARATOR_NAMES[separator]}, but the separator is ',' (a spreadsheet's CSV export may use "
+                        f"{SEPARATOR_NAMES[separator]}): write each line as '<id>,<classes>', classes separated by "
+                        "spaces, e.g. '2008_000123,1 15'")
     return labels
 
 
@@ -386,14 +408,34 @@ def write_resized_copy(root: Path, dest: Path, split_ids: Mapping[str, list[str]
              dest)
 
 
+def link_root(root: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Make ``<out_dir>/root`` a link to the user's folder (as given: an absolute path, or a relative one taken from
+    the working directory and linked relative to ``out_dir``) and return it; unchanged when it already points there.
+
+    The manifest names this link, not the folder, so pointing ``data.folder.root`` at a moved or copied folder
+    with the same content changes no file the rules read: the workflow relinks while it parses
+    (rules/common.smk) and nothing reruns."""
+    out_dir, root = Path(out_dir), Path(root).expanduser()
+    link = out_dir / ROOT_LINK
+    target = str(root) if root.is_absolute() else os.path.relpath(os.path.abspath(root), os.path.abspath(out_dir))
+    if link.is_symlink() and os.readlink(link) == target:
+        return link
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".{ROOT_LINK}.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target, target_is_directory=True)
+    os.replace(tmp, link)  # atomic: a reader sees the old link or the new one
+    return link
+
+
 def prepare_folder(root: str | os.PathLike, out_dir: str | os.PathLike, splits: Mapping[str, str], classes=None,
                    max_errors: int = 20, name: str = "folder", max_side: int | None = None) -> Path:
     """Check the user's folder and write ``<out_dir>/cls_labels.json`` and then ``<out_dir>/dataset.json``.
 
     Parameters
     ----------
-    root : the user's folder in VOC layout (read only). Stored in the manifest as given: absolute stays absolute,
-        relative is stored relative to the manifest (both resolve to the same folder).
+    root : the user's folder in VOC layout (read only). The manifest names the link ``<out_dir>/root`` to it
+        (``link_root``: absolute stays absolute, relative is linked relative to ``out_dir``).
     out_dir : where the manifest and the derived labels go (``resources/folder``).
     splits : config ``splits`` ({role: split name}).
     classes : config ``data.folder.classes`` (list of names, ``"voc"``, or None for ``<root>/classes.txt``).
@@ -415,6 +457,14 @@ def prepare_folder(root: str | os.PathLike, out_dir: str | os.PathLike, splits: 
     split_ids, labels, source = check_folder(root, class_names, splits, max_errors=max_errors)
     train = splits.get("train_classifier")
     empty = [i for i in split_ids.get(train, []) if not labels[i]]
+    if empty and len(empty) == len(split_ids.get(train, [])):
+        raise FolderDatasetError(root, [
+            f"{split_path(root, train)}: none of the {len(empty)} image(s) of the training split '{train}' "
+            f"(splits.train_classifier) has an object class (labels from {source}: every mask holds only background "
+            f"0 and ignore {IGNORE_INDEX}, or the lines of {LABELS_CSV} list no class), so the classifiers have "
+            f"nothing to learn; give each training image its classes ('<id>,<classes>' in {root / LABELS_CSV}, or "
+            f"the objects painted into its mask with their indices 1..{len(class_names) - 1}), or set "
+            "splits.train_classifier to a split whose images show objects"], max_errors)
     if empty:
         log.warning("%d image(s) of the training split '%s' have no object class (classifier training skips them), "
                     "e.g. %s", len(empty), train, empty[:3])
@@ -427,7 +477,7 @@ def prepare_folder(root: str | os.PathLike, out_dir: str | os.PathLike, splits: 
                     [str(p) for p in rotated[:3]])
     log.info("%d classes %s; labels of %d images from %s; splits %s", len(class_names), list(class_names),
              len(labels), source, {s: len(ids) for s, ids in split_ids.items()})
-    data_root = root
+    data_root = link_root(root, out_dir)
     if max_side is None:
         shutil.rmtree(out_dir / RESIZED_DIR, ignore_errors=True)  # a copy from an earlier max_side is stale
     else:
@@ -435,6 +485,5 @@ def prepare_folder(root: str | os.PathLike, out_dir: str | os.PathLike, splits: 
         write_resized_copy(root, data_root, split_ids, max_side)
     write_cls_labels(out_dir, labels)
     write_manifest(manifest, name=name, root=data_root, class_names=class_names, mask_dir=MASK_DIR,
-                   splits={s: len(ids) for s, ids in split_ids.items()}, labels_file=out_dir / "cls_labels.json",
-                   absolute_root=data_root.is_absolute())
+                   splits={s: len(ids) for s, ids in split_ids.items()}, labels_file=out_dir / "cls_labels.json")
     return manifest

@@ -33,6 +33,7 @@ VOC_CLASSES = (
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
 )
 IGNORE_INDEX = 255
+VOC_MAIN_FLAGS = ("-1", "0", "1")  # "<id> <flag>" lines of VOC's ImageSets/Main/<class>_<split>.txt
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,8 @@ def write_manifest(path: str | os.PathLike, name: str, root: str | os.PathLike, 
     path = Path(path)
     if absolute_root:
         stored_root = os.path.abspath(root)
-    else:
-        stored_root = os.path.relpath(Path(root).resolve(), path.parent.resolve())
+    else:  # links kept: a root that is a link (dataset: folder's <out_dir>/root) stays the link
+        stored_root = os.path.relpath(os.path.abspath(root), os.path.abspath(path.parent))
     d = {"name": name, "root": stored_root, "num_classes": len(class_names), "class_names": list(class_names),
          "mask_dir": mask_dir, "splits": dict(splits)}
     if labels_file is not None:
@@ -126,16 +127,24 @@ def read_split(root: str | os.PathLike, split: str) -> list[str]:
 
 
 def parse_split_list(path: str | os.PathLike, problems: list[str]) -> list[str]:
-    """Ids of a split list (first field of each non-blank line, file order, each once); an empty list or a repeated
-    id is appended to ``problems`` naming the file (and lines)."""
+    """Ids of a split list (each non-blank line, file order, each once; a UTF-8 byte order mark, which some editors
+    write and no one sees, is dropped). A line may carry the -1/0/1 flag of VOC's ImageSets/Main lists after its
+    id. An empty list, a repeated id or an id with whitespace inside is appended to ``problems`` naming the file
+    (and lines)."""
     ids, first_line = [], {}
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
-        if not line.strip():
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8-sig").splitlines(), 1):
+        fields = line.split()
+        if not fields:
             continue
-        image_id = line.split()[0]
+        image_id = fields[0]
         if image_id in first_line:
             problems.append(f"{path}: id '{image_id}' listed twice (lines {first_line[image_id]} and {n}); "
                             "list each image once")
+            continue
+        if len(fields) > 1 and not (len(fields) == 2 and fields[1] in VOC_MAIN_FLAGS):
+            problems.append(f"{path} line {n}: '{line.strip()}': an id may not contain whitespace (one id a line, the "
+                            f"name of JPEGImages/<id>.jpg without .jpg); rename the image and its mask, e.g. to "
+                            f"'{'_'.join(fields)}', and list that")
             continue
         first_line[image_id] = n
         ids.append(image_id)
