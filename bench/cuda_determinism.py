@@ -5,7 +5,8 @@
 
 Needs a CUDA device (run it with the device tool: bench/device_voc_scale.sh shows how). Not a test: the CI
 machines have no GPU. On a small synthetic VOC-layout dataset (32 train images, 256 x 192) it trains, twice each
-with the workflow's own ``matlabel.train.train`` (bf16 autocast + channels_last, as the rules do on CUDA):
+with the workflow's own ``matlabel.train.train`` (bf16 autocast and config.yaml's ``speed:`` flags, as the rules
+run on CUDA; ``--speed-flags`` sets others):
 
 - the CAM baseline and D2CAM (ResNet-50 from scratch, 2 epochs of batch 8 = 8 SGD steps), with cuDNN's autotuner
   off (the rules' setting);
@@ -37,6 +38,7 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # must precede CUDA
 
 import numpy as np
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -175,11 +177,13 @@ def main(argv=None) -> None:
     p.add_argument("--cases", default="determinism,maps",
                    help="comma-separated: determinism (each training twice), maps (one model's maps twice), speed "
                         "(the speed flags' paths against the loop before them)")
-    p.add_argument("--speed-flags", default="auto",
-                   help="the determinism case's flags: auto (the rules': every flag on CUDA), off, on, or flag names "
-                        "joined by + (channels_last: the loop before the flags)")
+    p.add_argument("--speed-flags", default="rules",
+                   help="the determinism case's flags: rules (config.yaml's speed:, as the rules run it), auto (every "
+                        "flag auto: all on for CUDA), off, on, or flag names joined by + (channels_last: the loop "
+                        "before the flags)")
     args = p.parse_args(argv)
-    ARGS.speed = Speed.parse(args.speed_flags, torch.device(args.device))
+    rules = yaml.safe_load((ROOT / "config.yaml").read_text()).get("speed")
+    ARGS.speed = Speed.parse(args.speed_flags, torch.device(args.device), rules)
     cases = set(args.cases.split(","))
     if not cases <= {"determinism", "maps", "speed"}:
         sys.exit(f"--cases: unknown {sorted(cases - {'determinism', 'maps', 'speed'})}")

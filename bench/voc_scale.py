@@ -10,7 +10,8 @@ the preset) for about ``--seconds`` after a warm-up, and reports seconds per uni
 A unit count of the real datasets (VOC train_aug 10,582 images, val 1,449) turns it into the stage's wall
 time; GPU stages run one after the other on the one GPU (``resources: gpu=1``), CPU stages on ``--cores``
 processes side by side (one shard job per core). Reference in the same process: the plain CAM training step
-beside D2CAM's (the ratio is printed), so numbers from different machines can be compared. ``--speed-flags``
+beside D2CAM's (the ratio is printed), so numbers from different machines can be compared. The training
+stages run as the rules do (``--speed-flags rules``: the config's ``speed:``). ``--speed-flags``
 measures the training stages (their library steps and optimiser, matlabel.train.Speed) under several settings of
 config ``speed:`` in the same process, e.g. ``channels_last,on``: the loop before the flags against all of them
 (each setting's warm-up, which holds torch.compile's compilation, is reported as ``warmup_s``).
@@ -51,10 +52,11 @@ def parse_args(argv=None):
     p.add_argument("--stages", default="all", help="comma-separated subset of the stage names")
     p.add_argument("--out", default=None, help="JSON file for the results (rewritten after every stage)")
     p.add_argument("--small", action="store_true", help="tiny networks and crops: a smoke test of the script on CPU")
-    p.add_argument("--speed-flags", default="auto", help=(
+    p.add_argument("--speed-flags", default="rules", help=(
         "comma-separated speed settings (config speed:, matlabel.train.Speed) the training stages (cam, d2cam, irn, "
-        "deeplab, deeplab_5x2) are measured with, one after the other in this process: auto (the rules' default on "
-        "this device), off, on, or flag names joined by + (e.g. channels_last: the loop before the flags on CUDA). "
+        "deeplab, deeplab_5x2) are measured with, one after the other in this process: rules (the speed: section of "
+        "config.yaml and --config, as the rules run it on this device), auto (every flag auto: all on for CUDA), off, "
+        "on, or flag names joined by + (e.g. channels_last: the loop before the flags on CUDA). "
         "The first is the projection's; each further one is reported as stage@setting, with its speed-up and "
         "projected total"))
     return p.parse_args(argv)
@@ -407,7 +409,7 @@ def main() -> int:
           flush=True)
     examples = synthetic_images(12, ARGS.small)
     wanted = None if ARGS.stages == "all" else set(ARGS.stages.split(","))
-    settings = {spec: Speed.parse(spec, device) for spec in ARGS.speed_flags.split(",")}
+    settings = {spec: Speed.parse(spec, device, cfg.get("speed")) for spec in ARGS.speed_flags.split(",")}
     first = next(iter(settings))
     training = {
         "cam": lambda speed: classifier_step("cam", cfg, device, ARGS.small, speed),

@@ -107,14 +107,18 @@ class Speed:
         return cls(**values)
 
     @classmethod
-    def parse(cls, spec: str, device: torch.device) -> Speed:
-        """A setting named on a command line (the benches' ``--speed-flags``): ``auto`` (the rules' default for
-        ``device``), ``off``, ``on``, or flag names joined by ``+`` (those on, the others off)."""
+    def parse(cls, spec: str, device: torch.device, rules: Speed | Mapping | None = None) -> Speed:
+        """A setting named on a command line (the benches' ``--speed-flags``): ``rules`` (what the rules run with on
+        ``device``: ``rules`` is the config's ``speed:`` section, resolved as the training rules resolve it), ``auto``
+        (every flag auto: all on for CUDA, which is not the rules' setting while config.yaml keeps ``compile:
+        false``), ``off``, ``on``, or flag names joined by ``+`` (those on, the others off)."""
+        if spec == "rules":
+            return cls.resolve(rules, device)
         if spec in ("auto", "off", "on"):
             return cls.resolve({} if spec == "auto" else dict.fromkeys(SPEED_FLAGS, spec == "on"), device)
         flags = spec.split("+")
         if not set(flags) <= set(SPEED_FLAGS):
-            raise ValueError(f"speed setting {spec!r} is not auto, off, on or flag names joined by + of "
+            raise ValueError(f"speed setting {spec!r} is not rules, auto, off, on or flag names joined by + of "
                              f"{', '.join(SPEED_FLAGS)}")
         return cls(**{f: f in flags for f in SPEED_FLAGS})
 

@@ -475,6 +475,31 @@ def test_crf_workers_give_the_same_predictions_in_order(tiny_synthetic, tmp_path
                                       read_label_png(tmp_path / "w2" / f"{i}.png"))
 
 
+def test_crf_workers_are_spawned_not_forked(tiny_synthetic, monkeypatch):
+    """segment_all's CRF pool starts fresh interpreters (spawn or forkserver), never forks: the model may have started
+    CUDA in this process, and a forked child inherits CUDA's state without being able to use it."""
+    import concurrent.futures
+    import multiprocessing
+
+    import matlabel.deeplab.infer as infer
+
+    methods = []
+
+    class Recording(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            methods.append((kwargs.get("mp_context") or multiprocessing.get_context()).get_start_method())
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(infer, "ProcessPoolExecutor", Recording)
+    ids = tiny_synthetic.split_ids("val")[:2]
+    images = [(i, read_image(tiny_synthetic.image_path(i))) for i in ids]
+    model = tiny_model()
+    pooled = list(dl.segment_all(model, images, CPU, crf_params=dl.DEEPLAB_CRF, workers=2))
+    assert len(methods) == 1 and methods[0] in ("spawn", "forkserver"), methods
+    plain = list(dl.segment_all(model, images, CPU, crf_params=dl.DEEPLAB_CRF, workers=1))
+    assert [i for i, _ in pooled] == ids and all(np.array_equal(a, b) for (_, a), (_, b) in zip(pooled, plain))
+
+
 def test_export_voc_test_writes_the_servers_layout(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     images = {"2008_000001": rng.integers(0, 256, (4, 6, 3)).astype(np.uint8),

@@ -36,6 +36,26 @@ def test_auto_is_on_for_cuda_and_off_for_cpu_and_true_false_force_it():
     assert ON.optimizer([{"params": [nn.Parameter(torch.ones(2))]}], 0.1, 0.9).defaults["fused"] is True
 
 
+def test_the_benches_run_by_default_with_the_speed_flags_the_rules_read_from_config_yaml():
+    """``--speed-flags rules`` (the benches' default) is config.yaml's ``speed:`` as the training rules resolve it:
+    compile stays off on CUDA while config.yaml says ``compile: false``, where ``auto`` turns every flag on."""
+    import ast
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    rules = yaml.safe_load((root / "config.yaml").read_text())["speed"]
+    cuda = torch.device("cuda")
+    assert Speed.parse("rules", cuda, rules) == Speed.resolve(rules, cuda)
+    assert Speed.parse("rules", cuda, {"compile": False}) == Speed(False, True, True) != Speed.parse("auto", cuda)
+    assert Speed.parse("rules", CPU, rules) == OFF and Speed.parse("rules", cuda, None) == ON  # no speed: all auto
+    for bench in ("voc_scale.py", "cuda_determinism.py"):
+        calls = [c for c in ast.walk(ast.parse((root / "bench" / bench).read_text())) if isinstance(c, ast.Call)
+                 and c.args and isinstance(c.args[0], ast.Constant) and c.args[0].value == "--speed-flags"]
+        assert [kw.value.value for c in calls for kw in c.keywords if kw.arg == "default"] == ["rules"], bench
+
+
 # ------------------------------------------------------------------------------------------------ tiny trainings
 
 

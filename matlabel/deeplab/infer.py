@@ -9,6 +9,7 @@ is fp32 on every device.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -26,6 +27,13 @@ from matlabel.crf import CRFParams, refine_probs
 from matlabel.datasets.layout import Manifest
 from matlabel.io import read_image, read_label_png, write_label_png
 from matlabel.metrics import ConfusionMeter
+
+#: How :func:`segment_all` starts its CRF workers: ``forkserver``, i.e. forked from a server process that was started
+#: as a fresh interpreter (never a fork of this process, which may have started CUDA) and imported this module once,
+#: so a pool's workers start without importing torch again. Each worker still imports the main script as
+#: ``__mp_main__``, as under ``spawn``: a Snakemake script's own ``main`` stays behind its ``__name__`` guard.
+POOL_CONTEXT = multiprocessing.get_context("forkserver")
+POOL_CONTEXT.set_forkserver_preload([__name__])
 
 #: main.py ``test``: the eval-mode MSC of libs/models/__init__.py ``DeepLabV2_ResNet101_MSC`` fuses the input scale
 #: and scales 0.5, 0.75 by a pixel-wise max; no flip.
@@ -102,14 +110,15 @@ def segment_all(model: nn.Module, images: Iterable[tuple[str, np.ndarray]], devi
 
     With a CRF and ``workers`` > 1, the CRFs (single-threaded pydensecrf, 0.3-0.6 s per VOC image over 21 classes)
     run in that many worker processes while the model predicts the next images, at most ``2 * workers`` images
-    ahead; each CRF is the same call as without workers, so the labels are the same. Forked like PyTorch's
-    DataLoader workers (the workers never touch CUDA)."""
+    ahead; each CRF is the same call as without workers, so the labels are the same. The workers are started
+    from a fresh interpreter (:data:`POOL_CONTEXT`), never by forking this process: the model may have started CUDA
+    here already, and a forked child of a CUDA process inherits a state it cannot use."""
     if crf_params is None or workers <= 1:
         for image_id, image in images:
             yield image_id, segment(image, predict(model, image, scales, flip, device), crf_params, crf_labels)
         return
     pending: deque = deque()
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=POOL_CONTEXT) as pool:
         for image_id, image in images:
             probs = predict(model, image, scales, flip, device)
             pending.append((image_id, pool.submit(segment, image, probs, crf_params, crf_labels)))
