@@ -306,7 +306,9 @@ def figure_ids(manifest: Manifest, ids, split: str, key: str = "figures.ids") ->
 
 def eps_sensitivity_figure(df, out_path: str | os.PathLike, labels: Mapping[str, str] | None = None, dpi: int = 150):
     """Heat maps of seed mIoU over ε_fg × ε_bg, one panel per method, on one colour scale; the paper's (0.75, 0.2)
-    marked where it is on the grid. Writes ``out_path`` (PNG) atomically and returns the figure."""
+    marked where it is on the grid; a panel whose cells had matting failures (column ``failures``: images that took
+    the threshold seed) gives their sum over its cells in its title. Writes ``out_path`` (PNG) atomically and returns
+    the figure."""
     methods = list(dict.fromkeys(df["method"]))
     fgs, bgs = sorted(set(df["eps_fg"])), sorted(set(df["eps_bg"]))
     lo, hi = float(df["miou"].min()), float(df["miou"].max())
@@ -326,7 +328,9 @@ def eps_sensitivity_figure(df, out_path: str | os.PathLike, labels: Mapping[str,
         if EPS_FG in fgs and EPS_BG in bgs:
             ax.add_patch(_paper_box(fgs.index(EPS_FG), bgs.index(EPS_BG)))
         spread = np.nanmax(grid) - np.nanmin(grid)
-        ax.set_title(f"{(labels or {}).get(method, method)}: spread {spread:.1f}", fontsize=9)
+        failed = int(df.loc[df["method"] == method, "failures"].sum()) if "failures" in df else 0
+        ax.set_title(f"{(labels or {}).get(method, method)}: spread {spread:.1f}"
+                     + (f"\n{failed} threshold-seed fallback(s) over its cells" if failed else ""), fontsize=9)
         ax.set_xticks(range(len(bgs)), [f"{b:g}" for b in bgs], fontsize=7)
         ax.set_yticks(range(len(fgs)), [f"{f:g}" for f in fgs], fontsize=7)
         ax.set_xlabel("ε_bg", fontsize=8)

@@ -24,9 +24,14 @@ def write_maps(path: str | os.PathLike, cams: np.ndarray, classes) -> None:
 
 
 def read_maps(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """(cams (k, H, W) float32, classes (k,) int64) of an exported maps file."""
+    """(cams (k, H, W) float32, classes (k,) int64) of an exported maps file; ValueError naming the file when a map
+    holds NaN or inf (every labeler would read it silently: a NaN is neither above nor below a threshold)."""
     with np.load(path) as z:
-        return z["cams"].astype(np.float32), z["classes"].astype(np.int64)
+        cams, classes = z["cams"].astype(np.float32), z["classes"].astype(np.int64)
+    if not np.isfinite(cams).all():
+        raise ValueError(f"{path}: maps have {int((~np.isfinite(cams)).sum())} non-finite values (NaN or inf); the "
+                         "export is damaged: delete this shard directory and rerun its export")
+    return cams, classes
 
 
 def write_alphas(path: str | os.PathLike, alphas: np.ndarray, classes) -> None:

@@ -13,11 +13,14 @@ Later stages ("crf", "irn") refine a row's seed labels; the row names are the ke
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from matlabel.formats import ALPHAS_SUFFIX, MAPS_SUFFIX, read_alphas, read_maps
+from matlabel.io import read_json
 from matlabel.seeds import cams_to_labels
 from matlabel.trimap import BG, EPS_BG, EPS_FG, FG, UNKNOWN, make_trimaps, trimap_fractions
 
@@ -34,7 +37,7 @@ SOURCES = {
 LABEL_RULES = ("threshold", "bg_layer")
 
 # Modules only the matting rows run: the threshold rows' code hashes leave them out (matlabel/codehash.py).
-MATTING_MODULES = ("matlabel.matting", "matlabel.trimap")
+MATTING_MODULES = ("matlabel.matting", "matlabel.matting_torch", "matlabel.trimap")
 
 
 def rows_for(methods, labeler: str | None = None) -> list[str]:
@@ -64,6 +67,14 @@ class MattingConfig:
         extra = {k: matting.pop(k) for k in ("fg_threshold", "method", "label_rule") if k in matting}
         return cls(eps_fg=trimap["eps_fg"], eps_bg=trimap["eps_bg"], solver=matting, **extra)
 
+    def check_device(self) -> None:
+        """Refuses, before the first image, a ``device`` torch cannot use (``matting_torch.check_device``): a
+        RuntimeError naming config ``matting.device`` and the fix, instead of every image failing alike."""
+        if str(self.solver.get("device", "cpu")) != "cpu":
+            from matlabel.matting_torch import check_device
+
+            check_device(self.solver["device"])
+
 
 def background_trimap(trimaps: np.ndarray) -> np.ndarray:
     """The trimap of the background as a layer of its own: known background (1) where every class's trimap says
@@ -88,10 +99,13 @@ def matting_labels(image: np.ndarray, cams: np.ndarray, classes, cfg: MattingCon
     pixel (their alphas are still defined, see ``matting.knn_matting``), and "cg_iterations": the solver's
     largest step count over the image's layers).
 
-    Raises ``matting.NotConvergedWarning`` (as an exception) when the solver stops at its iteration cap:
-    an unconverged alpha is no pseudo-label, and the caller falls back (the labels rule uses the threshold seed).
+    Raises ``matting.MattingFailure`` when this image's matting gives no usable alpha: the solver stops at its
+    iteration cap (an unconverged alpha is no pseudo-label), the alphas or residuals are not finite, or the
+    Laplacian built for the image has non-finite entries; the caller may fall back (``matting_seed``). Maps or an
+    image with NaN / inf raise ValueError, as does a bad setting: those are no failure of the matting.
     """
     from matlabel.matting import (  # numba compiles on first import
+        MattingFailure,
         NotConvergedWarning,
         alphas_to_labels,
         knn_matting,
@@ -103,9 +117,14 @@ def matting_labels(image: np.ndarray, cams: np.ndarray, classes, cfg: MattingCon
     solver = dict(cfg.solver)
     if cfg.method != "knn":  # a given Laplacian: knn_matting leaves n_neighbors / distance_weights unused
         solver["laplacian"] = matting_laplacian(image, cfg.method, is_known=(layers != UNKNOWN).all(axis=0))
+        if not np.isfinite(solver["laplacian"].data).all():  # built from this image: its failure, not an input's
+            raise MattingFailure(f"the {cfg.method} Laplacian of this image has non-finite entries (NaN or inf)")
     with warnings.catch_warnings():
         warnings.simplefilter("error", NotConvergedWarning)
-        solved, solve_info = knn_matting(image, layers, return_info=True, **solver)
+        try:
+            solved, solve_info = knn_matting(image, layers, return_info=True, **solver)
+        except NotConvergedWarning as err:
+            raise MattingFailure(str(err)) from err
     if cfg.label_rule == "bg_layer":  # each pixel takes the layer (background or a class) of largest alpha
         alphas = solved[1:]
         labels = np.asarray([0, *classes], dtype=np.uint8)[np.argmax(solved, axis=0)]
@@ -119,16 +138,44 @@ def matting_labels(image: np.ndarray, cams: np.ndarray, classes, cfg: MattingCon
 
 
 def matting_seed(image: np.ndarray, cams: np.ndarray, classes, cfg: MattingConfig, bg_threshold: float):
-    """A matting row's seed of one image: ``matting_labels``, or, when the matting fails (e.g. the solver does not
-    converge), the image's threshold seed at ``bg_threshold`` so that one image never stops a shard.
+    """A matting row's seed of one image: ``matting_labels``, or, when the matting of this image fails
+    (``matting.MattingFailure``: the solver does not converge, non-finite alphas), the image's threshold seed at
+    ``bg_threshold`` so that one image never stops a shard. Any other error (a device torch cannot use, a missing
+    module, a bad setting, NaN in the maps) propagates: it is no failure of one image, and falling back on it would
+    silently turn a Mat-Label row into a threshold row.
 
     Returns (labels, alphas, info, error): alphas and info are None and error says why ("Type: message") when the
     threshold seed stands in; error is None otherwise."""
+    from matlabel.matting import MattingFailure
+
     try:
         labels, alphas, info = matting_labels(image, cams, classes, cfg)
-    except Exception as err:  # noqa: BLE001 -- recorded per image by the caller, never fatal
+    except MattingFailure as err:  # recorded per image by the caller (require_matting_results)
         return threshold_labels(cams, classes, bg_threshold), None, None, f"{type(err).__name__}: {err}"
     return labels, alphas, info, None
+
+
+def require_matting_results(failures: Mapping[str, str], n_matted: int, where: str) -> None:
+    """Stops a job in which the matting failed on every image it had to solve (``n_matted``: the images with at
+    least one class; ``failures``: {image id: error} of ``matting_seed``): each of them took its threshold seed, so
+    the job's result would be a threshold row under Mat-Label's name. RuntimeError naming ``where`` (the shard or
+    cell) and the first errors; a job with some images solved returns (its failures are counted in the tables)."""
+    if n_matted and len(failures) >= n_matted:
+        first = "; ".join(f"{image_id}: {error}" for image_id, error in list(failures.items())[:3])
+        raise RuntimeError(f"{where}: the matting failed on all {n_matted} image(s) with a class, so every one would "
+                           f"take its threshold seed; first errors: {first}. Fix the cause (a solve that does not "
+                           "converge: raise matting.max_iter or rtol; see the log) and rerun.")
+
+
+def count_fallbacks(seed_dirs) -> tuple[int, int]:
+    """(images whose matting fell back to the threshold seed, images labelled) over the ``shard.json`` of a matting
+    row's seed shards (``failures`` and ``n_images``, written by the labels rule)."""
+    failed = labelled = 0
+    for d in seed_dirs:
+        summary = read_json(Path(d) / "shard.json")
+        failed += len(summary["failures"])
+        labelled += summary["n_images"]
+    return failed, labelled
 
 
 def confident_labels(image: np.ndarray, maps: np.ndarray, classes, fg_threshold: float, bg_threshold: float,
@@ -169,8 +216,6 @@ def load_row_maps_and_kind(labeler: str, image_id: str, cams_dir,
                            seed_dir=None) -> tuple[np.ndarray, np.ndarray, bool]:
     """``load_row_maps`` and whether the maps are matting alphas (False also for a matting row's image whose
     matting failed: its exported maps stand in)."""
-    from pathlib import Path
-
     if labeler == "matting":
         path = Path(seed_dir) / f"{image_id}{ALPHAS_SUFFIX}"
         if path.exists():

@@ -45,6 +45,13 @@ class NotConvergedWarning(RuntimeWarning):
     """:func:`knn_matting`'s CG stopped at ``max_iter`` above its tolerance (callers may turn it into an error)."""
 
 
+class MattingFailure(RuntimeError):
+    """The matting of one image gave no usable alpha (a solve that did not converge, non-finite alphas or residuals,
+    a Laplacian with non-finite entries): a failure of that image alone, which a caller may replace by another seed
+    (``labels.matting_seed``). Anything else (a device torch cannot use, a bad setting, a missing module) is not one:
+    it would fail every image alike and must stop the job."""
+
+
 # --------------------------------------------------------------------------------------------------- inputs
 
 def _as_image(image: np.ndarray) -> np.ndarray:
@@ -57,8 +64,13 @@ def _as_image(image: np.ndarray) -> np.ndarray:
     if not np.issubdtype(image.dtype, np.floating):
         raise ValueError(f"image must be uint8 or float in [0, 1], got dtype {image.dtype}")
     image = image.astype(np.float64)
-    if not np.all(np.isfinite(image)) or image.min() < 0.0 or image.max() > 1.0:
-        raise ValueError("float image values must be finite and in [0, 1]")
+    finite = np.isfinite(image)
+    if not finite.all():
+        y, x = np.argwhere(~finite.all(axis=2))[0]
+        raise ValueError(f"image has {int((~finite).sum())} non-finite values (NaN or inf), the first at row {y}, "
+                         f"column {x}; a float image must be finite and in [0, 1]")
+    if image.min() < 0.0 or image.max() > 1.0:
+        raise ValueError(f"float image values must be in [0, 1], got [{image.min():g}, {image.max():g}]")
     return image
 
 
@@ -75,6 +87,9 @@ def _as_trimaps(trimaps: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, b
             or trimaps.dtype == bool):
         raise ValueError(f"trimaps must be numeric, got dtype {trimaps.dtype}")
     trimaps = trimaps.astype(np.float64)
+    if not np.isfinite(trimaps).all():
+        raise ValueError(f"trimaps have {int((~np.isfinite(trimaps)).sum())} non-finite values (NaN or inf); trimap "
+                         "values must be 1 (foreground), 0 (background) or 0.5 (unknown) as in paper Eq. 9")
     valid = (trimaps == FG) | (trimaps == BG) | (trimaps == UNKNOWN)
     if not valid.all():
         bad = trimaps[~valid]
@@ -633,6 +648,24 @@ def _solve_classes(off: sp.csr_matrix, diag: np.ndarray, masks: np.ndarray, B: n
     return X, iters, relres
 
 
+def check_solve(relres: np.ndarray, finite: np.ndarray, classes: Sequence[int], rtol: float, max_iter: int,
+                where: str) -> None:
+    """The end of a solve (this module's and ``matting_torch``'s): raises :class:`MattingFailure` for the
+    ``classes`` whose relative residual or alphas (``finite``: (C,) bool, all alphas of that class finite) are NaN
+    or inf, then warns :class:`NotConvergedWarning` for those above ``rtol``. The finiteness comes first because
+    ``NaN > rtol`` is False: the tolerance test alone passes a NaN solve as converged."""
+    bad = [int(c) for c in classes if not (math.isfinite(float(relres[c])) and finite[c])]
+    if bad:
+        raise MattingFailure(f"{where}: the solve gave non-finite alphas or residuals (NaN or inf) for classes {bad} "
+                             f"(relative residuals {[float(relres[c]) for c in bad]}); the system of this image "
+                             "is singular or overflowed")
+    slow = [int(c) for c in classes if relres[c] > rtol]
+    if slow:
+        warnings.warn(f"{where}: CG did not reach rtol={rtol} in {max_iter} iterations for classes {slow} (relative "
+                      f"residuals {[float(relres[c]) for c in slow]}); returning the last iterate", NotConvergedWarning,
+                      stacklevel=3)
+
+
 def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = math.inf, eps: float = 1e-6,
                 rtol: float = DEFAULT_RTOL, max_iter: int = 2000, laplacian: sp.spmatrix | None = None,
                 n_neighbors: Sequence[int] = (20, 10), distance_weights: Sequence[float] = (2.0, 0.1),
@@ -660,7 +693,8 @@ def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = math.inf, e
     gives alpha = 0 on the unknown pixels (x = 0 solves b = 0 exactly); no background pixel gives alpha = 1
     on every unknown component connected to a foreground pixel (0 on floating ones, as above); C = 0 gives
     shape (0, H, W). A CG that reaches ``max_iter`` warns (:class:`NotConvergedWarning`, a RuntimeWarning)
-    and returns its last iterate.
+    and returns its last iterate; non-finite alphas or residuals raise :class:`MattingFailure`
+    (:func:`check_solve`), and a NaN or inf in the image or a given ``laplacian`` raises ValueError.
 
     Parameters
     ----------
@@ -692,6 +726,8 @@ def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = math.inf, e
         raise ValueError(f"eps must be finite and >= 0, got {eps}")
     if laplacian is not None and laplacian.shape != (n, n):
         raise ValueError(f"laplacian must have shape (N, N) = ({n}, {n}), got {laplacian.shape}")
+    if laplacian is not None and not np.isfinite(sp.csr_matrix(laplacian).data).all():
+        raise ValueError("laplacian has non-finite entries (NaN or inf)")
     if str(device) != "cpu":  # the same checks above, then the same solve in torch
         from matlabel.matting_torch import knn_matting_torch
 
@@ -732,11 +768,7 @@ def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = math.inf, e
             alphas[todo] = X[:, todo].T
             info["n_system"] = n
         info["iterations"], info["relres"] = it, rr
-        slow = [int(c) for c in todo if rr[c] > rtol]
-        if slow:
-            warnings.warn(f"knn_matting: CG did not reach rtol={rtol} in {max_iter} iterations for classes "
-                          f"{slow} (relative residuals {[float(rr[c]) for c in slow]}); returning the last "
-                          f"iterate", NotConvergedWarning, stacklevel=2)
+        check_solve(rr, np.isfinite(alphas).all(axis=1), todo, rtol, max_iter, "knn_matting")
     alphas = np.clip(alphas, 0.0, 1.0).astype(np.float32).reshape(n_cls, h, w)
     if single:
         alphas = alphas[0]

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from matlabel.matting import DEFAULT_RTOL, _as_image, _as_trimaps, _features
+from matlabel.matting import DEFAULT_RTOL, _as_image, _as_trimaps, _features, check_solve
 from matlabel.trimap import FG, UNKNOWN
 
 #: distances computed per block of query pixels: block size x N entries (float64), 2^25 = 256 MB
@@ -114,6 +114,28 @@ def batched_pcg(matmat, B: torch.Tensor, diag: torch.Tensor, rtol: float, max_it
     return X, iters, relres
 
 
+def check_device(device) -> torch.device:
+    """The torch device of config ``matting.device``, refused when torch cannot use it: that is a setting to change,
+    not a failure of one image (every image would fail alike), so it raises RuntimeError naming the key and the
+    fix instead of ``matting.MattingFailure``. The matting rules call it once before their first image."""
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise RuntimeError(f"config matting.device: {device!r} is not a torch device ({err}); set matting.device: "
+                           "cpu or cuda") from err
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"config matting.device: {device}, but no CUDA device is visible to PyTorch; set "
+                               "matting.device: cpu (or run on a GPU node)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise RuntimeError(f"config matting.device: {device}, but PyTorch sees {torch.cuda.device_count()} CUDA "
+                               "device(s) (a GPU job sees only its own card, as cuda:0); set matting.device: cuda")
+    elif dev.type != "cpu":
+        raise RuntimeError(f"config matting.device: {device}: the matting solve runs on cpu or cuda only; set "
+                           "matting.device: cpu or cuda")
+    return dev
+
+
 def knn_matting_torch(image: np.ndarray, trimaps: np.ndarray, n_neighbors: Sequence[int] = (20, 10),
                       distance_weights: Sequence[float] = (2.0, 0.1), eps: float = 1e-6, rtol: float = DEFAULT_RTOL,
                       max_iter: int = 2000, laplacian=None, device="cuda", return_info: bool = False, lam=math.inf):
@@ -122,6 +144,7 @@ def knn_matting_torch(image: np.ndarray, trimaps: np.ndarray, n_neighbors: Seque
     ``laplacian``: an (N, N) scipy Laplacian to use instead of KNN's (Table 5's methods)."""
     if not math.isinf(lam):
         raise ValueError("the torch path solves the hard-constrained system only (matting.lam: .inf)")
+    device = check_device(device)
     img = _as_image(image)
     h, w = img.shape[:2]
     n = h * w
@@ -150,11 +173,8 @@ def knn_matting_torch(image: np.ndarray, trimaps: np.ndarray, n_neighbors: Seque
         alphas = torch.where(unknown > 0, X, alphas)
         info.update(iterations=it.cpu().numpy(), relres=rr.cpu().numpy(),
                     n_system=int((unknown > 0).any(dim=1).sum()))
-        slow = [c for c in range(n_cls) if info["relres"][c] > rtol]
-        if slow:
-            from matlabel.matting import NotConvergedWarning
-            warnings.warn(f"knn_matting (torch): CG did not reach rtol={rtol} in {max_iter} iterations for classes "
-                          f"{slow}; returning the last iterate", NotConvergedWarning, stacklevel=2)
+        check_solve(info["relres"], torch.isfinite(alphas).all(dim=0).cpu().numpy(), range(n_cls), rtol, max_iter,
+                    "knn_matting (torch)")
     out = alphas.T.clamp(0.0, 1.0).to(torch.float32).cpu().numpy().reshape(n_cls, h, w)
     if single:
         out = out[0]

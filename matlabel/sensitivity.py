@@ -7,7 +7,7 @@ insensitive" and shows no number. Here a grid of (ε_fg, ε_bg) is run on the ma
 cell makes Mat-Label's seed (trimap Eq. 9 + KNN matting, the labels rule's own code) for the evaluated split and
 scores it against the masks. The claim is about the difference between maps: D2CAM's surface against CAM's.
 Every cell shares the rest of the labels rule's settings (config ``matting``); an image whose matting fails takes
-its threshold seed, as in the labels rule, and is counted.
+its threshold seed, as in the labels rule, and is counted; a cell in which every image with a class failed stops.
 
 Table 5 (new, beyond the paper). The paper argues for KNN matting; each cell here solves the same trimaps with
 another matting Laplacian (closed-form, random walk, learning-based: ``matting.LAPLACIANS``) by the same
@@ -24,7 +24,7 @@ import numpy as np
 from matlabel.datasets.layout import Manifest
 from matlabel.formats import MAPS_SUFFIX, read_maps
 from matlabel.io import read_image, read_label_png
-from matlabel.labels import MattingConfig, matting_seed
+from matlabel.labels import MattingConfig, matting_seed, require_matting_results
 from matlabel.metrics import ConfusionMeter
 from matlabel.shards import find_in_shards
 
@@ -37,30 +37,36 @@ def seed_cell(manifest: Manifest, ids: Sequence[str], cams_dirs, cfg: MattingCon
 
     Returns ``{"eps_fg", "eps_bg", "method", "label_rule", "miou", "miou_crf" (None without CRF), "n_images",
     "mean_unknown_share", "failures", "seconds_per_image"}`` (mIoU in %, seconds of the matting alone);
-    ``failures`` counts the images whose matting failed and took the threshold seed at ``bg_threshold``."""
+    ``failures`` counts the images whose matting failed and took the threshold seed at ``bg_threshold``; when that
+    is every image with a class, RuntimeError (``labels.require_matting_results``), as is a ``device`` torch cannot
+    use (before the first image)."""
     from matlabel.crf import refine
 
+    cfg.check_device()
     seed_meter, crf_meter = ConfusionMeter(manifest.num_classes), ConfusionMeter(manifest.num_classes)
     labels_of = manifest.labels()
-    unknown, failures, seconds = [], 0, 0.0
+    unknown, failures, seconds, n_matted = [], {}, 0.0, 0
     for image_id in (progress(ids) if progress else ids):
         cams, classes = read_maps(find_in_shards(list(cams_dirs), image_id, MAPS_SUFFIX))
         image = read_image(manifest.image_path(image_id))
+        n_matted += len(classes) > 0
         start = time.perf_counter()
         labels, _, info, error = matting_seed(image, cams, classes, cfg, bg_threshold)  # as the labels rule
         seconds += time.perf_counter() - start
         if error:
-            failures += 1
+            failures[image_id] = error
         else:
             unknown.append(info["unknown"])
         gt = read_label_png(manifest.mask_path(image_id), manifest.num_classes)
         seed_meter.add(gt, labels)
         if crf_params is not None:
             crf_meter.add(gt, refine(image, labels, [0, *labels_of[image_id]], crf_params))
+    require_matting_results(failures, n_matted, f"{cfg.method} matting cell (eps_fg {cfg.eps_fg}, eps_bg "
+                                                f"{cfg.eps_bg}, label rule {cfg.label_rule})")
     return {"eps_fg": cfg.eps_fg, "eps_bg": cfg.eps_bg, "method": cfg.method, "label_rule": cfg.label_rule,
             "miou": round(100 * seed_meter.miou(), 2),
             "miou_crf": round(100 * crf_meter.miou(), 2) if crf_params is not None else None, "n_images": len(ids),
-            "mean_unknown_share": round(float(np.mean(unknown)), 4) if unknown else None, "failures": failures,
+            "mean_unknown_share": round(float(np.mean(unknown)), 4) if unknown else None, "failures": len(failures),
             "seconds_per_image": round(seconds / max(1, len(ids)), 4)}
 
 

@@ -47,7 +47,7 @@ def not_run(reason: str) -> str:
 
 
 def build_table1(measured: dict[tuple[str, str], float], methods, stages, dataset: str,
-                 floor: float | None = None) -> pd.DataFrame:
+                 floor: float | None = None, failures: dict[str, tuple[int, int]] | None = None) -> pd.DataFrame:
     """One row per method in ``methods``; for each stage a measured column and the paper's column.
 
     measured : {(method, stage): mIoU %} for the cells the workflow computed.
@@ -56,10 +56,13 @@ def build_table1(measured: dict[tuple[str, str], float], methods, stages, datase
     (column ``paper_dataset``).
     floor : mIoU % of labelling every pixel background on the same split; given, it is the first row, in
     every stage column (refinement cannot change an answer with no foreground), the paper's cells "—".
+    failures : {matting row: (images whose matting failed and took the threshold seed, images labelled)}, as
+    recorded in its seed shards (``labels.count_fallbacks``); given, column ``matting_failures`` says "k of n
+    images" for those rows and "—" for the others (no matting).
     """
     rows = []
     if floor is not None:
-        row = {"method": FLOOR_ROW, "dataset": dataset, "paper_dataset": "voc12 train"}
+        row = {"method": FLOOR_ROW, "dataset": dataset, "paper_dataset": "voc12 train", "matting_failures": "—"}
         for stage in STAGES:
             row[stage], row[f"{stage}_paper"] = f"{floor:.1f}", "—"
         rows.append(row)
@@ -75,9 +78,11 @@ def build_table1(measured: dict[tuple[str, str], float], methods, stages, datase
             paper = TABLE1_PAPER[method][stage]
             row[f"{stage}_paper"] = "—" if paper is None else f"{paper:.1f}"
         row["paper_dataset"] = "voc12 train"
+        failed, labelled = (failures or {}).get(method, (None, None))
+        row["matting_failures"] = "—" if failed is None else f"{failed} of {labelled} images"
         rows.append(row)
     cols = ["method", "dataset"] + [c for s in STAGES for c in (s, f"{s}_paper")] + ["paper_dataset"]
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(rows, columns=cols + (["matting_failures"] if failures is not None else []))
 
 
 def build_table4(measured: dict[str, float], variants, dataset: str) -> pd.DataFrame:
@@ -99,7 +104,8 @@ TABLE5_RULES = {"threshold": "per-class alphas, fg threshold", "bg_layer": "back
 
 def build_table5(cells, methods, rules, dataset: str, maps: str) -> pd.DataFrame:
     """One row per matting Laplacian x label rule, in the given orders: seed mIoU, w/ CRF (%), seconds of matting
-    per image, mean unknown share of the trimaps; a pair without a cell says why. ``cells``: the table5_cell JSONs."""
+    per image, mean unknown share of the trimaps, and the images whose matting failed and took the threshold seed
+    (``failures``, of ``n_images``); a pair without a cell says why. ``cells``: the table5_cell JSONs."""
     by_key = {(c["method"], c["label_rule"]): c for c in cells}
     rows = []
     for method in methods:
@@ -111,9 +117,10 @@ def build_table5(cells, methods, rules, dataset: str, maps: str) -> pd.DataFrame
                          "crf": f"{c['miou_crf']:.1f}" if c else missing,
                          "seconds_per_image": f"{c['seconds_per_image']:.3f}" if c else missing,
                          "unknown_share": f"{c['mean_unknown_share']:.3f}" if c and c["mean_unknown_share"] is not None
-                         else missing})
+                         else missing,
+                         "failures": f"{c['failures']} of {c['n_images']} images" if c else missing})
     return pd.DataFrame(rows, columns=["matting", "label_rule", "dataset", "maps", "seed", "crf", "seconds_per_image",
-                                       "unknown_share"])
+                                       "unknown_share", "failures"])
 
 
 def to_markdown(df: pd.DataFrame) -> str:

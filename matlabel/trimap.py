@@ -42,6 +42,11 @@ def make_trimaps(maps: np.ndarray, eps_fg: float = EPS_FG, eps_bg: float = EPS_B
         raise ValueError(f"maps must be (k, H, W), got shape {maps.shape}")
     if not 0.0 <= eps_bg < eps_fg <= 1.0:
         raise ValueError(f"need 0 <= eps_bg < eps_fg <= 1, got eps_bg={eps_bg}, eps_fg={eps_fg}")
+    finite = np.isfinite(maps)
+    if not finite.all():  # a NaN is neither >= eps_fg nor <= eps_bg: it would silently become unknown
+        k, y, x = np.argwhere(~finite)[0]
+        raise ValueError(f"maps have {int((~finite).sum())} non-finite values (NaN or inf), the first in map {k} at "
+                         f"row {y}, column {x}; the exported maps are damaged: rerun their export")
     trimaps = np.full(maps.shape, UNKNOWN, dtype=np.float32)
     trimaps[maps >= eps_fg] = FG
     trimaps[maps <= eps_bg] = BG

@@ -9,6 +9,12 @@ rule table1:
             for stage in config["table1"]["stages"]
         ],
         floor=f"results/{{dataset}}/floor/{config['splits']['eval_seed']}/eval.json",
+        seeds=lambda wc: [  # their shard.json: the images whose matting failed (column matting_failures)
+            f"{row_dir(wc.dataset, row)}/seed/shard{shard}"
+            for row in config["table1"]["methods"]
+            if SOURCES[row][1] == "matting"
+            for shard in range(N_SHARDS)
+        ],
     output:
         csv=report("results/{dataset}/table1.csv", caption="../report/table1.rst", category="Tables"),
         md="results/{dataset}/table1.md",

@@ -19,6 +19,8 @@ rule eps_cell:
         matting=config["matting"],
         bg_threshold=lambda wc: method_thresholds(config, config_section(wc.method))["seed"],
     threads: 1
+    resources:
+        gpu=MATTING_GPU,  # the matting solve on matting.device, as rule matting_labels (routing, GPU slot)
     log:
         "logs/{dataset}/eps_cell/{method}/fg{eps_fg}_bg{eps_bg}.log",
     benchmark:
@@ -65,6 +67,8 @@ rule table5_cell:
         crf=config["crf"],
         bg_threshold=method_thresholds(config, config_section(config["table5"]["maps"]))["seed"],
     threads: 1
+    resources:
+        gpu=MATTING_GPU,  # the matting solve on matting.device, as rule matting_labels (routing, GPU slot)
     log:
         "logs/{dataset}/table5_cell/{matting}_{label_rule}.log",
     benchmark:

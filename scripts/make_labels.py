@@ -3,9 +3,11 @@
 Writes ``{id}.png`` (palette label map) per image, ``{id}_alpha.npz`` (uint8 alphas of the present classes)
 for the matting labeler, and ``shard.json`` (counts, trimap shares, failures, the solver's CG steps per image:
 mean and largest). The log ends with the matting's seconds per image. An image whose matting fails
-(unreadable image, solver not converged, ...) falls back to its threshold seed and is listed under
-"failures" in shard.json, so one bad image never takes down a shard; classes whose trimap has no foreground or
-no background pixel are listed under "degenerate_trimaps" (their alphas are defined, see matting.knn_matting).
+(matting.MattingFailure: solver not converged, non-finite alphas) falls back to its threshold seed and is listed
+under "failures" in shard.json, so one bad image never takes down a shard; but a shard in which every image with a
+class failed stops (labels.require_matting_results), as does any other error (a matting.device torch cannot use is
+refused before the first image). Classes whose trimap has no foreground or no background pixel are listed under
+"degenerate_trimaps" (their alphas are defined, see matting.knn_matting).
 """
 import time
 
@@ -16,7 +18,7 @@ from matlabel import runlog
 from matlabel.datasets.layout import load_manifest
 from matlabel.formats import ALPHAS_SUFFIX, MAPS_SUFFIX, read_maps, write_alphas
 from matlabel.io import atomic_dir, read_image, write_json, write_label_png
-from matlabel.labels import MattingConfig, matting_seed, threshold_labels
+from matlabel.labels import MattingConfig, matting_seed, require_matting_results, threshold_labels
 from matlabel.shards import find_in_shards, shard_ids
 
 def main(smk):
@@ -27,7 +29,9 @@ def main(smk):
     matting = MattingConfig.from_config(p.trimap, p.matting) if p.labeler == "matting" else None
     summary = {"labeler": p.labeler, "n_images": len(ids), "failures": {}, "degenerate_trimaps": {},
                "unknown_share": []}
-    cg_steps, seconds = [], 0.0
+    if matting is not None:
+        matting.check_device()
+    cg_steps, seconds, n_matted = [], 0.0, 0
     log.info("%s labels of %d images (shard %s) from %s", p.labeler, len(ids), smk.wildcards.shard, smk.input.cams)
     with atomic_dir(smk.output[0]) as tmp:
         for image_id in tqdm(ids, desc=f"{p.labeler} shard {smk.wildcards.shard}", mininterval=5):
@@ -36,6 +40,7 @@ def main(smk):
                 labels = threshold_labels(cams, classes, p.bg_threshold)
             else:
                 image = read_image(manifest.image_path(image_id))
+                n_matted += len(classes) > 0
                 start = time.perf_counter()
                 labels, alphas, info, error = matting_seed(image, cams, classes, matting, p.bg_threshold)
                 seconds += time.perf_counter() - start
@@ -49,6 +54,7 @@ def main(smk):
                         summary["degenerate_trimaps"][image_id] = info["degenerate"]
                     write_alphas(tmp / f"{image_id}{ALPHAS_SUFFIX}", alphas, classes)
             write_label_png(tmp / f"{image_id}.png", labels)
+        require_matting_results(summary["failures"], n_matted, f"shard {smk.output[0]}")
         shares = summary.pop("unknown_share")
         if shares:
             summary["mean_unknown_share"] = float(np.mean(shares))

@@ -1,6 +1,7 @@
 """Rules table1 ... table5: collect the eval JSONs of the enabled rows into one of the tables."""
 from matlabel import runlog
 from matlabel.io import atomic_path, read_json, write_text
+from matlabel.labels import count_fallbacks
 from matlabel.methods import TABLE4_METHODS
 from matlabel.tables import build_table1, build_table2, build_table3, build_table4, build_table5, to_markdown
 
@@ -12,7 +13,11 @@ def main(smk):
     floor = read_json(smk.input.floor)["miou"] if "floor" in smk.input.keys() else None
     if smk.rule == "table1":
         measured = {(r["method"], r["stage"]): r["miou"] for r in results}
-        df = build_table1(measured, smk.params.methods, smk.params.stages, dataset, floor)
+        seeds = {}  # results/<ds>/rows/<row>/seed/shard<k> of the matting rows
+        for path in smk.input.seeds:
+            seeds.setdefault(path.split("/")[-3], []).append(path)
+        df = build_table1(measured, smk.params.methods, smk.params.stages, dataset, floor,
+                          failures={row: count_fallbacks(dirs) for row, dirs in seeds.items()})
     elif smk.rule == "table2":
         # results/<ds>/rows/<row>/deeplab/voc12_test.tar
         archives = {path.split("/")[-3]: path for path in smk.input.get("test", [])}

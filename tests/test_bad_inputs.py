@@ -376,18 +376,60 @@ def test_empty_trimap_is_labelled_and_counted(tmp_path, quiet_runlog):
 
 def test_matting_that_does_not_converge_falls_back_and_is_counted(tmp_path, quiet_runlog, caplog):
     _dataset(tmp_path)
-    cams = _cams_shard(tmp_path, {"a": (_ramp(), [1]), "b": (_ramp(), [1])})
+    known = _mask()[None].astype(np.float64)  # no unknown pixel: nothing to solve, so "b" is labelled by matting
+    cams = _cams_shard(tmp_path, {"a": (_ramp(), [1]), "b": (known, [1])})
     out = tmp_path / "seed" / "shard0"
     with caplog.at_level(logging.WARNING):  # one CG step at an unreachable tolerance: never converges
         _script("make_labels").main(_labels_smk(tmp_path, cams, out, {"max_iter": 1, "rtol": 1e-14}))
     summary = read_json(out / "shard.json")
-    assert sorted(summary["failures"]) == ["a", "b"] and "cg_iterations" not in summary  # no image was solved
-    assert all(f.startswith("NotConvergedWarning: knn_matting: CG did not reach") for f in summary["failures"].values())
-    assert "a: matting failed (NotConvergedWarning" in caplog.text
-    # the shard is complete: each image has its threshold seed and no alphas
-    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "shard.json"]
+    assert list(summary["failures"]) == ["a"] and summary["cg_iterations"] == {"mean": 0.0, "max": 0}
+    assert summary["failures"]["a"].startswith("MattingFailure: knn_matting: CG did not reach")
+    assert "a: matting failed (MattingFailure" in caplog.text
+    # the shard is complete: "a" has its threshold seed and no alphas
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "b_alpha.npz", "shard.json"]
     np.testing.assert_array_equal(read_label_png(out / "a.png"), threshold_labels(_ramp(), [1], 0.15))
     assert _leftovers(tmp_path) == []
+
+
+def test_shard_whose_matting_fails_on_every_image_stops_naming_it(tmp_path, quiet_runlog):
+    """Every image with a class falls back: the shard would be a threshold row under Mat-Label's name, so it stops
+    (an image without a class has nothing to solve and does not count)."""
+    _dataset(tmp_path)
+    cams = _cams_shard(tmp_path, {"a": (_ramp(), [1]), "b": (np.zeros((0, H, W)), [])})
+    out = tmp_path / "seed" / "shard0"
+    with pytest.raises(RuntimeError) as info:
+        _script("make_labels").main(_labels_smk(tmp_path, cams, out, {"max_iter": 1, "rtol": 1e-14}))
+    message = str(info.value)
+    assert f"shard {out}: the matting failed on all 1 image(s) with a class" in message
+    assert "first errors: a: MattingFailure: knn_matting: CG did not reach" in message and "matting.max_iter" in message
+    assert not out.exists() and _leftovers(tmp_path) == []  # no shard is left for the tables to read
+
+
+def test_matting_device_that_torch_cannot_use_stops_the_shard_before_its_first_image(tmp_path, quiet_runlog,
+                                                                                     monkeypatch):
+    """matting.device: cuda without a usable GPU used to make every image fall back, silently: now it stops."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    _dataset(tmp_path)
+    cams = _cams_shard(tmp_path, {"a": (_ramp(), [1]), "b": (_ramp(), [1])})
+    out = tmp_path / "seed" / "shard0"
+    with pytest.raises(RuntimeError, match="config matting.device: cuda, but no CUDA device is visible to PyTorch; "
+                                           "set matting.device: cpu"):
+        _script("make_labels").main(_labels_smk(tmp_path, cams, out, {"device": "cuda"}))
+    assert not out.exists()
+
+
+def test_maps_with_nan_stop_naming_the_file(tmp_path, quiet_runlog):
+    """A NaN map is neither above nor below any threshold: it used to become unknown pixels (matting) or lose the
+    argmax (threshold seed) without a word."""
+    _dataset(tmp_path)
+    damaged = _ramp()
+    damaged[0, 2, 3:6] = np.nan
+    cams = _cams_shard(tmp_path, {"a": (_ramp(), [1]), "b": (damaged, [1])})
+    out = tmp_path / "seed" / "shard0"
+    with pytest.raises(ValueError, match=rf"{cams / 'b.npz'}: maps have 3 non-finite values \(NaN or inf\); the "
+                                         "export is damaged: delete this shard directory and rerun its export"):
+        _script("make_labels").main(_labels_smk(tmp_path, cams, out, {}))
+    assert not out.exists()
 
 
 # ------------------------------------------------------------------------------------------ 15: disk full

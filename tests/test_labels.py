@@ -156,5 +156,64 @@ def test_matting_seed_falls_back_to_the_threshold_seed_and_says_why():
     assert error is None and alphas.shape == (2, *gt.shape) and 0 < info["unknown"] < 1
     stuck = MattingConfig(solver={"max_iter": 1})  # the solver stops above its tolerance: no pseudo-label
     labels, alphas, info, error = matting_seed(image, cams, [3, 8], stuck, 0.15)
-    assert error.startswith("NotConvergedWarning") and alphas is None and info is None
+    assert error.startswith("MattingFailure: knn_matting: CG did not reach") and alphas is None and info is None
     np.testing.assert_array_equal(labels, threshold_labels(cams, [3, 8], 0.15))
+
+
+def test_matting_seed_stops_on_a_matting_device_torch_cannot_use(monkeypatch):
+    """matting.device: cuda without a usable GPU fails every image alike: an error naming the key and the fix, never
+    the threshold seed (which turned every Mat-Label row into a threshold row with the job succeeding)."""
+    import torch
+
+    from matlabel.labels import matting_seed
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    image, _, square, disc = scene()
+    cams = np.stack([blurry_map(square), blurry_map(disc)])
+    cfg = MattingConfig(solver={"device": "cuda"})
+    fix = "config matting.device: cuda, but no CUDA device is visible to PyTorch; set matting.device: cpu"
+    with pytest.raises(RuntimeError, match=fix):
+        matting_seed(image, cams, [3, 8], cfg, 0.15)
+    with pytest.raises(RuntimeError, match=fix):
+        cfg.check_device()  # what the rules run before their first image
+    MattingConfig().check_device()  # cpu: nothing to check
+    with pytest.raises(RuntimeError, match="set matting.device: cpu or cuda"):
+        MattingConfig(solver={"device": "mps"}).check_device()
+
+
+@pytest.mark.parametrize("error", [RuntimeError("CUDA error: an illegal memory access was encountered"),
+                                   ImportError("No module named 'pymatting'"), ValueError("lam must be > 0")])
+def test_matting_seed_falls_back_on_matting_failures_only(monkeypatch, error):
+    """A device, import or configuration error propagates; only ``MattingFailure`` (one image's) falls back."""
+    from matlabel import matting
+    from matlabel.labels import matting_seed
+
+    def broken(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(matting, "knn_matting", broken)
+    image, _, square, _ = scene()
+    with pytest.raises(type(error), match=str(error)):
+        matting_seed(image, blurry_map(square)[None], [3], MattingConfig(), 0.15)
+
+
+def test_matting_labels_refuse_maps_with_nan():
+    """A NaN map is neither >= eps_fg nor <= eps_bg: it used to become unknown pixels silently."""
+    from matlabel.labels import matting_seed
+
+    image, _, square, _ = scene()
+    cams = blurry_map(square)[None].copy()
+    cams[0, 3, 5] = np.nan
+    with pytest.raises(ValueError, match=r"maps have 1 non-finite values \(NaN or inf\), the first in map 0 at row 3, "
+                                         "column 5"):
+        matting_seed(image, cams, [3], MattingConfig(), 0.15)
+
+
+def test_a_job_whose_every_matting_failed_stops_naming_it_and_the_first_errors():
+    from matlabel.labels import require_matting_results
+
+    require_matting_results({"a": "MattingFailure: x"}, 2, "shard s")  # one of two failed: counted, not fatal
+    require_matting_results({}, 0, "shard s")  # no image with a class: nothing was matted
+    with pytest.raises(RuntimeError, match=r"shard s: the matting failed on all 2 image\(s\) with a class, .* first "
+                                           r"errors: a: MattingFailure: x; b: MattingFailure: y\. Fix the cause"):
+        require_matting_results({"a": "MattingFailure: x", "b": "MattingFailure: y"}, 2, "shard s")

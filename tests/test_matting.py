@@ -383,6 +383,45 @@ def test_bad_trimap_raises(trimaps):
         knn_matting(np.zeros((H, W, 3)), trimaps)
 
 
+def test_non_finite_inputs_raise_naming_what_is_non_finite():
+    image = np.random.default_rng(0).random((H, W, 3))
+    t = np.full((H, W), 0.5)
+    t[:, 0], t[:, -1] = 0.0, 1.0
+    nan_image = image.copy()
+    nan_image[4, 7, 1] = np.nan
+    with pytest.raises(ValueError, match=r"image has 1 non-finite values \(NaN or inf\), the first at row 4, column 7"):
+        knn_matting(nan_image, t)
+    inf_trimap = t.copy()
+    inf_trimap[3, 3] = np.inf
+    with pytest.raises(ValueError, match=r"trimaps have 1 non-finite values \(NaN or inf\)"):
+        knn_matting(image, inf_trimap)
+    laplacian = knn_laplacian(image)
+    laplacian.data[0] = np.nan  # it used to come back as NaN alphas, clipped, without a word
+    with pytest.raises(ValueError, match=r"laplacian has non-finite entries \(NaN or inf\)"):
+        knn_matting(image, t, laplacian=laplacian)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_a_solve_that_ends_in_nan_is_a_matting_failure(textured):
+    """NaN > rtol is False: the tolerance test alone passed a NaN solve as converged. A Laplacian of finite entries
+    whose products overflow makes the CG's residual NaN; that is a ``MattingFailure`` naming the classes."""
+    img, tri = textured
+    huge = knn_laplacian(img) * 1e305
+    with pytest.raises(matting.MattingFailure, match=r"non-finite alphas or residuals \(NaN or inf\) for classes "
+                                                     r"\[0, 1\] \(relative residuals \[nan, nan\]\)"):
+        knn_matting(img, tri, laplacian=huge)
+
+
+def test_check_solve_fails_on_non_finite_and_warns_above_the_tolerance():
+    with pytest.raises(matting.MattingFailure, match=r"for classes \[1\]"):  # NaN residual, or NaN alphas
+        matting.check_solve(np.array([1e-9, np.nan]), np.array([True, True]), [0, 1], 1e-6, 10, "solver")
+    with pytest.raises(matting.MattingFailure, match=r"for classes \[0\]"):
+        matting.check_solve(np.array([1e-9, 1e-9]), np.array([False, True]), [0, 1], 1e-6, 10, "solver")
+    with pytest.warns(matting.NotConvergedWarning, match=r"solver: CG did not reach rtol=1e-06 in 10 iterations for "
+                                                         r"classes \[1\]"):
+        matting.check_solve(np.array([1e-9, 1e-3]), np.array([True, True]), [0, 1], 1e-6, 10, "solver")
+
+
 def test_bad_parameters_raise():
     img, t = np.zeros((H, W, 3)), np.full((H, W), 0.5)
     with pytest.raises(ValueError, match="lam"):

@@ -67,3 +67,14 @@ def test_degenerate_trimaps_and_the_soft_system():
         warnings.simplefilter("always")
         knn_matting_torch(image, trimaps, max_iter=2, device="cpu")
     assert any("did not reach" in str(w.message) for w in caught)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_a_torch_solve_that_ends_in_nan_is_a_matting_failure():
+    """As the CPU path (tests/test_matting.py): an overflowing system gives NaN residuals, which ``rnorm > rtol`` let
+    through as converged; now a ``MattingFailure``."""
+    from matlabel.matting import MattingFailure
+
+    image, trimaps = textured()
+    with pytest.raises(MattingFailure, match=r"knn_matting \(torch\): the solve gave non-finite alphas or residuals"):
+        knn_matting_torch(image, trimaps, laplacian=knn_laplacian(image) * 1e305, device="cpu")

@@ -1,5 +1,6 @@
 """The ε sensitivity grid (matlabel/sensitivity.py): a cell's seed mIoU, the table's spread, the figure."""
 import numpy as np
+import pytest
 
 from matlabel.formats import write_maps
 from matlabel.io import read_label_png
@@ -57,6 +58,7 @@ def test_grid_table_spread_and_figure(tmp_path):
     fig = eps_sensitivity_figure(df, tmp_path / "eps.png", labels={"d2cam": "D2CAM maps"})
     assert (tmp_path / "eps.png").stat().st_size > 5_000 and len(fig.axes) == 3  # two panels and a colour bar
     assert fig.axes[0].get_title() == "D2CAM maps: spread 2.5"
+    assert fig.axes[1].get_title() == "cam: spread 15.0\n4 threshold-seed fallback(s) over its cells"  # 1 per cell
 
 
 def test_seed_cell_with_crf_and_another_laplacian(tiny_synthetic, tmp_path):
@@ -70,3 +72,17 @@ def test_seed_cell_with_crf_and_another_laplacian(tiny_synthetic, tmp_path):
                      crf_params=CRFParams())
     assert (cell["method"], cell["label_rule"], cell["miou"], cell["failures"]) == ("closed_form", "bg_layer", 100.0, 0)
     assert 50 < cell["miou_crf"] <= 100 and cell["seconds_per_image"] >= 0  # the CRF smooths 64x48 images a little
+
+
+def test_a_cell_whose_every_matting_failed_stops_and_a_partial_one_counts(tiny_synthetic, tmp_path):
+    """A cell of threshold seeds under a matting method's name would be a wrong number: it stops, naming the cell;
+    with some images solved, the failed ones are counted (column ``failures`` of the grid and of Table 5)."""
+    ids = tiny_synthetic.split_ids("train")[:3]
+    shard = ground_truth_maps(tiny_synthetic, ids, tmp_path / "shard0", blur=True)
+    stuck = MattingConfig(solver={"max_iter": 1, "rtol": 1e-14})  # one CG step at an unreachable tolerance
+    with pytest.raises(RuntimeError, match=r"knn matting cell \(eps_fg 0.75, eps_bg 0.2, label rule threshold\): the "
+                                           r"matting failed on all \d image\(s\) with a class"):
+        eps_cell(tiny_synthetic, ids, [shard], stuck, 0.15)
+    exact = ground_truth_maps(tiny_synthetic, ids[:1], tmp_path / "shard1")  # nothing unknown: nothing to solve
+    cell = eps_cell(tiny_synthetic, ids, [exact, shard], stuck, 0.15)
+    assert cell["failures"] == sum(len(tiny_synthetic.labels()[i]) > 0 for i in ids[1:]) > 0

@@ -207,6 +207,8 @@ def test_every_rule_that_asks_for_a_gpu_and_only_those_run_on_the_gpu_partition(
     assert {rule for rule, _ in jobs} == rules  # every rule walked
     gpu_rules = {rule for rule, res in jobs if int(res.get("gpu", 0)) > 0}
     assert {"train_deeplab", "evaluate_deeplab", "export_voc_test", "matting_labels"} <= gpu_rules
+    # the eps grid's and Table 5's cells solve on matting.device as well (they used to go to the CPU partition)
+    assert {"eps_cell", "table5_cell"} <= gpu_rules
     for rule, res in jobs:
         assert res["slurm_partition"] == (GPU_PARTITION if rule in gpu_rules else CPU_PARTITION), (rule, res)
     # the partition and GPU type are config (slurm:); a rule's own set-resources still wins

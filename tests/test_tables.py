@@ -66,9 +66,28 @@ def test_table5_rows_follow_the_configured_orders_and_say_what_is_missing():
     from matlabel.tables import build_table5
 
     cells = [{"method": "knn", "label_rule": "threshold", "miou": 40.04, "miou_crf": 41.26, "seconds_per_image": 0.1234,
-              "mean_unknown_share": 0.2}]
+              "mean_unknown_share": 0.2, "failures": 3, "n_images": 40}]
     df = build_table5(cells, ["closed_form", "knn"], ["threshold"], "synthetic", "d2cam")
     assert df["matting"].tolist() == ["closed-form", "KNN (the paper)"]
-    assert df.iloc[1][["seed", "crf", "seconds_per_image", "unknown_share"]].tolist() == ["40.0", "41.3", "0.123",
-                                                                                         "0.200"]
-    assert df.iloc[0]["seed"].startswith("not run")
+    assert df.iloc[1][["seed", "crf", "seconds_per_image", "unknown_share", "failures"]].tolist() == [
+        "40.0", "41.3", "0.123", "0.200", "3 of 40 images"]  # the images that took the threshold seed, shown
+    assert df.iloc[0]["seed"].startswith("not run") and df.iloc[0]["failures"].startswith("not run")
+
+
+def test_table1_says_how_many_images_of_each_matting_row_fell_back(tmp_path):
+    """The count comes from the seed shards' shard.json (the labels rule's record), never a default."""
+    from matlabel.io import write_json
+    from matlabel.labels import count_fallbacks
+    from matlabel.tables import FLOOR_ROW
+
+    shards = []
+    for k, failures in enumerate([{"a": "MattingFailure: x"}, {}]):
+        shards.append(tmp_path / f"shard{k}")
+        shards[-1].mkdir()
+        write_json(shards[-1] / "shard.json", {"labeler": "matting", "n_images": 3 - k, "failures": failures})
+    assert count_fallbacks(shards) == (1, 5)
+    df = build_table1({("cam", "seed"): 20.0, ("matlabel", "seed"): 30.0}, ["cam", "matlabel"], ["seed"],
+                      "synthetic", floor=5.0, failures={"matlabel": count_fallbacks(shards)}).set_index("method")
+    assert df.loc["Mat-Label", "matting_failures"] == "1 of 5 images"
+    assert df.loc["CAM", "matting_failures"] == df.loc[FLOOR_ROW, "matting_failures"] == "—"  # no matting
+    assert "| matting_failures |" in to_markdown(df.reset_index()).splitlines()[0]
