@@ -10,7 +10,9 @@ losses}``; a resume checkpoint (``<model>.resume``) adds ``optimizer``, ``torch_
 from __future__ import annotations
 
 import logging
+import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -39,18 +41,61 @@ def resume_path(model_path: str | os.PathLike) -> Path:
 def load_resume(path: str | os.PathLike, meta: dict, model: torch.nn.Module, opt: torch.optim.Optimizer,
                 device: str | torch.device) -> dict | None:
     """Restore model, optimiser and torch's RNG from the resume checkpoint ``path`` (:func:`write_resume`) if it was
-    written with ``meta`` (the same configuration); returns the checkpoint, or None when there is none or it does not
-    match."""
+    written with ``meta`` (the same configuration); returns the checkpoint, or None when there is none, it does not
+    match, or it holds a NaN or infinite weight, optimiser state or loss (a warning; nothing is loaded)."""
     if not Path(path).exists():
         return None
     ckpt = read_checkpoint(path, device)
     if ckpt["meta"] != meta:
         log.info("ignoring %s: it was written with another configuration", path)
         return None
+    # A checkpoint with a NaN or infinite weight or loss (written before fit checked them, or damaged) is ignored
+    # with a warning rather than refused with an error: its weights are of no use (resumed, they only carry the NaN
+    # on to model.pt and every later stage), the fix an error would name is deleting the file, and a restart whose
+    # training diverges again stops at fit's own check, naming the loss term and the step. The file is replaced at
+    # the restarted run's first checkpoint.
+    bad = nonfinite({"model": ckpt["model"], "optimizer": ckpt["optimizer"], "history": ckpt["history"]})
+    if bad:
+        log.warning("ignoring %s: %s %s NaN or infinite; training restarts from scratch and replaces it at its "
+                    "first checkpoint", path, first_names(bad), "is" if len(bad) == 1 else "are")
+        return None
     model.load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])
     torch.set_rng_state(ckpt["torch_rng"])
     return ckpt
+
+
+def nonfinite(tree) -> list[str]:
+    """The NaN or infinite values in ``tree`` (nested dicts, lists and tuples of tensors and numbers: a state dict,
+    an optimiser's state, a loss history), each named by its keys joined with dots, in the order of ``tree``.
+
+    Reads each device's floating-point tensors back in one transfer (one host sync per device)."""
+    leaves = list(_leaves(tree, ""))
+    bad = {i for i, (_, v) in enumerate(leaves) if isinstance(v, float) and not math.isfinite(v)}
+    by_device: dict[torch.device, list[int]] = {}
+    for i, (_, v) in enumerate(leaves):
+        if torch.is_tensor(v) and (v.is_floating_point() or v.is_complex()):
+            by_device.setdefault(v.device, []).append(i)
+    for indices in by_device.values():
+        finite = torch.stack([torch.isfinite(leaves[i][1]).all() for i in indices]).tolist()
+        bad.update(i for i, ok in zip(indices, finite) if not ok)
+    return [leaves[i][0] for i in sorted(bad)]
+
+
+def _leaves(tree, name: str) -> Iterator[tuple[str, object]]:
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _leaves(v, f"{name}.{k}" if name else str(k))
+    elif isinstance(tree, (list, tuple)):
+        for k, v in enumerate(tree):
+            yield from _leaves(v, f"{name}.{k}" if name else str(k))
+    else:
+        yield name, tree
+
+
+def first_names(names: list[str], n: int = 3) -> str:
+    """``names`` for a message: the first ``n``, then how many more."""
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
 def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:

@@ -17,14 +17,14 @@ import random
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from matlabel.checkpoints import load_resume, resume_path, write_model, write_resume
+from matlabel.checkpoints import first_names, load_resume, nonfinite, resume_path, write_model, write_resume
 from matlabel.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ class Plan:
     forward and backward passes of one step and returns its loss terms as detached 0-dim tensors on the device (read
     by the loop in float64 at checkpoints and at the end only: no host sync per step). The learning rate is updated
     every ``poly_every`` steps; a resume checkpoint is written every ``checkpoint_every`` units (the last one
-    included).
+    included). A NaN or infinite loss term stops the training before the next checkpoint (:class:`FiniteWatch`).
     """
 
     progress: str
@@ -192,6 +192,10 @@ def fit(model: torch.nn.Module, groups: Callable[[], list[dict]], cfg, plan: Pla
     ``speed`` (:class:`Speed`, default: each flag ``auto``) sets the optimiser's kernel and the model's memory format
     (the plan's step compiles its own forward pass and puts its inputs in the same format); the history's values are
     the same float64 sums as the loss terms read one by one, synced with the host only when a checkpoint is written.
+
+    A NaN or infinite loss term, or a NaN or infinite weight (parameter, buffer or optimiser state), raises
+    ``FloatingPointError`` naming the term (or weight) and the step it first appeared at, before anything is written:
+    the last resume checkpoint, if any, is the last finite state (:class:`FiniteWatch`).
     """
     speed = Speed.resolve(speed, device)
     log.info("on %s: %s", device, speed)
@@ -215,6 +219,7 @@ def fit(model: torch.nn.Module, groups: Callable[[], list[dict]], cfg, plan: Pla
     rounds = plan.rounds(start)
     bar = tqdm(total=max_step, initial=step, desc=f"{plan.units} {plan.progress}s", mininterval=5)
     pending: list[tuple[dict, dict[str, torch.Tensor], int]] = []  # units whose loss sums are still on the device
+    watch = FiniteWatch(out, plan, max_step)
     try:
         for unit, inputs in zip(range(start, plan.units), rounds):
             sums: dict[str, torch.Tensor] = {}
@@ -228,24 +233,83 @@ def fit(model: torch.nn.Module, groups: Callable[[], list[dict]], cfg, plan: Pla
                 for k, v in losses.items():  # float64 on the device: the sum of the terms read as Python floats
                     v = v.double() if torch.is_tensor(v) else torch.tensor(v, dtype=torch.float64)
                     sums[k] = sums[k] + v if k in sums else v
+                    watch.update(k, v, step)
                 step, n = step + 1, n + 1
                 bar.update()
             pending.append(({plan.progress: unit + 1, "lr": opt.param_groups[0]["lr"]}, sums, n))
             if (unit + 1) % plan.checkpoint_every == 0:
-                history.extend(_read_sums(pending))
+                history.extend(watch.losses(_read_sums(pending), step))
                 bar.set_postfix(loss=f"{history[-1].get('total', float('nan')):.4f}")
                 log.info("%s %d: %s", plan.progress, unit + 1, history[-1])
+                state, opt_state = model.state_dict(), opt.state_dict()
+                watch.weights({"model": state, "optimizer": opt_state}, step)
                 with atomic_path(resume, suffix=".pt") as tmp:
-                    write_resume(tmp, model.state_dict(), meta, history, opt.state_dict(),
-                                 **{plan.progress: unit + 1})
+                    write_resume(tmp, state, meta, history, opt_state, **{plan.progress: unit + 1})
     finally:
         rounds.close()  # shuts down the DataLoader workers of the current epoch
         bar.close()
-    history.extend(_read_sums(pending))
+    history.extend(watch.losses(_read_sums(pending), step))
+    state = model.state_dict()
+    watch.weights({"model": state}, step)
     with atomic_path(out) as tmp:
-        write_model(tmp, model.state_dict(), meta, history)
+        write_model(tmp, state, meta, history)
     resume.unlink(missing_ok=True)
     return history
+
+
+class FiniteWatch:
+    """Stops a training (:func:`fit`) on a NaN or infinite loss term or weight, before it is written.
+
+    Each step, per loss term, two device tensors are updated in place (:meth:`update`; no host sync): whether every
+    value so far was finite, and the number of steps while it was, which gives the first non-finite step. They are
+    read only where the loop reads its loss sums anyway (:meth:`losses`), and only when a sum is not finite (a NaN or
+    infinity stays in a sum). Nothing here draws random numbers or touches the values the training computes.
+    """
+
+    def __init__(self, out: Path, plan: Plan, max_step: int):
+        self.out, self.plan, self.max_step = out, plan, max_step
+        self.ok: dict[str, torch.Tensor] = {}  # term → all its values finite so far (bool, on the device)
+        self.good: dict[str, torch.Tensor] = {}  # term → steps counted while all were finite (int64, on the device)
+        self.since: dict[str, int] = {}  # term → 0-based index of the first step counted
+
+    def update(self, term: str, value: torch.Tensor, step: int) -> None:
+        """Take the value of ``term`` at step ``step`` (0-based), a tensor on the training's device."""
+        if term not in self.ok:
+            self.ok[term] = torch.ones((), dtype=torch.bool, device=value.device)
+            self.good[term] = torch.zeros((), dtype=torch.int64, device=value.device)
+            self.since[term] = step
+        self.ok[term].logical_and_(torch.isfinite(value).reshape(()))
+        self.good[term].add_(self.ok[term])
+
+    def losses(self, entries: list[dict], step: int) -> list[dict]:
+        """The history ``entries`` read after ``step`` steps, or ``FloatingPointError`` if a term in them is not
+        finite: each non-finite term with the (1-based) step and unit where it first was."""
+        if all(math.isfinite(v) for e in entries for v in e.values()):
+            return entries
+        first = {k: self.since[k] + int(self.good[k]) + 1 for k in self.ok if not bool(self.ok[k])}
+        terms = [f"'{k}' from step {s} ({self.plan.progress} {(s - 1) // self.plan.steps_per_unit + 1}) on"
+                 for k, s in sorted(first.items(), key=lambda kv: (kv[1], kv[0]))]
+        if not terms:  # every step's value finite, their float64 sum not: only Python floats near 1e308 do that
+            terms = [f"'{k}' summed over {self.plan.progress} {e[self.plan.progress]}"
+                     for e in entries for k, v in e.items() if not math.isfinite(v)]
+        self._stop(f"NaN or infinite loss: {', '.join(terms)}", step)
+
+    def weights(self, state: dict, step: int) -> None:
+        """``FloatingPointError`` if a tensor of ``state`` (``{"model": state dict, "optimizer": its state}``) holds a
+        NaN or infinity (every loss term having been finite: e.g. an infinite gradient or BatchNorm variance)."""
+        bad = nonfinite(state)
+        if bad:
+            self._stop(f"{first_names(bad)} {'is' if len(bad) == 1 else 'are'} NaN or infinite although every loss "
+                       "term was finite", step)
+
+    def _stop(self, what: str, step: int) -> NoReturn:
+        resume = resume_path(self.out)
+        kept = (f"{resume} keeps the last finite checkpoint and a rerun resumes from it" if resume.exists()
+                else "there is no earlier checkpoint")
+        raise FloatingPointError(
+            f"training of {self.out} diverged: {what}; stopped after step {step} of {self.max_step} without writing "
+            f"a checkpoint ({kept}). Lower the learning rate in the config (a new config starts from scratch) or "
+            "check the training inputs, then rerun.")
 
 
 def _read_sums(pending: list) -> list[dict]:
