@@ -104,8 +104,14 @@ def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
 
 
 def read_model_state(path: str | os.PathLike) -> dict:
-    """The state dict of a trained model's checkpoint, on the CPU."""
-    return read_checkpoint(path)["model"]
+    """The state dict of a trained model's checkpoint, on the CPU. A NaN or infinite weight (a model written
+    before training checked its losses) is an error naming the file: no later stage runs on it."""
+    state = read_checkpoint(path)["model"]
+    bad = nonfinite(state)
+    if bad:
+        raise ValueError(f"{path}: weights {first_names(bad)} are NaN or infinite (a diverged training); delete the "
+                         f"file so that its training rule runs again")
+    return state
 
 
 def load_trunk(backbone: torch.nn.Module, checkpoint_path: str | os.PathLike) -> None:

@@ -220,3 +220,14 @@ def test_a_resume_file_with_nan_is_not_picked_up(tiny_synthetic, tmp_path, caplo
         assert f"ignoring {resume}: {named} is NaN or infinite; training restarts from scratch" in caplog.text
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_a_model_with_nan_weights_is_refused_by_the_stages_that_read_it(tmp_path):
+    from matlabel.checkpoints import read_model_state, write_model
+
+    state = {"w": torch.ones(3), "b": torch.tensor([0.0, float("nan")])}
+    write_model(tmp_path / "model.pt", state, {"config": {}}, [])
+    with pytest.raises(ValueError, match=r"model\.pt: weights b are NaN or infinite.*delete the file"):
+        read_model_state(tmp_path / "model.pt")
+    write_model(tmp_path / "ok.pt", {"w": torch.ones(3)}, {"config": {}}, [])
+    assert torch.equal(read_model_state(tmp_path / "ok.pt")["w"], torch.ones(3))
