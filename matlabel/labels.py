@@ -92,6 +92,7 @@ def matting_labels(image: np.ndarray, cams: np.ndarray, classes, cfg: MattingCon
     an unconverged alpha is no pseudo-label, and the caller falls back (the labels rule uses the threshold seed).
     """
     from matlabel.matting import (  # numba compiles on first import
+        LAPLACIAN_SOLVER,
         NotConvergedWarning,
         alphas_to_labels,
         knn_matting,
@@ -100,7 +101,7 @@ def matting_labels(image: np.ndarray, cams: np.ndarray, classes, cfg: MattingCon
 
     trimaps = make_trimaps(cams, cfg.eps_fg, cfg.eps_bg)
     layers = np.concatenate([background_trimap(trimaps)[None], trimaps]) if cfg.label_rule == "bg_layer" else trimaps
-    solver = dict(cfg.solver)
+    solver = {**LAPLACIAN_SOLVER[cfg.method], **cfg.solver}  # the Laplacian's tolerance (a config's own prevails)
     if cfg.method != "knn":  # a given Laplacian: knn_matting leaves n_neighbors / distance_weights unused
         solver["laplacian"] = matting_laplacian(image, cfg.method, is_known=(layers != UNKNOWN).all(axis=0))
     with warnings.catch_warnings():
