@@ -433,9 +433,9 @@ def random_walk_laplacian(image: np.ndarray, sigma: float = 0.033, radius: int =
     image (so a border pixel has self-loops and repeated edges; ``W`` stays symmetric), ``D`` its row sums (self-loops
     included). pymatting returns the row-normalised ``(1 + regularization) I - D^-1 W`` instead, which is not
     symmetric (``max |L - L^T|`` about 0.25 on a photo), while both solvers of :func:`knn_matting` are conjugate
-    gradients, which needs a symmetric system: on it they stopped with alphas 0.1 off the solution. This is
-    pymatting's matrix with row i multiplied by ``D_i > 0``, so a hard-constrained solve (the unknown pixels' rows)
-    has exactly the same solution. A soft solve (finite ``lam``) weighs ``lam`` against the degree ``D_i <= 9``
+    gradients, which needs a symmetric system: on it they stopped 0.14 (SSOR) / 0.11 (Jacobi) off a direct solve's
+    alphas (scikit-image's astronaut, 150 px). This is pymatting's matrix with row i multiplied by ``D_i > 0``, so a
+    hard-constrained solve (the unknown pixels' rows) has exactly the same solution. A soft solve (finite ``lam``) weighs ``lam`` against the degree ``D_i <= 9``
     (radius 1), as with KNN's ``D - W``, not against pymatting's unit row sums.
 
     Parameters
@@ -482,15 +482,15 @@ LAPLACIANS = ("knn", "closed_form", "random_walk", "learning_based")
 
 #: Largest alpha error (max abs) that :func:`knn_matting` leaves against a direct solve of the same system, with
 #: each Laplacian's ``LAPLACIAN_SOLVER`` settings, on both solvers (SSOR-PCG on the CPU, Jacobi-PCG in torch).
-#: Measured on scikit-image's astronaut, chelsea and coffee at 150-600 px with Eq. 9 trimaps of a centred bump
-#: (40 % unknown): at most MEASURED; tests/test_matting.py checks it on the astronaut at 60 px.
+#: Measured on scikit-image's astronaut, chelsea and coffee at 150-600 px (torch: 150 px) with Eq. 9 trimaps of a
+#: centred bump (40 % unknown): at most 3.0e-4 (closed-form, 600 px); tests/test_matting.py checks it at 60 px.
 ALPHA_ATOL = 1e-3
 
 #: :func:`knn_matting`'s CG settings per Laplacian (the rest: its defaults) that keep it within ``ALPHA_ATOL``: the
 #: residual rule does not bound the alpha error of an ill-conditioned system. At the default rtol (5e-6) KNN's
 #: systems left 6.4e-5 or less, the others up to 0.0097 (closed-form), 0.082 (learning-based) and 0.25 (random
 #: walk, whose weights exp(-900 |I_i - I_j|^2) join regions by weights of 1e-4 and less); the steps at the rtol here,
-#: 300-600 px: 540-1170 (closed-form), 580-1270 (learning-based), 2770-3050 (random walk), all SSOR.
+#: 300-600 px: 630-1170 (closed-form), 660-1270 (learning-based), 2770-3050 (random walk), all SSOR.
 LAPLACIAN_SOLVER = {"knn": {}, "closed_form": {"rtol": 1e-7, "max_iter": 20000},
                     "random_walk": {"rtol": 1e-9, "max_iter": 20000},
                     "learning_based": {"rtol": 1e-7, "max_iter": 20000}}
