@@ -105,6 +105,7 @@ def matting_labels(image: np.ndarray, cams: np.ndarray, classes, cfg: MattingCon
     image with NaN / inf raise ValueError, as does a bad setting: those are no failure of the matting.
     """
     from matlabel.matting import (  # numba compiles on first import
+        LAPLACIAN_SOLVER,
         MattingFailure,
         NotConvergedWarning,
         alphas_to_labels,
@@ -114,7 +115,7 @@ def matting_labels(image: np.ndarray, cams: np.ndarray, classes, cfg: MattingCon
 
     trimaps = make_trimaps(cams, cfg.eps_fg, cfg.eps_bg)
     layers = np.concatenate([background_trimap(trimaps)[None], trimaps]) if cfg.label_rule == "bg_layer" else trimaps
-    solver = dict(cfg.solver)
+    solver = {**LAPLACIAN_SOLVER[cfg.method], **cfg.solver}  # the Laplacian's tolerance (a config's own prevails)
     if cfg.method != "knn":  # a given Laplacian: knn_matting leaves n_neighbors / distance_weights unused
         solver["laplacian"] = matting_laplacian(image, cfg.method, is_known=(layers != UNKNOWN).all(axis=0))
         if not np.isfinite(solver["laplacian"].data).all():  # built from this image: its failure, not an input's

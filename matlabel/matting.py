@@ -438,6 +438,56 @@ def knn_laplacian(image: np.ndarray, n_neighbors: Sequence[int] = (20, 10),
     return _laplacian_rows(image, np.ones(n, bool), n_neighbors, distance_weights)
 
 
+def random_walk_laplacian(image: np.ndarray, sigma: float = 0.033, radius: int = 1,
+                          regularization: float = 1e-8) -> sp.csr_matrix:
+    """Random-walk matting Laplacian [Grady, Schiwietz, Aharon, Westermann, VIIP 2005] in its symmetric form
+    ``L = (1 + regularization) D - W`` (Grady's random walker, TPAMI 2006: the graph Laplacian ``D - W``).
+
+    ``W`` is pymatting's (pymatting/pymatting, pymatting/laplacian/rw_laplacian.py, its ``_rw_laplacian`` kernel):
+    ``W_ij = exp(-900 ||I_i - I_j||^2)`` over each pixel's ``(2 radius + 1)^2`` window, neighbours clamped to the
+    image (so a border pixel has self-loops and repeated edges; ``W`` stays symmetric), ``D`` its row sums (self-loops
+    included). pymatting returns the row-normalised ``(1 + regularization) I - D^-1 W`` instead, which is not
+    symmetric (``max |L - L^T|`` about 0.25 on a photo), while both solvers of :func:`knn_matting` are conjugate
+    gradients, which needs a symmetric system: on it they stopped 0.14 (SSOR) / 0.11 (Jacobi) off a direct solve's
+    alphas (scikit-image's astronaut, 150 px). This is pymatting's matrix with row i multiplied by ``D_i > 0``, so a
+    hard-constrained solve (the unknown pixels' rows) has exactly the same solution. A soft solve (finite ``lam``) weighs ``lam`` against the degree ``D_i <= 9``
+    (radius 1), as with KNN's ``D - W``, not against pymatting's unit row sums.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8, or float in [0, 1].
+    sigma : pymatting's argument, unused by its kernel (the weight's scale is its constant 900 ~ 1 / 0.033^2).
+    radius : window radius (pymatting's default 1: the 8-neighbourhood).
+    regularization : ``regularization * D`` on the diagonal (pymatting's ``regularization * I``, row-scaled).
+
+    Returns
+    -------
+    (N, N) scipy.sparse.csr_matrix float64, symmetric, N = H * W in row-major order.
+    """
+    from pymatting.laplacian.rw_laplacian import _rw_laplacian  # the exact weights of the pinned pymatting
+
+    img = _as_image(image)
+    n = img.shape[0] * img.shape[1]
+    values, i_inds, j_inds = _rw_laplacian(np.ascontiguousarray(img), float(sigma), int(radius))
+    W = sp.csr_matrix((values, (i_inds, j_inds)), shape=(n, n))  # repeated (clamped) edges summed, as pymatting's
+    degree = np.asarray(W.sum(axis=1)).ravel()
+    return sp.csr_matrix(sp.diags((1.0 + regularization) * degree) - W)
+
+
+def check_symmetric(laplacian: sp.spmatrix, rtol: float = 1e-9) -> None:
+    """ValueError unless ``max |L - L^T| <= rtol max |L|``: both solvers of :func:`knn_matting` (SSOR-PCG on the CPU,
+    Jacobi-PCG in torch) are conjugate gradients, which on a non-symmetric system stops with a wrong answer
+    rather than failing. ``rtol`` absorbs rounding (closed-form's windows summed in another order: about 1e-11)."""
+    L = sp.csr_matrix(laplacian)
+    diff = (L - L.T).data
+    gap = float(np.abs(diff).max()) if diff.size else 0.0
+    scale = float(np.abs(L.data).max()) if L.nnz else 0.0
+    if not gap <= rtol * scale:
+        raise ValueError(f"laplacian is not symmetric (max |L - L^T| = {gap:.3g}, max |L| = {scale:.3g}): the "
+                         f"conjugate-gradient solvers need a symmetric system; pass its symmetric form (for a "
+                         f"row-normalised I - D^-1 W, the graph Laplacian D - W, as random_walk_laplacian builds)")
+
+
 # ---------------------------------------------------------------------------------------------- the solver
 
 #: The matting Laplacians of Table 5 (this workflow's ablation beyond the paper): KNN matting (Chen, Li, Tang, TPAMI
@@ -445,22 +495,40 @@ def knn_laplacian(image: np.ndarray, n_neighbors: Sequence[int] = (20, 10),
 #: Schiwietz, Aharon, Westermann, VIIP 2005) and learning-based matting (Zheng, Kambhamettu, ICCV 2009).
 LAPLACIANS = ("knn", "closed_form", "random_walk", "learning_based")
 
+#: Largest alpha error (max abs) that :func:`knn_matting` leaves against a direct solve of the same system, with
+#: each Laplacian's ``LAPLACIAN_SOLVER`` settings, on both solvers (SSOR-PCG on the CPU, Jacobi-PCG in torch).
+#: Measured on scikit-image's astronaut, chelsea and coffee at 150-600 px (torch: 150 px) with Eq. 9 trimaps of a
+#: centred bump (40 % unknown): at most 3.0e-4 (closed-form, 600 px); tests/test_matting.py checks it at 60 px.
+ALPHA_ATOL = 1e-3
+
+#: :func:`knn_matting`'s CG settings per Laplacian (the rest: its defaults) that keep it within ``ALPHA_ATOL``: the
+#: residual rule does not bound the alpha error of an ill-conditioned system. At the default rtol (5e-6) KNN's
+#: systems left 6.4e-5 or less, the others up to 0.0097 (closed-form), 0.082 (learning-based) and 0.25 (random
+#: walk, whose weights exp(-900 |I_i - I_j|^2) join regions by weights of 1e-4 and less); the steps at the rtol here,
+#: 300-600 px: 630-1170 (closed-form), 660-1270 (learning-based), 2770-3050 (random walk), all SSOR.
+LAPLACIAN_SOLVER = {"knn": {}, "closed_form": {"rtol": 1e-7, "max_iter": 20000},
+                    "random_walk": {"rtol": 1e-9, "max_iter": 20000},
+                    "learning_based": {"rtol": 1e-7, "max_iter": 20000}}
+
 
 def matting_laplacian(image: np.ndarray, method: str = "knn", is_known: np.ndarray | None = None,
                       **params) -> sp.csr_matrix:
     """The (N, N) matting Laplacian of ``method`` (``LAPLACIANS``) for ``image``, N = H * W in row-major order.
 
-    ``knn`` is this module's :func:`knn_laplacian` (equal to pymatting's); the others are pymatting's builders
-    (``cf_laplacian``, ``rw_laplacian``, ``lbdm_laplacian``) with their own defaults, overridden by ``params``.
+    ``knn`` is this module's :func:`knn_laplacian` (pymatting's graph as ``D - W``), ``random_walk`` its
+    :func:`random_walk_laplacian` (pymatting's weights as ``(1 + reg) D - W``); ``closed_form`` and
+    ``learning_based`` are pymatting's ``cf_laplacian`` and ``lbdm_laplacian`` (symmetric as built). Each has its
+    builder's defaults, overridden by ``params``; each is symmetric, as the solvers need (:func:`check_symmetric`).
     ``is_known`` ((H, W) bool, pixels known in every trimap) lets the closed-form builder skip windows that hold
     no unknown pixel (pymatting's option; the solve only reads the unknown pixels' rows)."""
     if method == "knn":
         return knn_laplacian(image, **params)
+    if method == "random_walk":
+        return random_walk_laplacian(image, **params)
     import pymatting  # numba kernels, compiled once per environment
 
     img = _as_image(image)
-    builders = {"closed_form": pymatting.cf_laplacian, "random_walk": pymatting.rw_laplacian,
-                "learning_based": pymatting.lbdm_laplacian}
+    builders = {"closed_form": pymatting.cf_laplacian, "learning_based": pymatting.lbdm_laplacian}
     if method not in builders:
         raise ValueError(f"matting method must be one of {LAPLACIANS}, got {method!r}")
     if method == "closed_form" and is_known is not None:
@@ -608,8 +676,8 @@ def _ssor_pcg_kernel(indptr, mid, indices, data, diag, rows, b, x, omega, rtol, 
 #: Default CG tolerance of :func:`knn_matting` (relative residual). SSOR-PCG's last residual is smoother than
 #: Jacobi-PCG's, so at the same tolerance it leaves a larger alpha error (at 1e-5 up to 7.4e-4 against the Jacobi
 #: solver's 4.1e-4 on the demo's ReCAM trimaps); 5e-6 keeps the largest error at or below the Jacobi solver's at 1e-5
-#: on every set measured (the demo's CAM, ReCAM and D2CAM trimaps with KNN and random-walk Laplacians, the bench's
-#: images) for about 4 % more steps.
+#: on every set measured (the demo's CAM, ReCAM and D2CAM trimaps with the KNN Laplacian, the bench's images) for
+#: about 4 % more steps. Table 5's other Laplacians need tighter ones (``LAPLACIAN_SOLVER``).
 DEFAULT_RTOL = 5e-6
 
 #: SSOR relaxation of :func:`_ssor_pcg_kernel` (0 < omega < 2; 1 is symmetric Gauss-Seidel). Measured on the KNN
@@ -702,12 +770,14 @@ def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = math.inf, e
     trimaps : (C, H, W) or (H, W), values 1 (foreground), 0 (background), 0.5 (unknown) (paper Eq. 9).
     lam : constraint weight; ``math.inf`` eliminates the known pixels.
     eps : ridge ``eps I`` added to the system (>= 0).
-    rtol : per-class stopping rule ``||b - A x||_2 <= rtol ||b||_2``. The default (``DEFAULT_RTOL``, 5e-6) leaves
-        alpha within 4.6e-4 (max abs) of an rtol 1e-12 solve on the demo's and the bench's images (2.9e-4 or less
-        with the KNN Laplacian), 17-90 steps on 500 x 375 bench images with 4-65 % unknown pixels.
+    rtol : per-class stopping rule ``||b - A x||_2 <= rtol ||b||_2``. The default (``DEFAULT_RTOL``, 5e-6) is for
+        the KNN Laplacian: alpha within 2.9e-4 (max abs) of an rtol 1e-12 solve on the demo's and the bench's images,
+        17-90 steps on 500 x 375 bench images with 4-65 % unknown pixels. Table 5's other Laplacians need their
+        ``LAPLACIAN_SOLVER`` settings to stay within ``ALPHA_ATOL`` of a direct solve.
     max_iter : CG iteration cap (the original: 2000).
-    laplacian : optional precomputed (N, N) :func:`knn_laplacian` of ``image``; built here when None
-        (then ``n_neighbors``, ``distance_weights`` are passed to it).
+    laplacian : optional precomputed (N, N) :func:`knn_laplacian` of ``image``, or another symmetric Laplacian
+        (:func:`matting_laplacian`; a non-symmetric one raises ValueError, :func:`check_symmetric`); built here
+        when None (then ``n_neighbors``, ``distance_weights`` are passed to it).
     return_info : also return a dict with ``iterations`` (C,), ``relres`` (C,), ``n_system`` (unknowns).
     device : ``cpu`` (this function, scipy) or a torch device such as ``cuda``: the same graph and solve in torch
         (``matlabel.matting_torch``, hard constraints only), alphas within 1e-3 of the CPU path's.
@@ -733,6 +803,8 @@ def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = math.inf, e
 
         return knn_matting_torch(image, trimaps, n_neighbors, distance_weights, eps, rtol, max_iter, laplacian,
                                  device, return_info, lam)
+    if laplacian is not None:
+        check_symmetric(laplacian)  # the SSOR-PCG below needs it (knn_laplacian's D - W is symmetric by construction)
     n_cls = trimaps.shape[0]
     T = trimaps.reshape(n_cls, n)
     unknown = T == UNKNOWN                       # (C, N)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from matlabel.matting import DEFAULT_RTOL, _as_image, _as_trimaps, _features, check_solve
+from matlabel.matting import DEFAULT_RTOL, _as_image, _as_trimaps, _features, check_solve, check_symmetric
 from matlabel.trimap import FG, UNKNOWN
 
 #: distances computed per block of query pixels: block size x N entries (float64), 2^25 = 256 MB
@@ -156,6 +156,8 @@ def knn_matting_torch(image: np.ndarray, trimaps: np.ndarray, n_neighbors: Seque
     alphas = T.T.clone()
     info = {"iterations": np.zeros(n_cls, np.int64), "relres": np.zeros(n_cls), "n_system": 0}
     if n_cls and bool(unknown.any()):
+        if laplacian is not None:
+            check_symmetric(laplacian)  # Jacobi-PCG needs it, as the CPU path's SSOR-PCG
         L = knn_laplacian_torch(img, n_neighbors, distance_weights, device) if laplacian is None \
             else _to_torch_sparse(laplacian, device)
         L_diag = _diagonal(L, n)
