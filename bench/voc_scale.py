@@ -194,7 +194,7 @@ def export_image(cfg: dict, device: torch.device, examples, small: bool):
     def run():
         ex = examples[next(it) % len(examples)]
         multiscale_cams(model, ex.image, ex.labels or [1], cfg["export"]["scales"], cfg["export"]["flip"],
-                        device=device, amp=device.type == "cuda")
+                        device=device, amp=device.type == "cuda", border_pad=cfg["export"].get("border_pad", 0))
 
     return run
 

@@ -3,7 +3,8 @@
 Model: backbone → global average pooling → 1×1 convolution without bias (num_fg classes); the class
 activation map of class c is ReLU(w_c · f(x)) at the backbone's output stride (IRN net/resnet50_cam.py).
 Export: multi-scale {1.0, 0.5, 1.5, 2.0} + horizontal flip, summed, upsampled to the image size, each
-present class divided by its own maximum (IRN step/make_cam.py). Seeds: background is a constant plane at
+present class divided by its own maximum (IRN step/make_cam.py); every method's maps optionally read from the image
+mirrored outwards (``read_maps``, config ``export.border_pad``; IRN does not pad). Seeds: background is a constant plane at
 ``bg_threshold`` and every pixel takes the argmax (IRN step/eval_cam.py).
 """
 from __future__ import annotations
@@ -21,8 +22,8 @@ class CAMNet(nn.Module):
     """Classifier whose class activation maps are read off the last feature map.
 
     ``forward(x)`` → (B, num_fg) logits; ``cam(x)`` → (B, num_fg, h, w) non-negative maps at the
-    backbone's output stride. Every map-producing method of the workflow (CAM, D2CAM, ReCAM) exposes
-    ``cam`` so the export rule is shared.
+    backbone's output stride (``map_stride``). Every map-producing method of the workflow (CAM, D2CAM, ReCAM)
+    exposes ``cam`` and ``map_stride`` so the export rule, and its border reading (``read_maps``), are shared.
     """
 
     def __init__(self, num_fg: int, backbone: StagedBackbone):
@@ -33,6 +34,11 @@ class CAMNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.backbone(x)
         return self.classifier(f.mean((2, 3), keepdim=True)).flatten(1)
+
+    @property
+    def map_stride(self) -> int:
+        """Pixels per cell of ``cam``'s maps: the backbone's output stride."""
+        return self.backbone.output_stride
 
     def cam(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.classifier(self.backbone(x)))
@@ -90,9 +96,37 @@ def border_response(model: nn.Module, size: tuple[int, int] = (256, 256), device
     return out
 
 
+def check_border_pad(model: nn.Module, pad: int) -> int:
+    """``pad`` when ``read_maps`` can read ``model``'s maps with it: a whole number of map cells (a multiple of
+    ``model.map_stride``, so the cropped cells cover the same pixels as the plain maps'); ValueError otherwise."""
+    stride = model.map_stride
+    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0 or pad % stride:
+        raise ValueError(f"border_pad must be a multiple of {stride} pixels >= 0 (the map stride of "
+                         f"{type(model).__name__}; config export.border_pad), got {pad!r}")
+    return pad
+
+
+def read_maps(model: nn.Module, x: torch.Tensor, pad: int = 0) -> torch.Tensor:
+    """``model.cam(x)`` read from ``x`` mirrored outwards by ``pad`` pixels, its ``pad / model.map_stride`` outer
+    cells cropped off again: the same grid as the plain maps, with the trunk's zero padding outside the image.
+
+    The one border reading of every map-producing method (config ``export.border_pad``, 0: the plain maps): the
+    maps of CAM, ReCAM and D2CAM are compared on equal terms. Reflect; replicate when the input is not larger than
+    ``pad`` (small scales). Neither the paper nor IRN (jiwoon-ahn/irn step/make_cam.py) pads: why this exists is
+    in docs/paper-readings.md (D2CAM's maps had learnt to light the zero-padded border).
+    """
+    p = check_border_pad(model, pad)
+    if not p:
+        return model.cam(x)
+    mode = "reflect" if p < min(x.shape[-2:]) else "replicate"
+    maps = model.cam(F.pad(x, (p, p, p, p), mode=mode))
+    c = p // model.map_stride
+    return maps[..., c:maps.shape[-2] - c, c:maps.shape[-1] - c]
+
+
 @torch.no_grad()
 def multiscale_cams(model: nn.Module, image: np.ndarray, classes, scales=(1.0, 0.5, 1.5, 2.0), flip: bool = True,
-                    device: str | torch.device = "cpu", amp: bool = False) -> np.ndarray:
+                    device: str | torch.device = "cpu", amp: bool = False, border_pad: int = 0) -> np.ndarray:
     """Class activation maps of the present classes, averaged over scales (and flips), at image size.
 
     Parameters
@@ -101,6 +135,7 @@ def multiscale_cams(model: nn.Module, image: np.ndarray, classes, scales=(1.0, 0
     image : (H, W, 3) uint8 RGB.
     classes : foreground class indices present in the image (1-based, background = 0 excluded).
     scales : input rescaling factors (paper Sec. 4.2: {0.5, 1.0, 1.5, 2.0}).
+    border_pad : each scale's maps are read from the input mirrored outwards by this many pixels (``read_maps``).
 
     Returns
     -------
@@ -109,6 +144,7 @@ def multiscale_cams(model: nn.Module, image: np.ndarray, classes, scales=(1.0, 0
     cells stay aligned with the pixels they cover.
     """
     h, w = image.shape[:2]
+    check_border_pad(model, border_pad)
     if len(classes) == 0:  # an image without labels has no maps; its seed is all background
         return np.zeros((0, h, w), dtype=np.float32)
     idx = torch.as_tensor([c - 1 for c in classes], dtype=torch.long, device=device)
@@ -121,7 +157,7 @@ def multiscale_cams(model: nn.Module, image: np.ndarray, classes, scales=(1.0, 0
         if flip:
             x = torch.cat([x, x.flip(-1)], 0)
         with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
-            maps = model.cam(x).float()
+            maps = read_maps(model, x, border_pad).float()
         maps = maps[:, idx]
         maps = maps[0] + maps[1].flip(-1) if flip else maps[0]
         stride = _stride_of(size, maps.shape[-2:])

@@ -12,6 +12,11 @@ class ConfigError(ValueError):
     """A configuration that cannot run; the message names the key(s) and the fix."""
 
 
+#: Keys that moved: old dotted key -> (new dotted key, why). A config still holding the old key is an error that
+#: names the new one (the schema rejects the old key as unknown).
+MOVED_KEYS = {"d2cam.border_pad": ("export.border_pad", "it now reads every method's maps alike, and only at export")}
+
+
 def method_thresholds(config: dict, section: str) -> dict[str, float]:
     """The thresholds of the rows built on one map method's maps, ``{"seed", "confident_fg", "confident_bg",
     "walk"}``: the seed's background plane, IRN's confident foreground / background and the random walk's
@@ -40,6 +45,9 @@ def schema_errors(config: dict, schema_path) -> list[str]:
             known = sorted(err.schema.get("properties", {}))
             lines.append(f"{key}: {err.message.split(' (')[0].lower()}: {err.message.split('(')[-1].rstrip(')')}; "
                          f"known keys there: {', '.join(known)}")
+            lines.extend(f"{old}: moved to {new} ({why}): write it there instead"
+                         for old, (new, why) in MOVED_KEYS.items()
+                         if old.rpartition(".")[0] == key and old.rpartition(".")[2] in err.instance)
         else:
             lines.append(f"{key}: {err.message}{_string_number_hint(err)}")
     return sorted(lines)
@@ -191,6 +199,10 @@ def check_config(config: dict) -> None:
     if str(mat.get("device", "cpu")) != "cpu" and mat.get("lam", float("inf")) != float("inf"):
         errors.append(f"matting.device {mat['device']} solves the hard-constrained system only: set matting.lam: .inf "
                       f"(got {mat['lam']}) or matting.device: cpu")
+    pad, stride = config["export"].get("border_pad", 0), config["backbone"].get("output_stride", 16)
+    if pad % stride:
+        errors.append(f"export.border_pad ({pad}) must be a multiple of backbone.output_stride ({stride}): the maps of "
+                      f"CAM and ReCAM have one cell per {stride} px, and the pad is cropped off in whole cells")
     grid = config.get("eps_sensitivity") or {}
     if grid.get("eps_fg") and grid.get("eps_bg") and not max(grid["eps_bg"]) < min(grid["eps_fg"]):
         errors.append(f"eps_sensitivity: every eps_bg must be below every eps_fg (paper Eq. 9), got eps_bg up to "

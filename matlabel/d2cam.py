@@ -32,7 +32,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.func import functional_call
 
 from matlabel.backbone import STAGES, StagedBackbone, build_backbone
@@ -79,20 +78,17 @@ class D2CAMNet(nn.Module):
     num_fg : number of foreground classes N (20 on VOC, 80 on COCO).
     backbone : the trunk (``matlabel.backbone.build_backbone``: ResNet or EfficientNet-Lite0); its ``layer2``
         output is F. ``output_stride`` only affects N2's internal resolution, the maps are always at stride 8.
-    border_pad : pixels (a multiple of 8) by which ``cam`` mirrors the input outwards before N1 and then crops
-        the maps back (config ``d2cam.border_pad``; 0: the plain maps). The paper is silent; see ``cam``.
 
-    ``forward(x)`` → (B, N) logits Ŷ; ``cam(x)`` → (B, N, h, w) maps M_fg in [0, 1] at stride 8 (the export
-    rule upsamples them); ``forward_d2(x, labels)`` → ``D2CAMOutputs`` for the training losses.
+    ``forward(x)`` → (B, N) logits Ŷ; ``cam(x)`` → (B, N, h, w) maps M_fg in [0, 1] at stride 8 (``map_stride``;
+    the export rule upsamples them, and reads them at the border as every method's: ``matlabel.cam.read_maps``);
+    ``forward_d2(x, labels)`` → ``D2CAMOutputs`` for the training losses.
     """
 
-    def __init__(self, num_fg: int, backbone: StagedBackbone, border_pad: int = 0):
+    map_stride = FEATURE_STRIDE
+
+    def __init__(self, num_fg: int, backbone: StagedBackbone):
         super().__init__()
-        if (isinstance(border_pad, bool) or not isinstance(border_pad, int) or border_pad < 0
-                or border_pad % FEATURE_STRIDE):
-            raise ValueError(f"border_pad must be a multiple of {FEATURE_STRIDE} pixels >= 0, got {border_pad!r}")
         self.backbone = backbone
-        self.border_pad = border_pad
         self.generator = nn.Conv2d(feature_channels(backbone), num_fg, 3, padding=1)  # φ (with bias)
         # φ starts near zero, so every map starts at sigmoid(0) = 0.5 (paper silent on the init). PyTorch's
         # default init on un-normalised layer2 features saturates the sigmoid at once: measured on the demo,
@@ -119,24 +115,8 @@ class D2CAMNet(nn.Module):
         return self.n2(self.n1(x))
 
     def cam(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) → M_fg (B, N, ⌈H/8⌉, ⌈W/8⌉) in [0, 1]; N2 is not run.
-
-        With ``border_pad`` p > 0 the input is first mirrored outwards by p pixels (reflect; replicate when the
-        input is not larger than p) and the p/8 outer cells of the maps are cropped off again, so the trunk's
-        zero padding lies outside the image. Why (measured on the demo's trained D2CAM): the zero padding of every
-        convolution marks the border cells of F, and φ had learned to light them: on a black image two classes
-        reached 1.0 on the border and 0.0 inside; on the val images 11.9% of the border cells of the present
-        classes' maps were above half their maximum against 4.1% inside. Mirroring 16 px at export alone gives
-        0.0 on blank images and 2.9% / 4.2%; a replicate-padded φ (retrained) left the border at 11.8%.
-        Training (``forward_d2``) is unchanged, as the paper's.
-        """
-        p = self.border_pad
-        if not p:
-            return self.generate(self.n1(x))
-        mode = "reflect" if p < min(x.shape[-2:]) else "replicate"
-        maps = self.generate(self.n1(F.pad(x, (p, p, p, p), mode=mode)))
-        c = p // FEATURE_STRIDE
-        return maps[..., c:maps.shape[-2] - c, c:maps.shape[-1] - c]
+        """(B, 3, H, W) → M_fg (B, N, ⌈H/8⌉, ⌈W/8⌉) in [0, 1]; N2 is not run."""
+        return self.generate(self.n1(x))
 
     def forward_d2(self, x: torch.Tensor, labels: torch.Tensor, with_pairs: bool = True) -> D2CAMOutputs:
         """One training forward pass: F, M_fg, Ŷ and, for every positive label, Ŷ_fg^c and Ŷ_bg^c.
@@ -195,9 +175,9 @@ class D2CAMNet(nn.Module):
         return trainable, [*self.generator.parameters(), *self.classifier.parameters()]
 
 
-def build(num_fg: int, backbone: dict, border_pad: int = 0) -> D2CAMNet:
+def build(num_fg: int, backbone: dict) -> D2CAMNet:
     """``D2CAMNet`` on ``build_backbone(**backbone)`` (the ``matlabel.models`` builder signature)."""
-    return D2CAMNet(num_fg, build_backbone(**backbone), border_pad)
+    return D2CAMNet(num_fg, build_backbone(**backbone))
 
 
 def feature_channels(backbone: StagedBackbone) -> int:

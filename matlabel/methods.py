@@ -32,15 +32,6 @@ def config_section(method: str) -> str:
     return METHODS[method][0]
 
 
-def net_options(method: str, section: dict) -> dict:
-    """The network settings of ``method`` in its config section, as ``models.build``'s ``net``: D2CAM's
-    ``border_pad`` (how ``cam`` reads its maps); none for the other methods. Training and export both build
-    from these."""
-    if config_section(method) == "d2cam":
-        return {"border_pad": int(section.get("border_pad", 0))}
-    return {}
-
-
 def other_methods_modules(method: str) -> tuple[str, ...]:
     """The modules of the families other than ``method``'s (FAMILY_MODULES)."""
     own = config_section(method)

@@ -15,7 +15,7 @@ from matlabel.backbone import build_backbone
 from matlabel.cam import CAMNet
 from matlabel.losses import VARIANTS, d2cam_loss
 from matlabel.methods import METHODS as _METHODS
-from matlabel.methods import TABLE4_METHODS, config_section, net_options  # noqa: F401  (re-exported)
+from matlabel.methods import TABLE4_METHODS, config_section  # noqa: F401  (re-exported)
 from matlabel.train import multilabel_loss
 
 
@@ -37,13 +37,11 @@ def _loss(method: str):
 METHODS = {name: (_BUILDERS[family], _loss(name)) for name, (family, _) in _METHODS.items()}
 
 
-def build(method: str, num_fg: int, backbone: dict, seed: int = 0, loss: dict | None = None,
-          net: dict | None = None):
+def build(method: str, num_fg: int, backbone: dict, seed: int = 0, loss: dict | None = None):
     """(model, loss_fn) of ``method``; new layers are initialised from ``seed`` (global RNG untouched).
 
     ``loss`` overrides the D2CAM loss weights (beta, margin, lam, gamma_*) of the method's variant, or is
-    passed as keyword arguments to the method's loss factory (ReCAM: ``ce_weight``). ``net`` holds the
-    builder's architecture keywords (``net_options``).
+    passed as keyword arguments to the method's loss factory (ReCAM: ``ce_weight``).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known: {sorted(METHODS)}")
@@ -56,7 +54,7 @@ def build(method: str, num_fg: int, backbone: dict, seed: int = 0, loss: dict | 
         loss_fn = functools.partial(d2cam_loss, cfg=dataclasses.replace(VARIANTS[variant], **(loss or {})))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return builder(num_fg, backbone, **(net or {})), loss_fn
+        return builder(num_fg, backbone), loss_fn
 
 
 def trunk_for_training(backbone: dict, train_n1: bool | None) -> dict:

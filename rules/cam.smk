@@ -43,9 +43,9 @@ rule export_cams:
         split=config["splits"]["export"],
         n_shards=N_SHARDS,
         backbone=config["backbone"],
-        net=lambda wc: net_options(wc.method, config[config_section(wc.method)]),
         scales=config["export"]["scales"],
         flip=config["export"]["flip"],
+        border_pad=config["export"]["border_pad"],  # export only: changing it re-exports, never retrains
         device=config["device"],
     threads: 2
     resources:

@@ -14,7 +14,7 @@ from matlabel.datasets.folder import link_root
 from matlabel.datasets.sources import ARCHIVES
 from matlabel.io import output_folder_problems, read_json
 from matlabel.labels import MATTING_MODULES, SOURCES, rows_for
-from matlabel.methods import METHODS, TABLE4_METHODS, config_section, net_options, other_methods_modules
+from matlabel.methods import METHODS, TABLE4_METHODS, config_section, other_methods_modules
 from matlabel.shards import empty_shards_warning
 from matlabel.tables import SALIENCY_ROWS
 from matlabel.weights import staged

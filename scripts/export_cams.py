@@ -19,16 +19,17 @@ def main(smk):
     manifest = load_manifest(smk.input.manifest)
     labels = manifest.labels()
     ids = shard_ids(manifest.split_ids(p.split), int(smk.wildcards.shard), p.n_shards)
-    model, _ = build(smk.wildcards.method, manifest.num_classes - 1, {**p.backbone, "weights": "none"},
-                     net=p.net)
+    model, _ = build(smk.wildcards.method, manifest.num_classes - 1, {**p.backbone, "weights": "none"})
     model.load_state_dict(read_model_state(smk.input.model))
     model.to(device).eval()
-    log.info("exporting %d images of shard %s on %s", len(ids), smk.wildcards.shard, device)
+    log.info("exporting %d images of shard %s on %s (border_pad %d px)", len(ids), smk.wildcards.shard, device,
+             p.border_pad)
     with atomic_dir(smk.output[0]) as tmp:
         for image_id in tqdm(ids, desc=f"shard {smk.wildcards.shard}", mininterval=5):
             classes = labels[image_id]
             image = read_image(manifest.image_path(image_id))
-            cams = multiscale_cams(model, image, classes, p.scales, p.flip, device, amp=device.type == "cuda")
+            cams = multiscale_cams(model, image, classes, p.scales, p.flip, device, amp=device.type == "cuda",
+                                  border_pad=p.border_pad)
             write_maps(tmp / f"{image_id}{MAPS_SUFFIX}", cams, classes)
 
 

@@ -5,7 +5,7 @@ from matlabel.cam import border_response
 from matlabel.checkpoints import read_checkpoint
 from matlabel.datasets.layout import load_manifest
 from matlabel.datasets.loader import ClassifierAugment, VOCLayoutDataset
-from matlabel.models import build, load_init, net_options, trunk_for_training
+from matlabel.models import build, load_init, trunk_for_training
 from matlabel.train import TrainConfig, input_stamps, resolve_device, train
 
 
@@ -23,16 +23,12 @@ def main(smk):
         raise ValueError(f"split '{p.split}' (config splits.train_classifier) has no image with an object label "
                          f"({len(dataset.skipped)} without one): check {manifest.labels_path} and the split list")
     train_cfg = dict(p.train)
-    net = net_options(smk.wildcards.method, train_cfg)
-    for key in net:  # network settings (D2CAM's border_pad) are not training settings
-        train_cfg.pop(key, None)
     loss = train_cfg.pop("loss", None)  # D2CAM's loss weights (paper Sec. 3.2.1 / 4.2)
     init_from = train_cfg.pop("init_from", None)
     backbone = trunk_for_training(p.backbone, train_cfg.pop("train_n1", None))
     if smk.input.get("weights"):  # the staged ImageNet file (rule imagenet_weights)
         backbone["weights"] = smk.input.weights
-    model, loss_fn = build(smk.wildcards.method, manifest.num_classes - 1, backbone, seed=p.seed, loss=loss,
-                          net=net)
+    model, loss_fn = build(smk.wildcards.method, manifest.num_classes - 1, backbone, seed=p.seed, loss=loss)
     if init_from:
         fresh = load_init(model, read_checkpoint(smk.input.init))
         log.info("initialised from %s (%s); left at their init: %s", init_from, smk.input.init, fresh)
@@ -40,12 +36,13 @@ def main(smk):
     log.info("training %s on %d images of '%s' on %s: %s", smk.wildcards.method, len(dataset), p.split, device, cfg)
     history = train(model, dataset, cfg, device, smk.output.model, loss_fn=loss_fn, speed=p.speed,
                     extra={"backbone": backbone, "augment": dict(p.augment), "method": smk.wildcards.method,
-                           "loss": loss, "net": net, "init_from": init_from,
+                           "loss": loss, "init_from": init_from,
                            "code": p.code, "inputs": input_stamps(list(smk.input))})
     log.info("done: %s", history[-1])
     side = max(p.augment["crop"], 96)  # the training crop, and at least 6x6 cells at stride 16 (a ring with an inside)
-    log.info("maps on object-free %dx%d images (border = outer ring of cells; excess = border minus interior of the "
-             "max-normalised maps, mean over classes): %s", side, side, border_response(model, (side, side), device))
+    log.info("plain maps (export.border_pad not applied) on object-free %dx%d images (border = outer ring of cells; "
+             "excess = border minus interior of the max-normalised maps, mean over classes): %s",
+             side, side, border_response(model, (side, side), device))
 
 
 if __name__ == "__main__":

@@ -107,3 +107,33 @@ def test_border_response_by_hand():
             return super().cam(x)[:, :1]
     only = border_response(OnlyRing())["black"]
     assert only["excess"] == pytest.approx(1.0, abs=1e-4) and only["worst"]["class"] == 1
+
+
+@pytest.mark.parametrize("method, cells", [("cam", 1), ("recam", 1), ("d2cam", 2)])  # 16 px at stride 16, 16, 8
+def test_border_pad_reads_every_methods_maps_from_the_mirrored_input_on_the_same_grid(method, cells):
+    """export.border_pad reads CAM's, ReCAM's and D2CAM's maps alike (matlabel.cam.read_maps): the maps of the input
+    mirrored by 16 px, their outer 16 px of cells cropped off, on the plain maps' grid."""
+    from matlabel.cam import read_maps
+    from matlabel.models import build
+    model, _ = build(method, 20, dict(arch="resnet18", weights="none", output_stride=16, freeze_bn=True))
+    model.eval()
+    x = torch.randn(2, 3, 70, 90)
+    mirrored = torch.from_numpy(np.pad(x.numpy(), ((0, 0), (0, 0), (16, 16), (16, 16)), mode="reflect"))
+    with torch.no_grad():
+        plain, padded, want = model.cam(x), read_maps(model, x, 16), model.cam(mirrored)
+        assert padded.shape == plain.shape  # ceil(70/s) x ceil(90/s): the cells cover the same pixels
+        torch.testing.assert_close(padded, want[..., cells:-cells, cells:-cells], rtol=0, atol=0)
+        # an input no larger than the pad is replicated instead of mirrored
+        small = torch.randn(1, 3, 12, 16)
+        assert read_maps(model, small, 16).shape == model.cam(small).shape
+        # a constant image: the trunk's zero padding makes the plain maps' border cells differ from the centre; read
+        # from the image mirrored beyond the trunk's reach, every cell sees the same input and the maps are flat
+        const = torch.zeros(1, 3, 64, 64) + torch.tensor([0.3, -0.2, 0.5]).view(1, 3, 1, 1)
+        spread = {pad: (read_maps(model, const, pad) - read_maps(model, const, pad)[..., 3:4, 3:4]).abs().amax().item()
+                  for pad in (0, 192)}
+    assert spread[192] < 1e-6 < 1e-4 < spread[0], spread
+    image = np.random.default_rng(0).integers(0, 255, (75, 101, 3), dtype=np.uint8)
+    assert not np.allclose(multiscale_cams(model, image, [3], border_pad=16), multiscale_cams(model, image, [3]))
+    for bad in (8 if cells == 1 else 12, -16, True):
+        with pytest.raises(ValueError, match="border_pad must be a multiple of"):
+            multiscale_cams(model, image, [3], border_pad=bad)

@@ -251,3 +251,18 @@ def test_speed_flags_are_auto_true_or_false_and_keep_their_type_from_a_config_ov
     from matlabel.train import Speed
     assert Speed.resolve(cfg["speed"], torch.device("cpu")) == Speed(False, False, False)
     assert Speed.resolve(cfg["speed"], torch.device("cuda")) == Speed(True, True, True)
+
+
+def test_border_pad_is_an_export_setting_and_the_old_d2cam_key_names_the_new_one():
+    from matlabel.config import schema_errors
+    cfg = load()
+    assert "border_pad" in cfg["export"] and "border_pad" not in cfg["d2cam"]
+    cfg["export"]["border_pad"] = 16
+    assert schema_errors(cfg, SCHEMA) == []
+    check_config(cfg)
+    cfg["backbone"]["output_stride"] = 32  # CAM's and ReCAM's maps: one cell per 32 px
+    with pytest.raises(ConfigError, match=r"export.border_pad \(16\) must be a multiple of backbone.output_stride"):
+        check_config(cfg)
+    old = load()
+    old["d2cam"]["border_pad"] = 16  # a config written before the key moved
+    assert any(line.startswith("d2cam.border_pad: moved to export.border_pad") for line in schema_errors(old, SCHEMA))

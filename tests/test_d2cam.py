@@ -156,39 +156,3 @@ def test_generator_starts_unsaturated():
     net.generator.reset_parameters()
     saturated = net.cam(x)
     assert saturated.min() < 0.01 and saturated.max() > 0.99
-
-
-def test_border_pad_reads_the_same_grid_and_keeps_the_trunks_zero_padding_off_the_image():
-    torch.manual_seed(0)
-    plain = build(20, {**BACKBONE, "freeze_bn": True}).eval()
-    padded = build(20, {**BACKBONE, "freeze_bn": True}, border_pad=16).eval()
-    padded.load_state_dict(plain.state_dict())
-    x = torch.randn(2, 3, 70, 90)
-    with torch.no_grad():
-        a, b = plain.cam(x), padded.cam(x)
-    assert a.shape == b.shape == (2, 20, 9, 12)  # ceil(70/8) x ceil(90/8): the cells cover the same pixels
-    # a constant image: without the pad the border cells differ from the centre (the zero padding marks them);
-    # mirrored by more than N1's reach (ResNet-18 to layer2: 99 px receptive field), every cell sees the same
-    # input and the maps are flat
-    const = torch.zeros(1, 3, 96, 96) + torch.tensor([0.3, -0.2, 0.5]).view(1, 3, 1, 1)
-    far = build(20, {**BACKBONE, "freeze_bn": True}, border_pad=64).eval()
-    far.load_state_dict(plain.state_dict())
-    with torch.no_grad():
-        spread = {name: (m.cam(const) - m.cam(const)[..., 6:7, 6:7]).abs().amax().item()
-                  for name, m in (("plain", plain), ("16", padded), ("64", far))}
-    assert spread["64"] < 1e-6 < 1e-3 < spread["plain"] and spread["16"] < spread["plain"], spread
-    # an input no larger than the pad is replicated instead of mirrored
-    with torch.no_grad():
-        assert padded.cam(torch.randn(1, 3, 12, 16)).shape == plain.cam(torch.randn(1, 3, 12, 16)).shape
-
-
-def test_border_pad_is_built_from_config_and_checked():
-    from matlabel.models import build as build_method, net_options
-    net = net_options("d2cam", {"border_pad": 16})
-    assert net == {"border_pad": 16} and net_options("cam", {"border_pad": 16}) == {}
-    assert net_options("d2cam_d2", {}) == {"border_pad": 0}
-    model, _ = build_method("d2cam", 20, BACKBONE, net=net)
-    assert model.border_pad == 16
-    for bad in (12, -8, True):
-        with pytest.raises(ValueError, match="border_pad must be a multiple of 8"):
-            build_method("d2cam", 20, BACKBONE, net={"border_pad": bad})

@@ -219,6 +219,10 @@ def test_table4_ablation_tiny(tmp_path):
     plan = snakemake(wd, "results/table1.csv", "--configfile", "config/demo.yaml", with_d2cam, "-n").stdout
     # nothing retrained: Table 1 and its floor row (Table 4 has none)
     assert job_counts(plan) == {"evaluate_floor": 1, "table1": 1, "configured_dataset_table": 1, "total": 3}
+    # the border reading is an export setting: changing it re-exports every method's maps, and retrains nothing
+    padded = write_overlay(wd, {**tiny, "export": {"border_pad": 16}})
+    plan = job_counts(snakemake(wd, "results/table4.csv", "--configfile", "config/demo.yaml", padded, "-n").stdout)
+    assert plan["export_cams"] == 2 * len(models) and "train_classifier" not in plan, plan
 
 
 def load_config() -> dict:
