@@ -42,6 +42,8 @@ import time
 from pathlib import Path
 
 #: The machine-wide lock dir unless ``MATLABEL_GPU_LOCKS`` names another (a fixed path: not ``TMPDIR``, not the uid).
+#: /tmp is the directory every POSIX system provides for all users' temporary files (Filesystem Hierarchy Standard
+#: 3.0, section 3.18, "/tmp: Temporary files"; POSIX.1-2017, Base Definitions 10.1, "Directory Structure and Files").
 DEFAULT_LOCKS = Path("/tmp/matlabel-gpu-slots")
 
 _held: list = []  # the open lock files of this process (kept open: closing one would release its card)
