@@ -118,7 +118,7 @@ def folder_source():
     root = folder_config().get("root")
     if DATASET != "folder" or not root:
         return ""
-    if folder_config().get("voc_ids"):  # a folder rule voc_subset builds (an input): its lists, built or not
+    if folder_config().get("voc_ids"):  # built by the workflow (voc_subset, an input); its lists, built or not
         return f"voc_ids:{voc_ids_digest()}"
     return folder_digest(root, config["splits"].values(), "resources/folder/.source.cache.json",
                          save=workflow.is_main_process)
