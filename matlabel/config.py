@@ -179,9 +179,15 @@ def check_config(config: dict) -> None:
         except (ValueError, TypeError) as err:
             errors.append(f"data.synthetic: {err}")
     if config["dataset"] == "folder":
-        from matlabel.datasets.folder import folder_config_errors
+        folder = config.get("data", {}).get("folder") or {}
+        if folder.get("voc_ids") or folder.get("voc_dir"):  # a folder the workflow builds from VOC (rule voc_subset)
+            from matlabel.datasets.voc_subset import voc_subset_config_errors
 
-        errors.extend(folder_config_errors(config.get("data", {}).get("folder")))
+            errors.extend(voc_subset_config_errors(folder, config["splits"]))
+        else:
+            from matlabel.datasets.folder import folder_config_errors
+
+            errors.extend(folder_config_errors(folder))
     if config["evaluate"]["bg_threshold"] not in config["evaluate"]["bg_threshold_sweep"]:
         errors.append("evaluate.bg_threshold must be one of evaluate.bg_threshold_sweep (it is reported beside it)")
     tri = config["trimap"]

@@ -12,6 +12,7 @@ from matlabel.config import check_config, method_thresholds, retype_overrides, v
 from matlabel.datasets.content import existing_stamps, folder_digest, refresh_stamps, stamp_path
 from matlabel.datasets.folder import link_root
 from matlabel.datasets.sources import ARCHIVES
+from matlabel.datasets.voc_subset import SUBSET_ROOT, id_lists_digest
 from matlabel.io import output_folder_problems, read_json
 from matlabel.labels import MATTING_MODULES, SOURCES, rows_for
 from matlabel.methods import METHODS, TABLE4_METHODS, config_section, other_methods_modules
@@ -117,8 +118,29 @@ def folder_source():
     root = folder_config().get("root")
     if DATASET != "folder" or not root:
         return ""
+    if folder_config().get("voc_ids"):  # built by the workflow (voc_subset, an input); its lists, built or not
+        return f"voc_ids:{voc_ids_digest()}"
     return folder_digest(root, config["splits"].values(), "resources/folder/.source.cache.json",
                          save=workflow.is_main_process)
+
+
+def voc_ids_digest():
+    """The id lists of config data.folder.voc_ids by content ("" when unset): rule voc_subset's param, so editing a
+    list rebuilds the folder and touching one rebuilds nothing."""
+    voc_ids = folder_config().get("voc_ids")
+    return id_lists_digest(voc_ids) if voc_ids else ""
+
+
+def folder_build_input(wildcards):
+    """Input of prepare_folder: {"voc_subset": resources/voc_subset} when config data.folder.voc_ids has the workflow
+    build the folder from VOC 2012 (rule voc_subset); {} for a folder of the user's own."""
+    return {"voc_subset": SUBSET_ROOT} if DATASET == "folder" and folder_config().get("voc_ids") else {}
+
+
+def voc_subset_input(wildcards):
+    """Input of voc_subset: the VOC 2012 trainval archive of dataset voc12 (downloaded, or put there by hand), or
+    nothing when config data.folder.voc_dir gives an extracted copy."""
+    return {} if folder_config().get("voc_dir") else {"voc": archive_path("voc2012_trainval")}
 
 
 def row_thresholds(wildcards) -> dict:

@@ -87,10 +87,34 @@ rule prepare_coco14:
         "../scripts/prepare_coco14.py"
 
 
+# The folder of dataset: folder built from PASCAL VOC 2012 trainval (config data.folder.voc_ids, e.g.
+# config/voc-photos.yaml): each listed id's JPEG and SegmentationClass PNG, bytes unchanged, from the archive dataset
+# voc12 downloads (or an extracted copy, data.folder.voc_dir), with the lists and classes.txt; prepare_folder checks it.
+rule voc_subset:
+    input:
+        unpack(voc_subset_input),
+    output:
+        directory(SUBSET_ROOT),
+    params:
+        code=code_version("voc_subset"),
+        ids=voc_ids_digest(),  # the lists by content; where they and voc_dir are is read from the config
+    log:
+        "logs/folder/voc_subset.log",
+    benchmark:
+        "benchmarks/folder/voc_subset.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/voc_subset.py"
+
+
 # No input and no root param: the folder's content is followed by the `source` digest (split lists, classes.txt,
 # cls_labels.csv, images, masks; paths relative to the root), so a moved or copied folder with the same content
-# reruns nothing (the manifest names the link resources/folder/root, relinked while the workflow parses).
+# reruns nothing (the manifest names the link resources/folder/root, relinked while the workflow parses). A folder
+# the workflow builds (data.folder.voc_ids) is the one input instead, and `source` is the digest of its id lists.
 rule prepare_folder:
+    input:
+        unpack(folder_build_input),  # only when the workflow builds the folder (rule voc_subset)
     output:
         manifest="resources/folder/dataset.json",
         labels="resources/folder/cls_labels.json",

@@ -202,7 +202,7 @@ def test_every_rule_that_asks_for_a_gpu_and_only_those_run_on_the_gpu_partition(
     overlay = write_overlay(wd, {"n_shards": 1, "matting": {"device": "cuda"}, "deeplab": {"voc_test": True},
                                  "saliency": {"dir": str(wd / "saliency")}})
     jobs = planned_jobs(wd, "all", "resources/coco14/dataset.json", "resources/folder/dataset.json",
-                        "resources/synthetic/dataset.json", "--configfile", overlay)
+                        "resources/synthetic/dataset.json", "resources/voc_subset", "--configfile", overlay)
     rules = set(re.findall(r"^(\w+)$", snakemake(wd, "--list-rules").stdout, re.M))
     assert {rule for rule, _ in jobs} == rules  # every rule walked
     gpu_rules = {rule for rule, res in jobs if int(res.get("gpu", 0)) > 0}
