@@ -96,8 +96,9 @@ def _matting_failure(seed_dirs, image_id: str) -> str | None:
     """The error recorded in a matting row's seed ``shard.json`` for an image that took its threshold seed."""
     for d in seed_dirs:
         summary = Path(d) / "shard.json"
-        if summary.is_file() and image_id in read_json(summary).get("failures", {}):
-            return read_json(summary)["failures"][image_id]
+        failures = read_json(summary).get("failures", {}) if summary.is_file() else {}
+        if image_id in failures:
+            return failures[image_id]
     return None
 
 
