@@ -18,9 +18,10 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 
 venv: $(BIN)/.installed
 
-# The demo's outputs: Tables 1-3, Figures 2 and 5, the run's runtimes and config, then the HTML report of them.
+# The demo's outputs: Tables 1-3, Figures 2 and 5, the per-image gallery (worst images first), the run's runtimes
+# and config, then the HTML report of them.
 DEMO_TARGETS := results/table1.csv results/table2.csv results/table3.csv results/figures/fig2.png \
-                results/figures/fig5.png results/runtimes.csv
+                results/figures/fig5.png results/gallery results/runtimes.csv
 
 demo: venv
 	$(BIN)/snakemake $(DEMO_TARGETS) --cores $(CORES) --configfile config/demo.yaml
@@ -44,4 +45,5 @@ report: venv
 
 clean-demo:
 	rm -rf resources/synthetic results/synthetic results/table?.csv results/table?.md results/figures results/runtimes.* \
-	       results/config.yaml results/report.html logs/synthetic benchmarks/synthetic
+	       results/config.yaml results/gallery results/report.html logs/synthetic \
+	       benchmarks/synthetic

@@ -15,7 +15,8 @@
 #   results/<ds>/rows/<row>/deeplab/{model.pt,eval.json,predictions/,voc12_test.tar}  its DeepLab-v2
 #   results/<ds>/floor/<split>/eval.json, results/<ds>/table5/<matting>_<rule>.json,
 #   results/<ds>/eps_sensitivity/<method>/fg<e>_bg<e>.json
-#   results/<ds>/tableN.{csv,md}, results/<ds>/figures/*.png  ->  copied to results/ for the configured dataset
+#   results/<ds>/gallery/<rank>_<id>.png, gallery/scores.csv           the eval split's worst images, page by page
+#   results/<ds>/tableN.{csv,md}, figures/*.png, gallery/  ->  copied to results/ for the configured dataset
 # A threshold row (cam, recam, d2cam) labels the maps of the method of its name; the tables take its seed score from
 # maps/<method>/eval.json (with the sweep), its other stages from rows/<row>/ (rules/common.smk row_eval).
 
@@ -51,6 +52,7 @@ rule all:
         "results/figures/fig2.png",
         "results/figures/fig5.png",
         "results/figures/eps_sensitivity.png",
+        "results/gallery",
         "results/runtimes.csv",
 
 

@@ -213,6 +213,11 @@ def check_config(config: dict) -> None:
     if grid.get("eps_fg") and grid.get("eps_bg") and not max(grid["eps_bg"]) < min(grid["eps_fg"]):
         errors.append(f"eps_sensitivity: every eps_bg must be below every eps_fg (paper Eq. 9), got eps_bg up to "
                       f"{max(grid['eps_bg'])} and eps_fg from {min(grid['eps_fg'])}")
+    gallery = config.get("gallery") or {}
+    off_table = [r for r in gallery.get("rank_by") or [] if r not in config["table1"]["methods"]]
+    if off_table:
+        errors.append(f"gallery.rank_by: {off_table} not in table1.methods {config['table1']['methods']} (the gallery "
+                      "ranks by the rows it shows)")
     sal = config.get("saliency", {}).get("dir")
     if sal and not Path(sal).is_dir():
         errors.append(f"saliency.dir: {sal} is not a folder; give the folder of <image id>.png saliency maps "

@@ -130,8 +130,10 @@ def union_map(maps: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndar
 # Figures
 # --------------------------------------------------------------------------------------------------------
 
-def _panel(key: str, row: dict) -> tuple[np.ndarray | None, dict]:
-    """The RGB (or grey) array and imshow keywords of one Figure 2 / 5 cell; None for a missing array."""
+def panel_rgb(key: str, row: dict) -> tuple[np.ndarray | None, dict]:
+    """The RGB (or grey) array and imshow keywords of one cell (Figures 2 and 5, the gallery) by its key: "image";
+    "cam", "d2cam", "maps" (k, H, W) maps on the image; "trimap"; "alpha" (grey); any other key a label map. None
+    for a missing array."""
     value = row.get(key)
     if value is None:
         return None, {}
@@ -139,13 +141,27 @@ def _panel(key: str, row: dict) -> tuple[np.ndarray | None, dict]:
     hw = image.shape[:2]
     if key == "image":
         return image, {}
-    if key in ("cam", "d2cam"):
+    if key in ("cam", "d2cam", "maps"):
         return heatmap_overlay(image, union_map(value, hw)), {}
     if key == "trimap":
         return trimap_rgb(union_map(value, hw)), {}
     if key == "alpha":  # alpha mattes are shown in grey, as in the matting literature
         return union_map(value, hw), {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
     return colorize(value), {}  # label maps: pseudo_label, gt, prediction
+
+
+def draw_panel(ax, rgb: np.ndarray | None, kwargs: dict | None = None, missing: str = "n/a") -> None:
+    """One cell of a figure: ``rgb`` drawn pixel for pixel, or (None) a light grey box saying ``missing``; no ticks,
+    no frame."""
+    if rgb is None:
+        ax.set_facecolor("0.9")
+        ax.text(0.5, 0.5, missing, ha="center", va="center", transform=ax.transAxes, fontsize=7, wrap=True)
+    else:
+        ax.imshow(rgb, interpolation="nearest", **(kwargs or {}))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
 
 
 def render_grid(rows: list[dict], columns, out_path, dpi: int = 150, panel_in: float = 1.6) -> Figure:
@@ -173,16 +189,7 @@ def render_grid(rows: list[dict], columns, out_path, dpi: int = 150, panel_in: f
     for r, row in enumerate(rows):
         for c, (key, title) in enumerate(columns):
             ax = axes[r, c]
-            rgb, kwargs = _panel(key, row)
-            if rgb is None:
-                ax.set_facecolor("0.9")
-                ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes, fontsize=7)
-            else:
-                ax.imshow(rgb, interpolation="nearest", **kwargs)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
+            draw_panel(ax, *panel_rgb(key, row))
             if r == 0:
                 ax.set_title(title, fontsize=8)
             if c == 0 and row.get("label"):

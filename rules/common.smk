@@ -244,6 +244,21 @@ def cam_shards(wildcards):
     return map_shards(wildcards.dataset, wildcards.method)
 
 
+# The stages the gallery shows: Table 1's, and the one that ranks its images.
+GALLERY_STAGES = [s for s in ("seed", "crf", "irn")
+                  if s in config["table1"]["stages"] or s == config["gallery"]["stage"]]
+
+
+def gallery_inputs(wildcards):
+    """{"maps_<row>": the shard folders of the row's maps, "<row>_<stage>": those of its labels} per Table 1 row."""
+    files = {}
+    for row in config["table1"]["methods"]:
+        files[f"maps_{row}"] = map_shards(wildcards.dataset, SOURCES[row][0])
+        for stage in GALLERY_STAGES:
+            files[f"{row}_{stage}"] = [f"{row_dir(wildcards.dataset, row)}/{stage}/shard{k}" for k in SHARDS]
+    return files
+
+
 def archive_url(name):
     """A user's mirror for archive ``name`` (config data.url_overrides), or "" for the registry's URLs."""
     return config.get("data", {}).get("url_overrides", {}).get(name, "")

@@ -142,11 +142,44 @@ rule figure5:
         "../scripts/make_figures.py"
 
 
+rule gallery:
+    input:
+        unpack(dataset_input("eval_seed:images", "eval_seed:masks")),
+        unpack(gallery_inputs),
+    output:
+        report(
+            directory("results/{dataset}/gallery"),
+            patterns=[r"{rank,\d+}_{image}.png"],
+            caption="../report/gallery.rst",
+            category="Gallery",
+            labels={"rank": "{rank}", "image": "{image}"},
+        ),
+    params:
+        code=code_version("make_gallery"),
+        rows=config["table1"]["methods"],
+        stages=GALLERY_STAGES,
+        rank_stage=config["gallery"]["stage"],
+        rank_by=config["gallery"]["rank_by"],
+        images=config["gallery"]["images"],
+        split=config["splits"]["eval_seed"],
+        eps_fg=config["trimap"]["eps_fg"],
+        eps_bg=config["trimap"]["eps_bg"],
+    log:
+        "logs/{dataset}/gallery.log",
+    benchmark:
+        "benchmarks/{dataset}/gallery.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/make_gallery.py"
+
+
 rule run_summary:
     input:
         # the paper's outputs of this run (Table 4's ablation is optional): the summary is made after them
         tables=expand("results/{{dataset}}/{table}.csv", table=["table1", "table2", "table3"]),
         figures=expand("results/{{dataset}}/figures/{figure}.png", figure=["fig2", "fig5"]),
+        gallery="results/{dataset}/gallery",
     output:
         runtimes=report("results/{dataset}/runtimes.csv", caption="../report/runtimes.rst", category="Run"),
         runtimes_md="results/{dataset}/runtimes.md",
@@ -189,3 +222,16 @@ rule configured_dataset_figure:
         ENV
     shell:
         "(cp {input} {output}.tmp && mv {output}.tmp {output}) > {log} 2>&1"
+
+
+rule configured_dataset_gallery:
+    input:
+        f"results/{DATASET}/gallery",
+    output:
+        directory("results/gallery"),
+    log:
+        "logs/configured_dataset_gallery.log",
+    conda:
+        ENV
+    shell:
+        "(rm -rf {output}.tmp && cp -r {input} {output}.tmp && mv {output}.tmp {output}) > {log} 2>&1"

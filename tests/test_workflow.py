@@ -109,7 +109,7 @@ def test_demo_end_to_end_tiny(tmp_path):
     wd = workdir(tmp_path, copy=("matlabel",))
     overlay = write_overlay(wd, TINY)
     targets = ["results/table1.csv", "results/table2.csv", "results/table3.csv", "results/figures/fig2.png",
-               "results/figures/fig5.png", "results/runtimes.csv"]
+               "results/figures/fig5.png", "results/gallery", "results/runtimes.csv"]
     snakemake(wd, *targets, "--cores", "2", "--configfile", "config/demo.yaml", overlay)
     table2 = pd.read_csv(wd / "results" / "table2.csv", dtype=str).set_index("method")
     assert 0.0 <= float(table2.loc["Mat-Label", "val"]) <= 100.0 and table2.loc["Mat-Label", "val_paper"] == "73.0"
@@ -126,12 +126,16 @@ def test_demo_end_to_end_tiny(tmp_path):
     for name in ("table1.csv", "table2.csv", "table3.csv", "fig2.png", "fig5.png", "runtimes.csv", "config.yaml"):
         assert name in html, name
     assert "Figure 5 of the paper" in html and "Runtimes of this run per rule" in html
-    # editing the figures' code reruns the figures (and the run summary that follows them), nothing else
+    # the gallery: its 24 pages (gallery.images; the tiny split has 24 images), each caption naming its image
+    pages = sorted(p.name for p in (wd / "results" / "gallery").glob("*.png"))
+    assert len(pages) == 24 and pages[0].startswith("01_") and (wd / "results" / "gallery" / "scores.csv").exists()
+    assert "Gallery, image" in html and pages[0][3:-4] in html
+    # editing the figures' code reruns the figures and the gallery (and the run summary after them), nothing else
     with open(wd / "matlabel" / "figures.py", "a") as f:
         f.write("\nEDITED = True\n")
     plan = job_counts(snakemake(wd, *targets, "--configfile", "config/demo.yaml", overlay, "-n").stdout)
-    assert plan == {"figure2": 1, "figure5": 1, "configured_dataset_figure": 2, "run_summary": 1,
-                    "configured_dataset_summary": 1, "total": 6}
+    assert plan == {"figure2": 1, "figure5": 1, "configured_dataset_figure": 2, "gallery": 1,
+                    "configured_dataset_gallery": 1, "run_summary": 1, "configured_dataset_summary": 1, "total": 8}
     snakemake(wd, *targets, "--cores", "2", "--configfile", "config/demo.yaml", overlay)
     # I+S: with saliency maps (here made from the ground truth, a test fixture) the Table 2 cell is measured,
     # and only the I+S row's jobs run
