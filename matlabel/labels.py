@@ -31,6 +31,9 @@ SOURCES = {
     "d2cam": ("d2cam", "threshold"),
     "matlabel_recam": ("recam", "matting"),
     "matlabel": ("d2cam", "matting"),
+    # beyond the paper: Mat-Label's trimap + matting on the CAM baseline's maps (which of the two, D2CAM's maps or
+    # the matting, a Mat-Label gain comes from; on real photos at a CPU budget it is the best row: docs/real-photos.md)
+    "matlabel_cam": ("cam", "matting"),
 }
 
 

@@ -10,9 +10,21 @@ from matlabel.tables import TABLE1_ROWS
 def test_every_table1_row_has_a_source_and_rows_follow_the_trainable_methods():
     assert set(SOURCES) == set(TABLE1_ROWS)
     assert SOURCES["matlabel"] == ("d2cam", "matting") and SOURCES["d2cam"] == ("d2cam", "threshold")
-    assert rows_for(["cam", "d2cam"]) == ["cam", "d2cam", "matlabel"]
-    assert rows_for(["cam", "d2cam"], "matting") == ["matlabel"]
-    assert rows_for(["cam"], "matting") == []
+    assert SOURCES["matlabel_cam"] == ("cam", "matting")  # beyond the paper: Mat-Label on the CAM's maps
+    assert rows_for(["cam", "d2cam"]) == ["cam", "d2cam", "matlabel", "matlabel_cam"]
+    assert rows_for(["d2cam"], "matting") == ["matlabel"]
+    assert rows_for(["recam"], "matting") == ["matlabel_recam"]
+
+
+def test_the_schema_lists_every_table1_row_and_only_those():
+    from pathlib import Path
+
+    import yaml
+
+    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml").read_text())
+    props = schema["properties"]
+    assert props["table1"]["properties"]["methods"]["items"]["enum"] == list(SOURCES)
+    assert props["gallery"]["properties"]["rank_by"]["items"]["enum"] == list(SOURCES)
 
 
 def test_threshold_labels_are_the_cam_seed():
