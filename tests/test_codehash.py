@@ -38,6 +38,17 @@ def test_closure_follows_every_import_form(tmp_path):
     assert import_closure(script, pkg, exclude=("matlabel.b",)) == ["matlabel", "matlabel.a", "matlabel.e"]
 
 
+def test_excluding_a_package_excludes_its_modules(tmp_path):
+    """Leaving out a package leaves out its modules too, those imported directly included (importing one runs the
+    package): the threshold rows leave out ``matlabel.matting``, the whole package."""
+    pkg, script = toy(tmp_path)
+    write(pkg / "e.py", "import matlabel.sub.d\n")  # the package's module reached by another path than the package
+    assert "matlabel.sub.d" in import_closure(script, pkg, exclude=("matlabel.b",))
+    closure = import_closure(script, pkg, exclude=("matlabel.sub",))
+    assert not any(m == "matlabel.sub" or m.startswith("matlabel.sub.") for m in closure)
+    assert "matlabel.c" in closure and "matlabel.e" in closure
+
+
 def test_comments_docstrings_and_layout_do_not_change_the_version_code_does(tmp_path):
     pkg, script = toy(tmp_path)
     before = code_version(script, pkg)
