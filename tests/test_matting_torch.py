@@ -1,11 +1,12 @@
-"""The torch (GPU) path of KNN matting equals the CPU path (matlabel/matting_torch.py), run here on CPU tensors."""
+"""The torch (GPU) path of KNN matting (matlabel/matting/torch_solver.py) equals the CPU path, run here on CPU
+tensors."""
 import warnings
 
 import numpy as np
 import pytest
 
 from matlabel.matting import knn_laplacian, knn_matting, matting_laplacian
-from matlabel.matting_torch import knn_laplacian_torch, knn_matting_torch
+from matlabel.matting.torch_solver import knn_laplacian_torch, knn_matting_torch
 
 
 def textured(h=24, w=32, seed=0):

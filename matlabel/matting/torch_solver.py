@@ -1,15 +1,15 @@
 """KNN matting in torch, for the GPU (config ``matting.device: cuda``): the same graph and the same solve as
 ``matlabel.matting.knn_matting`` with hard constraints.
 
-* The neighbours: pymatting's two passes over the features ``[r, g, b, w_p x, w_p y]`` (``matting._features``), by
+* The neighbours: pymatting's two passes over the features ``[r, g, b, w_p x, w_p y]`` (``inputs.knn_features``), by
   an exact brute-force search in float64 in blocks of query pixels (a GPU has the arithmetic to spare; the CPU path
   uses pymatting's kd-tree). Neighbour sets equal the kd-tree's except among exactly equidistant pixels, where the
   two may pick different ones of a tie (flat synthetic colours; rare on photos).
 * The graph: binary kernel, ``W = A + A^T`` summed over the passes, self-loops dropped, ``L = D - W``
-  (``matting.knn_laplacian``); or any given (N, N) Laplacian (Table 5's).
+  (``laplacians.knn_laplacian``); or any given (N, N) Laplacian (Table 5's).
 * The solve: for each class, the unknown pixels' block of ``L + eps I`` against the known pixels' alphas, by
   Jacobi-preconditioned CG on all classes at once, each class keeping its own step sizes and stopping at its own
-  tolerance (the same stopping rule as the CPU path's SSOR-PCG, ``matting._ssor_pcg_kernel``, whose triangular
+  tolerance (the same stopping rule as the CPU path's SSOR-PCG, ``solvers._ssor_pcg_kernel``, whose triangular
   sweeps are sequential: Jacobi's product is what a GPU runs in parallel).
 Written here rather than taken from a library: no maintained torch package builds KNN matting's graph.
 """
@@ -22,7 +22,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from matlabel.matting import DEFAULT_RTOL, _as_image, _as_trimaps, _features, check_solve, check_symmetric
+from matlabel.matting.inputs import as_image, as_trimaps, knn_features
+from matlabel.matting.laplacians import check_symmetric
+from matlabel.matting.solvers import DEFAULT_RTOL, check_solve
 from matlabel.trimap import FG, UNKNOWN
 
 #: distances computed per block of query pixels: block size x N entries (float64), 2^25 = 256 MB
@@ -45,12 +47,12 @@ def knn_indices(features: torch.Tensor, k: int) -> torch.Tensor:
 
 def knn_laplacian_torch(image: np.ndarray, n_neighbors: Sequence[int] = (20, 10),
                         distance_weights: Sequence[float] = (2.0, 0.1), device="cpu") -> torch.Tensor:
-    """``matting.knn_laplacian`` on ``device``: (N, N) sparse COO float64 ``L = D - W``."""
-    img = _as_image(image)
+    """``laplacians.knn_laplacian`` on ``device``: (N, N) sparse COO float64 ``L = D - W``."""
+    img = as_image(image)
     n = img.shape[0] * img.shape[1]
     rows, cols = [], []
     for k, weight in zip(n_neighbors, distance_weights):
-        f = torch.from_numpy(_features(img, weight)).to(device)
+        f = torch.from_numpy(knn_features(img, weight)).to(device)
         nbr = knn_indices(f, k)
         i = torch.arange(n, device=device).repeat_interleave(k)
         j = nbr.reshape(-1)
@@ -117,7 +119,7 @@ def batched_pcg(matmat, B: torch.Tensor, diag: torch.Tensor, rtol: float, max_it
 def check_device(device) -> torch.device:
     """The torch device of config ``matting.device``, refused when torch cannot use it: that is a setting to change,
     not a failure of one image (every image would fail alike), so it raises RuntimeError naming the key and the
-    fix instead of ``matting.MattingFailure``. The matting rules call it once before their first image."""
+    fix instead of ``solvers.MattingFailure``. The matting rules call it once before their first image."""
     try:
         dev = torch.device(device)
     except RuntimeError as err:
@@ -145,10 +147,10 @@ def knn_matting_torch(image: np.ndarray, trimaps: np.ndarray, n_neighbors: Seque
     if not math.isinf(lam):
         raise ValueError("the torch path solves the hard-constrained system only (matting.lam: .inf)")
     device = check_device(device)
-    img = _as_image(image)
+    img = as_image(image)
     h, w = img.shape[:2]
     n = h * w
-    trimaps, single = _as_trimaps(trimaps, (h, w))
+    trimaps, single = as_trimaps(trimaps, (h, w))
     n_cls = trimaps.shape[0]
     T = torch.from_numpy(trimaps.reshape(n_cls, n).astype(np.float64)).to(device)
     unknown = (T == UNKNOWN).T.to(torch.float64)  # (N, C)
