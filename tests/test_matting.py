@@ -555,7 +555,7 @@ def test_every_table5_laplacian_reaches_a_direct_solve(method, solver):
     else:
         from matlabel.matting.torch_solver import knn_matting_torch
 
-        alpha = knn_matting_torch(image, trimap, laplacian=L, eps=eps, device="cpu", **settings)
+        alpha = knn_matting_torch(image, trimap, matting.SolverConfig(eps=eps, device="cpu", **settings), laplacian=L)
     err = np.abs(alpha.ravel()[U] - np.clip(direct, 0.0, 1.0)).max()
     assert err <= matting.ALPHA_ATOL, (method, solver, err)
 
@@ -572,5 +572,5 @@ def test_a_non_symmetric_laplacian_is_refused_by_both_solvers():
     with pytest.raises(ValueError, match="not symmetric.*D - W"):
         knn_matting(image, trimap, laplacian=L)
     with pytest.raises(ValueError, match="not symmetric.*D - W"):
-        knn_matting_torch(image, trimap, laplacian=L, device="cpu")
+        knn_matting_torch(image, trimap, matting.SolverConfig(device="cpu"), laplacian=L)
     matting.check_symmetric(matting.matting_laplacian(image, "random_walk"))  # its symmetric form passes

@@ -38,7 +38,7 @@ list, never this ``__init__``; ``tests/test_imports.py`` checks it):
 * ``laplacians``: the Laplacians of Table 5 (KNN's ``D - W`` assembled from the graph, random walk, closed form,
   learning based) and the symmetry check;
 * ``restrict``: Laplacian rows restricted to a system's square block (off-diagonal part and diagonal);
-* ``solvers``: the CPU solver (SSOR-PCG), the solve's settings (``LAPLACIAN_SOLVER``) and the
+* ``solvers``: the CPU solver (SSOR-PCG), the solve's settings (``SolverConfig``, ``LAPLACIAN_SOLVER``) and the
   checks that end a solve (``check_solve``, ``MattingFailure``);
 * ``torch_solver``: the same graph and hard-constrained solve in torch, for the GPU (imports torch; not
   re-exported here, so that importing this package never loads torch);
@@ -58,9 +58,9 @@ from matlabel.matting.inputs import as_image, as_trimaps
 from matlabel.matting.labels import alphas_to_labels
 from matlabel.matting.laplacians import (
     LAPLACIANS,
-    knn_laplacian_rows,
     check_symmetric,
     knn_laplacian,
+    knn_laplacian_rows,
     matting_laplacian,
     random_walk_laplacian,
 )
@@ -72,20 +72,22 @@ from matlabel.matting.solvers import (
     SSOR_OMEGA,
     MattingFailure,
     NotConvergedWarning,
-    solve_classes,
+    SolverConfig,
     check_solve,
+    solve_classes,
 )
 from matlabel.trimap import FG, UNKNOWN  # trimap values of paper Eq. 9
 
 __all__ = ["ALPHA_ATOL", "DEFAULT_RTOL", "LAPLACIANS", "LAPLACIAN_SOLVER", "SSOR_OMEGA", "MattingFailure",
-           "NotConvergedWarning", "alphas_to_labels", "check_solve", "check_symmetric", "knn_laplacian",
-           "knn_matting", "matting_laplacian", "random_walk_laplacian"]
+           "NotConvergedWarning", "SolverConfig", "alphas_to_labels", "check_solve", "check_symmetric",
+           "knn_laplacian", "knn_matting", "matting_laplacian", "random_walk_laplacian"]
 
 
-def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = math.inf, eps: float = 1e-6,
-                rtol: float = DEFAULT_RTOL, max_iter: int = 2000, laplacian: sp.spmatrix | None = None,
-                n_neighbors: Sequence[int] = (20, 10), distance_weights: Sequence[float] = (2.0, 0.1),
-                return_info: bool = False, device: str = "cpu"):
+def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = SolverConfig.lam, eps: float = SolverConfig.eps,
+                rtol: float = SolverConfig.rtol, max_iter: int = SolverConfig.max_iter,
+                laplacian: sp.spmatrix | None = None, n_neighbors: Sequence[int] = SolverConfig.n_neighbors,
+                distance_weights: Sequence[float] = SolverConfig.distance_weights, return_info: bool = False,
+                device: str = SolverConfig.device):
     """Alpha mattes of the C trimaps of one image by KNN matting [Chen, Li, Tang, TPAMI 2013].
 
     Per class c, with ``L = D - W`` (:func:`knn_laplacian`), ``C_c = diag(known_c)`` and ``fg_c`` the
@@ -131,6 +133,9 @@ def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = math.inf, e
         (:func:`matlabel.matting.torch_solver.knn_matting_torch`, hard constraints only), alphas within 1e-3 of the
         CPU path's.
 
+    The settings (``lam`` to ``device`` but ``laplacian`` and ``return_info``) are those of :class:`SolverConfig`,
+    which carries them to the torch path.
+
     Returns
     -------
     alphas : (C, H, W) float32 in [0, 1] ((H, W) for an (H, W) trimap); or ``(alphas, info)``.
@@ -139,19 +144,16 @@ def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = math.inf, e
     h, w = image.shape[:2]
     n = h * w
     trimaps, single = as_trimaps(trimaps, (h, w))
-    if not (lam > 0):
-        raise ValueError(f"lam must be > 0 (math.inf for hard constraints), got {lam}")
-    if not (eps >= 0 and math.isfinite(eps)):
-        raise ValueError(f"eps must be finite and >= 0, got {eps}")
+    config = SolverConfig(lam=lam, eps=eps, rtol=rtol, max_iter=max_iter, n_neighbors=n_neighbors,
+                          distance_weights=distance_weights, device=device)  # ValueError on a bad lam or eps
     if laplacian is not None and laplacian.shape != (n, n):
         raise ValueError(f"laplacian must have shape (N, N) = ({n}, {n}), got {laplacian.shape}")
     if laplacian is not None and not np.isfinite(sp.csr_matrix(laplacian).data).all():
         raise ValueError("laplacian has non-finite entries (NaN or inf)")
-    if str(device) != "cpu":  # the same checks above, then the same solve in torch
+    if str(config.device) != "cpu":  # the same checks above, then the same solve in torch
         from matlabel.matting.torch_solver import knn_matting_torch  # torch is imported by this path only
 
-        return knn_matting_torch(image, trimaps, n_neighbors, distance_weights, eps, rtol, max_iter, laplacian,
-                                 device, return_info, lam)
+        return knn_matting_torch(image, trimaps, config, laplacian=laplacian, return_info=return_info)
     if laplacian is not None:
         check_symmetric(laplacian)  # the SSOR-PCG below needs it (knn_laplacian's D - W is symmetric by construction)
     n_cls = trimaps.shape[0]

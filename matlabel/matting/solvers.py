@@ -1,9 +1,11 @@
 """The CPU solver of the matting systems, SSOR-preconditioned conjugate gradients compiled with numba, its settings
-(tolerances per Laplacian), and the checks that end a solve on either solver (:func:`check_solve`)."""
+(:class:`SolverConfig`; tolerances per Laplacian), and the checks that end a solve on either solver
+(:func:`check_solve`)."""
 from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -51,6 +53,27 @@ DEFAULT_RTOL = 5e-6
 #: 1.0: 473, 1.2: 401, 1.4: 351, 1.5: 335, 1.6: 332, 1.7: 339; the alphas' largest difference to the Jacobi-PCG
 #: solver before it (same rtol) grows past 1.4 (2.7e-4; 1.5: 6.2e-4; 1.6: 7.5e-4), so 1.4.
 SSOR_OMEGA = 1.4
+
+
+@dataclass(frozen=True)
+class SolverConfig:
+    """The settings of one matting solve, on either solver: :func:`matlabel.matting.knn_matting`'s keyword arguments
+    (see there) less the data (``laplacian``) and the form of the result (``return_info``). Checked when made:
+    ``lam > 0`` (``math.inf``: hard constraints), ``eps`` finite and >= 0 (ValueError otherwise)."""
+
+    lam: float = math.inf
+    eps: float = 1e-6
+    rtol: float = DEFAULT_RTOL
+    max_iter: int = 2000
+    n_neighbors: Sequence[int] = (20, 10)
+    distance_weights: Sequence[float] = (2.0, 0.1)
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if not (self.lam > 0):
+            raise ValueError(f"lam must be > 0 (math.inf for hard constraints), got {self.lam}")
+        if not (self.eps >= 0 and math.isfinite(self.eps)):
+            raise ValueError(f"eps must be finite and >= 0, got {self.eps}")
 
 
 def _split_triangles_kernel(indptr, indices, data, out_indices, out_data, out_mid):

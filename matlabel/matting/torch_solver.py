@@ -1,5 +1,5 @@
 """KNN matting in torch, for the GPU (config ``matting.device: cuda``): the same graph and the same solve as
-``matlabel.matting.knn_matting`` with hard constraints.
+``matlabel.matting.knn_matting`` with hard constraints, which hands it the solve's settings (``SolverConfig``).
 
 * The neighbours: pymatting's two passes over the features ``[r, g, b, w_p x, w_p y]`` (``inputs.knn_features``), by
   an exact brute-force search in float64 in blocks of query pixels (a GPU has the arithmetic to spare; the CPU path
@@ -24,7 +24,7 @@ import torch
 
 from matlabel.matting.inputs import as_image, as_trimaps, knn_features
 from matlabel.matting.laplacians import check_symmetric
-from matlabel.matting.solvers import DEFAULT_RTOL, check_solve
+from matlabel.matting.solvers import SolverConfig, check_solve
 from matlabel.trimap import FG, UNKNOWN
 
 #: distances computed per block of query pixels: block size x N entries (float64), 2^25 = 256 MB
@@ -138,15 +138,16 @@ def check_device(device) -> torch.device:
     return dev
 
 
-def knn_matting_torch(image: np.ndarray, trimaps: np.ndarray, n_neighbors: Sequence[int] = (20, 10),
-                      distance_weights: Sequence[float] = (2.0, 0.1), eps: float = 1e-6, rtol: float = DEFAULT_RTOL,
-                      max_iter: int = 2000, laplacian=None, device="cuda", return_info: bool = False, lam=math.inf):
-    """``matting.knn_matting`` (hard constraints) on ``device``; same arguments and result (float32 numpy alphas).
+def knn_matting_torch(image: np.ndarray, trimaps: np.ndarray, config: SolverConfig | None = None, laplacian=None,
+                      return_info: bool = False):
+    """``matting.knn_matting`` (hard constraints) on ``config.device``; same inputs and result (float32 numpy
+    alphas), the settings in ``config`` (default: ``SolverConfig(device="cuda")``).
 
     ``laplacian``: an (N, N) scipy Laplacian to use instead of KNN's (Table 5's methods)."""
-    if not math.isinf(lam):
+    config = SolverConfig(device="cuda") if config is None else config
+    if not math.isinf(config.lam):
         raise ValueError("the torch path solves the hard-constrained system only (matting.lam: .inf)")
-    device = check_device(device)
+    device = check_device(config.device)
     img = as_image(image)
     h, w = img.shape[:2]
     n = h * w
@@ -160,25 +161,25 @@ def knn_matting_torch(image: np.ndarray, trimaps: np.ndarray, n_neighbors: Seque
     if n_cls and bool(unknown.any()):
         if laplacian is not None:
             check_symmetric(laplacian)  # Jacobi-PCG needs it, as the CPU path's SSOR-PCG
-        L = knn_laplacian_torch(img, n_neighbors, distance_weights, device) if laplacian is None \
+        L = knn_laplacian_torch(img, config.n_neighbors, config.distance_weights, device) if laplacian is None \
             else _to_torch_sparse(laplacian, device)
         L_diag = _diagonal(L, n)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
             L = L.to_sparse_csr()
         B = -unknown * (L @ fg)
-        diag = torch.where(unknown > 0, (L_diag + eps)[:, None].expand_as(unknown), torch.ones_like(unknown))
+        diag = torch.where(unknown > 0, (L_diag + config.eps)[:, None].expand_as(unknown), torch.ones_like(unknown))
 
         def matmat(X):
             Y = unknown * X
-            return unknown * (L @ Y + eps * Y)
+            return unknown * (L @ Y + config.eps * Y)
 
-        X, it, rr = batched_pcg(matmat, B, diag, rtol, max_iter)
+        X, it, rr = batched_pcg(matmat, B, diag, config.rtol, config.max_iter)
         alphas = torch.where(unknown > 0, X, alphas)
         info.update(iterations=it.cpu().numpy(), relres=rr.cpu().numpy(),
                     n_system=int((unknown > 0).any(dim=1).sum()))
-        check_solve(info["relres"], torch.isfinite(alphas).all(dim=0).cpu().numpy(), range(n_cls), rtol, max_iter,
-                    "knn_matting (torch)")
+        check_solve(info["relres"], torch.isfinite(alphas).all(dim=0).cpu().numpy(), range(n_cls), config.rtol,
+                    config.max_iter, "knn_matting (torch)")
     out = alphas.T.clamp(0.0, 1.0).to(torch.float32).cpu().numpy().reshape(n_cls, h, w)
     if single:
         out = out[0]
