@@ -23,13 +23,14 @@ pixels unknown (at 500 x 375, sigma 30: about 12 %, 60: 24 %, 100: 42 %, 150: 61
 ``--gamma`` raises the map to a power (0.7 at sigma 150: 65 % per class trimap, 69 % of each image's pixels unknown
 in some class, as the 68 % measured with a trained CAM's maps on VOC photos).
 ``--baseline REV`` (default 0819ef4, the implementation before the numba assembly and solver) also runs
-``matlabel/matting.py`` as it was at that git revision, in the same process, and prints the speed ratio and the
+``matlabel/matting.py`` as it was at that git revision (one from before it became the package ``matlabel/matting/``),
+in the same process, and prints the speed ratio and the
 largest alpha difference; ``--profile`` prints where our time goes (neighbour search, kd-tree builds, bounds,
 assembly, solve); ``--sweep`` runs the settings of ``SWEEP`` and writes ``bench/results/matting_sweep.{json,png}``
 (seconds per image against the unknown share, ours and the baseline). Reported per method: wall and process-CPU
 seconds per image (all its classes), mean |alpha - ground truth| over the unknown pixels, pixel accuracy of
 ``alphas_to_labels(.., 0.5)`` over the pixels unknown in some class, and max/mean |alpha_ours - alpha_pymatting| over the unknown pixels.
-``--device cuda`` also runs the torch path (``matlabel/matting_torch.py``) on that device and reports its largest
+``--device cuda`` also runs the torch path (``matlabel/matting/torch_solver.py``) on that device and reports its largest
 alpha difference to the CPU path; ``--json`` writes the summary there. ``--soft`` also runs our soft-constraint solve (lam = 100 on L = D - W, the original's system). Threads are
 limited before numpy/numba load (OMP/MKL/OPENBLAS/NUMBA env vars).
 """
@@ -54,8 +55,8 @@ def parse_args(argv=None):
     p.add_argument("--sigma", type=float, default=60.0, help="blur in px of the CAM-like maps (--trimaps cam)")
     p.add_argument("--gamma", type=float, default=1.0, help="power of the CAM-like maps (--trimaps cam; < 1 flattens "
                    "their peak, as a trained CAM's broad activations: more pixels unknown)")
-    p.add_argument("--baseline", default="0819ef4", help="git revision of matlabel/matting.py to compare with "
-                   "('' to skip)")
+    p.add_argument("--baseline", default="0819ef4", help="git revision of matlabel/matting.py (the single-file "
+                   "module, before the package) to compare with ('' to skip)")
     p.add_argument("--profile", action="store_true", help="print where our time goes")
     p.add_argument("--sweep", action="store_true", help="run the SWEEP settings, write JSON + plot")
     p.add_argument("--source", choices=("blobs", "synthetic"), default="blobs")
@@ -179,7 +180,7 @@ def make_scenes(args, trimaps: str, band: int, sigma: float, gamma: float = 1.0)
 
 def load_baseline(rev: str):
     """``matlabel/matting.py`` as it was at git revision ``rev``, imported as a module of its own (None when
-    there is no git checkout or no such revision)."""
+    there is no git checkout, no such revision, or the revision has the package ``matlabel/matting/`` instead)."""
     import importlib.util
     import subprocess
     import tempfile
@@ -199,13 +200,14 @@ def load_baseline(rev: str):
     return module
 
 
-#: --profile: the functions of matlabel.matting (and pymatting's tree build) whose own time makes each phase.
+#: --profile: the functions of the matlabel.matting package (and pymatting's tree build) whose own time makes each
+#: phase.
 PHASES = {"neighbour search (kd-tree queries)": ("_bounded_knn_kernel", "_bounded_knn"),
           "kd-tree builds (pymatting)": ("_make_tree",),
           "window bounds": ("_window_colour_d2", "_kth_distance_bound", "<method 'partition' of 'numpy.ndarray' objects>"),
           "Laplacian assembly": ("_edge_kernel", "_laplacian_csr_kernel",
-                                 "_laplacian_from_edges", "_restrict_columns_kernel", "_restrict_columns"),
-          "CG solve": ("_ssor_pcg_kernel", "_split_triangles_kernel", "_solve_classes")}
+                                 "_laplacian_from_edges", "_restrict_columns_kernel", "restrict_columns"),
+          "CG solve": ("_ssor_pcg_kernel", "_split_triangles_kernel", "solve_classes")}
 
 
 def profile_ours(scenes: list[dict]) -> None:
@@ -289,11 +291,9 @@ def build_methods(args, small: dict, baseline) -> dict:
         baseline.knn_matting(small["image"], small["trimaps"])
         methods[BASE.format(rev=args.baseline)] = lambda im, tr: baseline.knn_matting(im, tr, return_info=True)
     if args.device:
-        from matlabel.matting_torch import knn_matting_torch
-
-        knn_matting_torch(small["image"], small["trimaps"], device=args.device)  # warm-up: CUDA context, kernels
-        methods[f"ours torch ({args.device})"] = lambda im, tr: knn_matting_torch(im, tr, device=args.device,
-                                                                                  return_info=True)
+        knn_matting(small["image"], small["trimaps"], device=args.device)  # warm-up: CUDA context, kernels
+        methods[f"ours torch ({args.device})"] = lambda im, tr: knn_matting(im, tr, device=args.device,
+                                                                            return_info=True)
     if args.soft:
         methods["ours (soft lam=100)"] = lambda im, tr: knn_matting(im, tr, lam=100.0, return_info=True)
     if not args.skip_pymatting:

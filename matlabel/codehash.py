@@ -10,6 +10,7 @@ The hash is of the code, not its text: each module's syntax tree with docstrings
 tree), so editing a comment, a docstring or the layout of a line reruns nothing, and editing code reruns exactly
 the rules whose scripts reach it. A rule that serves several methods can leave out the modules that only other
 methods run (``exclude``): the traversal does not enter them, so CAM's training does not depend on ``recam.py``.
+Leaving out a package leaves out its modules (the threshold rows leave out ``matlabel.matting``, all of it).
 """
 from __future__ import annotations
 
@@ -86,15 +87,20 @@ def _imported_cached(key: tuple, module: str | None, package_dir: Path) -> froze
     return frozenset(found)
 
 
+def _excluded(name: str, exclude) -> bool:
+    """``name`` is in ``exclude`` or in a package that is (importing a package's module runs the package)."""
+    return any(name == e or name.startswith(e + ".") for e in exclude)
+
+
 def import_closure(script: str | Path, package_dir: str | Path, exclude=()) -> list[str]:
     """Sorted ``matlabel`` modules reachable from ``script`` by imports, not entering the modules in ``exclude``
-    (dotted names, e.g. ``matlabel.recam``)."""
+    (dotted names, e.g. ``matlabel.recam``; a package's name leaves out all its modules)."""
     package_dir = Path(package_dir)
     seen: set[str] = set()
     todo = sorted(imported_modules(Path(script), None, package_dir))
     while todo:
         name = todo.pop()
-        if name in seen or name in exclude:
+        if name in seen or _excluded(name, exclude):
             continue
         seen.add(name)
         todo.extend(imported_modules(_module_file(package_dir, name), name, package_dir) - seen)

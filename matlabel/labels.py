@@ -39,8 +39,9 @@ SOURCES = {
 
 LABEL_RULES = ("threshold", "bg_layer")
 
-# Modules only the matting rows run: the threshold rows' code hashes leave them out (matlabel/codehash.py).
-MATTING_MODULES = ("matlabel.matting", "matlabel.matting_torch", "matlabel.trimap")
+# Modules only the matting rows run: the threshold rows' code hashes leave them out (matlabel/codehash.py; leaving
+# out the package matlabel.matting leaves out all its modules).
+MATTING_MODULES = ("matlabel.matting", "matlabel.trimap")
 
 
 def rows_for(methods, labeler: str | None = None) -> list[str]:
@@ -71,10 +72,10 @@ class MattingConfig:
         return cls(eps_fg=trimap["eps_fg"], eps_bg=trimap["eps_bg"], solver=matting, **extra)
 
     def check_device(self) -> None:
-        """Refuses, before the first image, a ``device`` torch cannot use (``matting_torch.check_device``): a
+        """Refuses, before the first image, a ``device`` torch cannot use (``matting.torch_solver.check_device``): a
         RuntimeError naming config ``matting.device`` and the fix, instead of every image failing alike."""
         if str(self.solver.get("device", "cpu")) != "cpu":
-            from matlabel.matting_torch import check_device
+            from matlabel.matting.torch_solver import check_device
 
             check_device(self.solver["device"])
 

@@ -38,6 +38,17 @@ def test_closure_follows_every_import_form(tmp_path):
     assert import_closure(script, pkg, exclude=("matlabel.b",)) == ["matlabel", "matlabel.a", "matlabel.e"]
 
 
+def test_excluding_a_package_excludes_its_modules(tmp_path):
+    """Leaving out a package leaves out its modules too, those imported directly included (importing one runs the
+    package): the threshold rows leave out ``matlabel.matting``, the whole package."""
+    pkg, script = toy(tmp_path)
+    write(pkg / "e.py", "import matlabel.sub.d\n")  # the package's module reached by another path than the package
+    assert "matlabel.sub.d" in import_closure(script, pkg, exclude=("matlabel.b",))
+    closure = import_closure(script, pkg, exclude=("matlabel.sub",))
+    assert not any(m == "matlabel.sub" or m.startswith("matlabel.sub.") for m in closure)
+    assert "matlabel.c" in closure and "matlabel.e" in closure
+
+
 def test_comments_docstrings_and_layout_do_not_change_the_version_code_does(tmp_path):
     pkg, script = toy(tmp_path)
     before = code_version(script, pkg)
@@ -69,7 +80,12 @@ def test_the_rules_closures_on_this_code_base():
     assert "matlabel.d2cam" in closure("train_classifier", other_methods_modules("d2cam_d2"))
     # threshold rows do not reach the matting solver; matting rows do
     threshold = closure("make_labels", other_methods_modules("cam") + MATTING_MODULES)
-    assert "matlabel.matting" not in threshold and "matlabel.matting" in closure("make_labels")
+    package = {"matlabel.matting"} | {f"matlabel.matting.{f.stem}" for f in (pkg / "matting").glob("*.py")
+                                      if f.stem != "__init__"}
+    assert not any(m.startswith("matlabel.matting") for m in threshold)
+    # the matting rows (their labels, Table 5 and the eps sensitivity) reach every module of the matting package
+    for script in ("make_labels", "table5_cell", "eps_cell"):
+        assert package <= closure(script), (script, package - closure(script))
     # the walk reaches the relations it builds its paths from (it was missing from the hand-kept list)
     assert {"matlabel.irn.relations", "matlabel.cam", "matlabel.backbone"} <= closure("random_walk")
     # DeepLab trains with the classifiers' loop; their training does not reach DeepLab's package

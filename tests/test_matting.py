@@ -11,7 +11,9 @@ from scipy import ndimage
 from scipy.sparse.linalg import spsolve
 
 from matlabel import matting
-from matlabel.matting import _laplacian_rows, alphas_to_labels, knn_laplacian, knn_matting
+from matlabel.matting import alphas_to_labels, graph, knn_laplacian, knn_matting, restrict, solvers
+from matlabel.matting.jit import jit
+from matlabel.matting.laplacians import _laplacian_from_edges, knn_laplacian_rows
 
 H, W = 40, 60
 
@@ -95,7 +97,7 @@ def test_laplacian_rows_of_unknown_region_are_exact(textured, band):
     img = textured[0]
     rows = (blob_trimap(20, 30, 10, 14, band=band) == 0.5).ravel()
     L = knn_laplacian(img).tocsr()
-    L_rows = _laplacian_rows(img, rows, (20, 10), (2.0, 0.1))
+    L_rows = knn_laplacian_rows(img, rows, (20, 10), (2.0, 0.1))
     assert L_rows.shape == (rows.sum(), H * W)
     diff = L_rows - L[np.flatnonzero(rows)]
     assert diff.nnz == 0 or abs(diff).max() == 0
@@ -106,7 +108,7 @@ def test_neighbour_search_falls_back_when_window_bound_fails(textured, monkeypat
     finds < k points; those queries must be redone unbounded, giving the same Laplacian."""
     img = textured[0]
     ref = knn_laplacian(img)
-    monkeypatch.setattr(matting, "_kth_distance_bound", lambda *args: np.full(H * W, 1e-9))
+    monkeypatch.setattr(graph, "_kth_distance_bound", lambda *args: np.full(H * W, 1e-9))
     assert abs(knn_laplacian(img) - ref).max() == 0
 
 
@@ -129,7 +131,7 @@ def test_laplacian_assembly_kernel_equals_scipy_coo():
                     dense[q, p] += 1
                     dense[p, q] += 1
     ref = np.diag(dense.sum(1)) - dense
-    got = matting._laplacian_from_edges(passes, rows, pos, n)
+    got = _laplacian_from_edges(passes, rows, pos, n)
     assert got.shape == (rows.size, n)
     np.testing.assert_array_equal(got.toarray(), ref[rows])
     got.sum_duplicates()  # no duplicate entries were written: summing changes nothing
@@ -137,27 +139,27 @@ def test_laplacian_assembly_kernel_equals_scipy_coo():
 
 
 def test_restrict_columns_splits_the_square_block():
-    """``_restrict_columns`` = the (rows x rows) block of the rows' Laplacian, as off-diagonal part + diagonal."""
+    """``restrict_columns`` = the (rows x rows) block of the rows' Laplacian, as off-diagonal part + diagonal."""
     rng = np.random.default_rng(4)
     n = 30
     full = sp.random(n, n, density=0.3, random_state=5, format="csr")
     full = full + full.T + sp.diags(rng.uniform(1, 2, n))
     cols = np.sort(rng.choice(n, 12, replace=False))
-    off, diag = matting._restrict_columns(full.tocsr()[cols], cols, n)
+    off, diag = restrict.restrict_columns(full.tocsr()[cols], cols, n)
     block = full.toarray()[np.ix_(cols, cols)]
     np.testing.assert_array_equal(diag, np.diag(block))
     np.testing.assert_array_equal(off.toarray(), block - np.diag(np.diag(block)))
 
 
 def test_pcg_solves_each_class_on_its_own_rows():
-    """``_solve_classes`` on a hand-made 3 x 3 SPD system: class 0 over all rows, class 1 over rows {0, 2} only
+    """``solve_classes`` on a hand-made 3 x 3 SPD system: class 0 over all rows, class 1 over rows {0, 2} only
     (row 1 is known for it and keeps X0), class 2 with b = 0 (x = 0 exactly), class 3 not asked for."""
     off = sp.csr_matrix(np.array([[0.0, -1.0, 0.0], [-1.0, 0.0, -1.0], [0.0, -1.0, 0.0]]))
     diag = np.tile(np.array([[2.0], [3.0], [2.0]]), (1, 4))
     B = np.array([[1.0, 1.0, 0.0, 5.0], [0.0, 9.0, 0.0, 5.0], [1.0, 3.0, 0.0, 5.0]])
     masks = np.array([[1, 1, 1, 1], [1, 0, 1, 1], [1, 1, 1, 1]], bool)
     X0 = np.full((3, 4), 0.25)
-    X, it, rr = matting._solve_classes(off, diag, masks, B, X0, 1e-12, 50, np.array([0, 1, 2]))
+    X, it, rr = solvers.solve_classes(off, diag, masks, B, X0, 1e-12, 50, np.array([0, 1, 2]))
     A = off.toarray() + np.diag(diag[:, 0])
     np.testing.assert_allclose(X[:, 0], np.linalg.solve(A, B[:, 0]), atol=1e-12)
     sub = A[np.ix_([0, 2], [0, 2])]  # rows {0, 2}: the block without row/column 1
@@ -165,7 +167,7 @@ def test_pcg_solves_each_class_on_its_own_rows():
     assert X[1, 1] == 0.25 and np.all(X[:, 2] == 0.0) and np.all(X[:, 3] == 0.25)
     assert it[2] == 0 and rr[2] == 0.0 and it[3] == 0 and np.all(rr[:2] <= 1e-12)
     # Stopped early: the iteration cap is honoured and the residual reported.
-    _, it, rr = matting._solve_classes(off, diag, masks, B, np.zeros((3, 4)), 1e-15, 1, np.array([0]))
+    _, it, rr = solvers.solve_classes(off, diag, masks, B, np.zeros((3, 4)), 1e-15, 1, np.array([0]))
     assert it[0] == 1 and rr[0] > 1e-15
 
 
@@ -176,7 +178,7 @@ def test_split_triangles_puts_the_left_entries_first():
     off.setdiag(0.0)
     off.eliminate_zeros()
     indices, data, mid = np.empty(off.nnz, np.int32), np.empty(off.nnz), np.empty(9, np.int64)
-    matting._jit(matting._split_triangles_kernel)(off.indptr, off.indices, off.data, indices, data, mid)
+    jit(solvers._split_triangles_kernel)(off.indptr, off.indices, off.data, indices, data, mid)
     for r in range(9):
         assert np.all(indices[off.indptr[r]:mid[r]] < r) and np.all(indices[mid[r]:off.indptr[r + 1]] > r)
     np.testing.assert_array_equal(sp.csr_matrix((data, indices, off.indptr), shape=(9, 9)).toarray(), off.toarray())
@@ -195,8 +197,8 @@ def test_ssor_pcg_solves_a_graph_laplacian_block(omega):
     masks = np.stack([rng.random(n) < 0.7, np.ones(n, bool)], axis=1)
     B = np.stack([rng.normal(size=n), np.zeros(n)], axis=1)
     X0 = rng.uniform(0, 1, (n, 2))
-    X, it, rr = matting._solve_classes(off, np.stack([diag, diag], 1), masks, B, X0, 1e-11, 500, np.array([0, 1]),
-                                       omega=omega)
+    X, it, rr = solvers.solve_classes(off, np.stack([diag, diag], 1), masks, B, X0, 1e-11, 500, np.array([0, 1]),
+                                      omega=omega)
     m = masks[:, 0]
     A = np.diag(diag) - W
     np.testing.assert_allclose(X[m, 0], np.linalg.solve(A[np.ix_(m, m)], B[m, 0]), atol=1e-8)
@@ -551,9 +553,9 @@ def test_every_table5_laplacian_reaches_a_direct_solve(method, solver):
     if solver == "ssor":
         alpha = knn_matting(image, trimap, laplacian=L, eps=eps, **settings)
     else:
-        from matlabel.matting_torch import knn_matting_torch
+        from matlabel.matting.torch_solver import knn_matting_torch
 
-        alpha = knn_matting_torch(image, trimap, laplacian=L, eps=eps, device="cpu", **settings)
+        alpha = knn_matting_torch(image, trimap, matting.SolverConfig(eps=eps, device="cpu", **settings), laplacian=L)
     err = np.abs(alpha.ravel()[U] - np.clip(direct, 0.0, 1.0)).max()
     assert err <= matting.ALPHA_ATOL, (method, solver, err)
 
@@ -563,12 +565,12 @@ def test_a_non_symmetric_laplacian_is_refused_by_both_solvers():
     refused with the fix named, rather than solved wrong."""
     import pymatting
 
-    from matlabel.matting_torch import knn_matting_torch
+    from matlabel.matting.torch_solver import knn_matting_torch
 
     image, trimap = _astronaut_case(20)
     L = pymatting.rw_laplacian(image)
     with pytest.raises(ValueError, match="not symmetric.*D - W"):
         knn_matting(image, trimap, laplacian=L)
     with pytest.raises(ValueError, match="not symmetric.*D - W"):
-        knn_matting_torch(image, trimap, laplacian=L, device="cpu")
+        knn_matting_torch(image, trimap, matting.SolverConfig(device="cpu"), laplacian=L)
     matting.check_symmetric(matting.matting_laplacian(image, "random_walk"))  # its symmetric form passes

@@ -1,11 +1,14 @@
-"""The torch (GPU) path of KNN matting equals the CPU path (matlabel/matting_torch.py), run here on CPU tensors."""
+"""The torch (GPU) path of KNN matting (matlabel/matting/torch_solver.py) equals the CPU path, run here on CPU
+tensors."""
 import warnings
 
 import numpy as np
 import pytest
 
-from matlabel.matting import knn_laplacian, knn_matting, matting_laplacian
-from matlabel.matting_torch import knn_laplacian_torch, knn_matting_torch
+from matlabel.matting import SolverConfig, knn_laplacian, knn_matting, matting_laplacian
+from matlabel.matting.torch_solver import knn_laplacian_torch, knn_matting_torch
+
+CPU = SolverConfig(device="cpu")  # the torch path on CPU tensors
 
 
 def textured(h=24, w=32, seed=0):
@@ -37,7 +40,7 @@ def test_the_torch_graph_is_the_cpu_graph():
 def test_the_torch_solve_equals_the_cpu_solve():
     image, trimaps = textured()
     cpu, cpu_info = knn_matting(image, trimaps, return_info=True)
-    gpu_path, info = knn_matting_torch(image, trimaps, device="cpu", return_info=True)
+    gpu_path, info = knn_matting_torch(image, trimaps, CPU, return_info=True)
     assert gpu_path.dtype == np.float32 and gpu_path.shape == cpu.shape
     assert np.abs(gpu_path - cpu).max() < 1e-3
     # Each converged by its own solver (the CPU path's SSOR-PCG takes fewer steps than the torch path's Jacobi-PCG).
@@ -49,7 +52,7 @@ def test_the_torch_solve_takes_another_laplacian_and_single_trimaps():
     image, trimaps = textured()
     L = matting_laplacian(image, "closed_form")
     cpu = knn_matting(image, trimaps[0], laplacian=L)
-    torch_path = knn_matting_torch(image, trimaps[0], laplacian=L, device="cpu")
+    torch_path = knn_matting_torch(image, trimaps[0], CPU, laplacian=L)
     assert torch_path.shape == trimaps[0].shape and np.abs(torch_path - cpu).max() < 1e-3
 
 
@@ -57,15 +60,15 @@ def test_degenerate_trimaps_and_the_soft_system():
     image, trimaps = textured()
     known = np.zeros_like(trimaps)
     known[0, :, :5] = 1.0  # no unknown pixel: the trimap comes back
-    np.testing.assert_array_equal(knn_matting_torch(image, known, device="cpu"), known.astype(np.float32))
+    np.testing.assert_array_equal(knn_matting_torch(image, known, CPU), known.astype(np.float32))
     no_fg = np.where(trimaps == 1.0, 0.5, trimaps)  # no foreground: alpha 0 on the unknown pixels
-    assert np.abs(knn_matting_torch(image, no_fg, device="cpu")).max() == 0.0
-    assert knn_matting_torch(image, np.zeros((0, 24, 32)), device="cpu").shape == (0, 24, 32)
+    assert np.abs(knn_matting_torch(image, no_fg, CPU)).max() == 0.0
+    assert knn_matting_torch(image, np.zeros((0, 24, 32)), CPU).shape == (0, 24, 32)
     with pytest.raises(ValueError, match="hard-constrained"):
-        knn_matting_torch(image, trimaps, lam=100.0, device="cpu")
+        knn_matting_torch(image, trimaps, SolverConfig(lam=100.0, device="cpu"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        knn_matting_torch(image, trimaps, max_iter=2, device="cpu")
+        knn_matting_torch(image, trimaps, SolverConfig(max_iter=2, device="cpu"))
     assert any("did not reach" in str(w.message) for w in caught)
 
 
@@ -77,4 +80,23 @@ def test_a_torch_solve_that_ends_in_nan_is_a_matting_failure():
 
     image, trimaps = textured()
     with pytest.raises(MattingFailure, match=r"knn_matting \(torch\): the solve gave non-finite alphas or residuals"):
-        knn_matting_torch(image, trimaps, laplacian=knn_laplacian(image) * 1e305, device="cpu")
+        knn_matting_torch(image, trimaps, CPU, laplacian=knn_laplacian(image) * 1e305)
+
+
+def test_knn_matting_hands_its_settings_to_the_torch_path(monkeypatch):
+    """A device other than cpu: ``knn_matting`` checks the inputs, then calls the torch path with one
+    ``SolverConfig`` of its settings (no longer eleven positional arguments), the Laplacian and ``return_info``."""
+    from matlabel.matting import torch_solver
+
+    calls = []
+    monkeypatch.setattr(torch_solver, "knn_matting_torch", lambda *args, **kwargs: calls.append((args, kwargs)))
+    image, trimaps = textured()
+    L = knn_laplacian(image)
+    knn_matting(image, trimaps, eps=1e-5, rtol=1e-7, max_iter=9, laplacian=L, n_neighbors=(8,),
+                distance_weights=(1.0,), return_info=True, device="cuda:1")
+    (args, kwargs), = calls
+    assert args[2] == SolverConfig(eps=1e-5, rtol=1e-7, max_iter=9, n_neighbors=(8,), distance_weights=(1.0,),
+                                   device="cuda:1")
+    assert kwargs["laplacian"] is L and kwargs["return_info"] is True
+    with pytest.raises(ValueError, match="lam must be > 0"):  # checked before any solver is chosen
+        knn_matting(image, trimaps, lam=0.0, device="cuda")

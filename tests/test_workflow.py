@@ -194,7 +194,7 @@ def test_demo_end_to_end_tiny(tmp_path):
         path.write_bytes(original)
         assert "Nothing to be done" in snakemake(wd, *all_targets).stdout, path.name
     # comments and docstrings are not code: editing them reruns nothing (matlabel/codehash.py)
-    matting = wd / "matlabel" / "matting.py"
+    matting = wd / "matlabel" / "matting" / "__init__.py"
     source = matting.read_text()
     matting.write_text(source.replace('"""', '"""An edited docstring. ', 1) + "\n# an edited comment\n")
     assert "Nothing to be done" in snakemake(wd, *all_targets).stdout

@@ -1,15 +1,15 @@
 """KNN matting in torch, for the GPU (config ``matting.device: cuda``): the same graph and the same solve as
-``matlabel.matting.knn_matting`` with hard constraints.
+``matlabel.matting.knn_matting`` with hard constraints, which hands it the solve's settings (``SolverConfig``).
 
-* The neighbours: pymatting's two passes over the features ``[r, g, b, w_p x, w_p y]`` (``matting._features``), by
+* The neighbours: pymatting's two passes over the features ``[r, g, b, w_p x, w_p y]`` (``inputs.knn_features``), by
   an exact brute-force search in float64 in blocks of query pixels (a GPU has the arithmetic to spare; the CPU path
   uses pymatting's kd-tree). Neighbour sets equal the kd-tree's except among exactly equidistant pixels, where the
   two may pick different ones of a tie (flat synthetic colours; rare on photos).
 * The graph: binary kernel, ``W = A + A^T`` summed over the passes, self-loops dropped, ``L = D - W``
-  (``matting.knn_laplacian``); or any given (N, N) Laplacian (Table 5's).
+  (``laplacians.knn_laplacian``); or any given (N, N) Laplacian (Table 5's).
 * The solve: for each class, the unknown pixels' block of ``L + eps I`` against the known pixels' alphas, by
   Jacobi-preconditioned CG on all classes at once, each class keeping its own step sizes and stopping at its own
-  tolerance (the same stopping rule as the CPU path's SSOR-PCG, ``matting._ssor_pcg_kernel``, whose triangular
+  tolerance (the same stopping rule as the CPU path's SSOR-PCG, ``solvers._ssor_pcg_kernel``, whose triangular
   sweeps are sequential: Jacobi's product is what a GPU runs in parallel).
 Written here rather than taken from a library: no maintained torch package builds KNN matting's graph.
 """
@@ -22,7 +22,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from matlabel.matting import DEFAULT_RTOL, _as_image, _as_trimaps, _features, check_solve, check_symmetric
+from matlabel.matting.inputs import as_image, as_trimaps, knn_features
+from matlabel.matting.laplacians import check_symmetric
+from matlabel.matting.solvers import SolverConfig, check_solve
 from matlabel.trimap import FG, UNKNOWN
 
 #: distances computed per block of query pixels: block size x N entries (float64), 2^25 = 256 MB
@@ -45,12 +47,12 @@ def knn_indices(features: torch.Tensor, k: int) -> torch.Tensor:
 
 def knn_laplacian_torch(image: np.ndarray, n_neighbors: Sequence[int] = (20, 10),
                         distance_weights: Sequence[float] = (2.0, 0.1), device="cpu") -> torch.Tensor:
-    """``matting.knn_laplacian`` on ``device``: (N, N) sparse COO float64 ``L = D - W``."""
-    img = _as_image(image)
+    """``laplacians.knn_laplacian`` on ``device``: (N, N) sparse COO float64 ``L = D - W``."""
+    img = as_image(image)
     n = img.shape[0] * img.shape[1]
     rows, cols = [], []
     for k, weight in zip(n_neighbors, distance_weights):
-        f = torch.from_numpy(_features(img, weight)).to(device)
+        f = torch.from_numpy(knn_features(img, weight)).to(device)
         nbr = knn_indices(f, k)
         i = torch.arange(n, device=device).repeat_interleave(k)
         j = nbr.reshape(-1)
@@ -117,7 +119,7 @@ def batched_pcg(matmat, B: torch.Tensor, diag: torch.Tensor, rtol: float, max_it
 def check_device(device) -> torch.device:
     """The torch device of config ``matting.device``, refused when torch cannot use it: that is a setting to change,
     not a failure of one image (every image would fail alike), so it raises RuntimeError naming the key and the
-    fix instead of ``matting.MattingFailure``. The matting rules call it once before their first image."""
+    fix instead of ``solvers.MattingFailure``. The matting rules call it once before their first image."""
     try:
         dev = torch.device(device)
     except RuntimeError as err:
@@ -136,19 +138,20 @@ def check_device(device) -> torch.device:
     return dev
 
 
-def knn_matting_torch(image: np.ndarray, trimaps: np.ndarray, n_neighbors: Sequence[int] = (20, 10),
-                      distance_weights: Sequence[float] = (2.0, 0.1), eps: float = 1e-6, rtol: float = DEFAULT_RTOL,
-                      max_iter: int = 2000, laplacian=None, device="cuda", return_info: bool = False, lam=math.inf):
-    """``matting.knn_matting`` (hard constraints) on ``device``; same arguments and result (float32 numpy alphas).
+def knn_matting_torch(image: np.ndarray, trimaps: np.ndarray, config: SolverConfig | None = None, laplacian=None,
+                      return_info: bool = False):
+    """``matting.knn_matting`` (hard constraints) on ``config.device``; same inputs and result (float32 numpy
+    alphas), the settings in ``config`` (default: ``SolverConfig(device="cuda")``).
 
     ``laplacian``: an (N, N) scipy Laplacian to use instead of KNN's (Table 5's methods)."""
-    if not math.isinf(lam):
+    config = SolverConfig(device="cuda") if config is None else config
+    if not math.isinf(config.lam):
         raise ValueError("the torch path solves the hard-constrained system only (matting.lam: .inf)")
-    device = check_device(device)
-    img = _as_image(image)
+    device = check_device(config.device)
+    img = as_image(image)
     h, w = img.shape[:2]
     n = h * w
-    trimaps, single = _as_trimaps(trimaps, (h, w))
+    trimaps, single = as_trimaps(trimaps, (h, w))
     n_cls = trimaps.shape[0]
     T = torch.from_numpy(trimaps.reshape(n_cls, n).astype(np.float64)).to(device)
     unknown = (T == UNKNOWN).T.to(torch.float64)  # (N, C)
@@ -158,25 +161,25 @@ def knn_matting_torch(image: np.ndarray, trimaps: np.ndarray, n_neighbors: Seque
     if n_cls and bool(unknown.any()):
         if laplacian is not None:
             check_symmetric(laplacian)  # Jacobi-PCG needs it, as the CPU path's SSOR-PCG
-        L = knn_laplacian_torch(img, n_neighbors, distance_weights, device) if laplacian is None \
+        L = knn_laplacian_torch(img, config.n_neighbors, config.distance_weights, device) if laplacian is None \
             else _to_torch_sparse(laplacian, device)
         L_diag = _diagonal(L, n)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
             L = L.to_sparse_csr()
         B = -unknown * (L @ fg)
-        diag = torch.where(unknown > 0, (L_diag + eps)[:, None].expand_as(unknown), torch.ones_like(unknown))
+        diag = torch.where(unknown > 0, (L_diag + config.eps)[:, None].expand_as(unknown), torch.ones_like(unknown))
 
         def matmat(X):
             Y = unknown * X
-            return unknown * (L @ Y + eps * Y)
+            return unknown * (L @ Y + config.eps * Y)
 
-        X, it, rr = batched_pcg(matmat, B, diag, rtol, max_iter)
+        X, it, rr = batched_pcg(matmat, B, diag, config.rtol, config.max_iter)
         alphas = torch.where(unknown > 0, X, alphas)
         info.update(iterations=it.cpu().numpy(), relres=rr.cpu().numpy(),
                     n_system=int((unknown > 0).any(dim=1).sum()))
-        check_solve(info["relres"], torch.isfinite(alphas).all(dim=0).cpu().numpy(), range(n_cls), rtol, max_iter,
-                    "knn_matting (torch)")
+        check_solve(info["relres"], torch.isfinite(alphas).all(dim=0).cpu().numpy(), range(n_cls), config.rtol,
+                    config.max_iter, "knn_matting (torch)")
     out = alphas.T.clamp(0.0, 1.0).to(torch.float32).cpu().numpy().reshape(n_cls, h, w)
     if single:
         out = out[0]
