@@ -28,7 +28,7 @@ demo: venv
 	$(BIN)/snakemake $(DEMO_TARGETS) --configfile config/demo.yaml --report results/report.html
 	@cat results/table1.md results/table2.md
 
-# Everything CI runs (about 18 minutes on 2 cores; the log ends with the 15 slowest tests) ...
+# Everything CI runs (about 20 minutes on 2 cores; the log ends with the 15 slowest tests) ...
 test: venv
 	$(BIN)/python -m pytest -q --durations=15 tests
 
