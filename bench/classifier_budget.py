@@ -38,19 +38,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from real_photos import merged_config  # noqa: E402  (bench/ is not a package)
+from real_photos import merged_config, write_csv  # noqa: E402  (bench/ is not a package)
 
 from matlabel.cam import border_response, multiscale_cams  # noqa: E402
 from matlabel.checkpoints import read_checkpoint  # noqa: E402
 from matlabel.datasets.layout import load_manifest  # noqa: E402
 from matlabel.datasets.loader import ClassifierAugment, VOCLayoutDataset  # noqa: E402
-from matlabel.evaluate import map_statistics, summarise_map_statistics  # noqa: E402
+from matlabel.evaluate import add_at_thresholds, map_statistics, summarise_map_statistics, threshold_meters  # noqa: E402
 from matlabel.io import read_image, read_label_png  # noqa: E402
 from matlabel.methods import config_section  # noqa: E402
-from matlabel.metrics import ConfusionMeter  # noqa: E402
 from matlabel.models import build, load_init, trunk_for_training  # noqa: E402
 from matlabel.config import method_thresholds  # noqa: E402
-from matlabel.seeds import labels_at_thresholds  # noqa: E402
 from matlabel.train import TrainConfig, train  # noqa: E402
 
 DATASET = "folder"
@@ -71,8 +69,7 @@ def score(model, manifest, ids, cfg, method: str, device) -> dict:
     ex = cfg["export"]
     section = config_section(method)
     t_seed = method_thresholds(cfg, section)["seed"]
-    sweep = sorted({float(t) for t in cfg["evaluate"]["bg_threshold_sweep"]} | {float(t_seed)})
-    meters = {t: ConfusionMeter(manifest.num_classes) for t in sweep}
+    meters = threshold_meters(manifest.num_classes, t_seed, cfg["evaluate"]["bg_threshold_sweep"])
     labels = manifest.labels()
     rows = []
     model.eval()
@@ -81,10 +78,9 @@ def score(model, manifest, ids, cfg, method: str, device) -> dict:
         cams = multiscale_cams(model, read_image(manifest.image_path(image_id)), classes, ex["scales"], ex["flip"],
                                device, border_pad=ex["border_pad"])
         gt = read_label_png(manifest.mask_path(image_id), manifest.num_classes)
-        for meter, pred in zip(meters.values(), labels_at_thresholds(cams, classes, sweep)):
-            meter.add(gt, pred)
+        add_at_thresholds(meters, cams, classes, gt)
         rows += map_statistics(cams, classes, gt, cfg["trimap"]["eps_fg"], cfg["trimap"]["eps_bg"])
-    best = max(sweep, key=lambda t: meters[t].miou())
+    best = max(meters, key=lambda t: meters[t].miou())
     stats = summarise_map_statistics(rows)
     out = {"miou": round(100 * meters[t_seed].miou(), 2), "t": t_seed, "best_miou": round(100 * meters[best].miou(), 2),
            "best_t": best, **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in stats.items()}}
@@ -129,19 +125,9 @@ def run_one(workdir: Path, cfg: dict, method: str, steps: int, start: str, image
 
 
 def append_csv(path: Path, rows: list[dict]) -> None:
-    keys: list[str] = []
-    old = []
-    if path.exists():
-        with path.open() as f:
-            old = list(csv.DictReader(f))
-    for r in old + rows:
-        for k in r:
-            if k not in keys:
-                keys.append(k)
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(old + rows)
+    """``rows`` after those already in ``path``, under the union of their columns (``real_photos.write_csv``)."""
+    old = list(csv.DictReader(path.open())) if path.exists() else []
+    write_csv(path, old + rows)
 
 
 def main(argv=None) -> None:

@@ -24,18 +24,16 @@ def evaluate_cams(manifest: Manifest, ids, shard_dirs, bg_threshold: float, swee
     "sweep": {t: %}, "best_threshold": t*, "best_miou": %}`` (mIoU in percent). A mask that is not a palette
     PNG of values 0..K-1 / 255, or not of the maps' size, raises ``ValueError`` naming the file.
     """
-    thresholds = sorted(set(float(t) for t in sweep) | {float(bg_threshold)})
-    meters = {t: ConfusionMeter(manifest.num_classes) for t in thresholds}
+    meters = threshold_meters(manifest.num_classes, bg_threshold, sweep)
     for image_id in tqdm(ids, desc="evaluate", mininterval=5):
         cams, classes = read_maps(find_in_shards(shard_dirs, image_id, MAPS_SUFFIX))
         gt = read_label_png(manifest.mask_path(image_id), manifest.num_classes)
         if gt.shape != cams.shape[1:]:
             raise ValueError(f"{manifest.mask_path(image_id)}: mask {gt.shape} and maps {cams.shape[1:]} differ in size")
-        for meter, pred in zip(meters.values(), labels_at_thresholds(cams, classes, list(meters))):
-            meter.add(gt, pred)
+        add_at_thresholds(meters, cams, classes, gt)
     main = meters[float(bg_threshold)]
     curve = {f"{t:.2f}": round(100 * m.miou(), 2) for t, m in meters.items()}
-    best = max(thresholds, key=lambda t: meters[t].miou())
+    best = max(meters, key=lambda t: meters[t].miou())
     return {
         **_scores(main, manifest, len(ids)),
         "bg_threshold": float(bg_threshold),
@@ -43,6 +41,17 @@ def evaluate_cams(manifest: Manifest, ids, shard_dirs, bg_threshold: float, swee
         "best_threshold": best,
         "best_miou": round(100 * meters[best].miou(), 2),
     }
+
+
+def threshold_meters(num_classes: int, bg_threshold: float, sweep) -> dict[float, ConfusionMeter]:
+    """One confusion meter per background threshold of ``sweep`` and the configured ``bg_threshold``, ascending."""
+    return {t: ConfusionMeter(num_classes) for t in sorted(set(float(t) for t in sweep) | {float(bg_threshold)})}
+
+
+def add_at_thresholds(meters: dict[float, ConfusionMeter], cams: np.ndarray, classes, gt: np.ndarray) -> None:
+    """Add one image's seed at every meter's threshold (``labels_at_thresholds``) against its mask ``gt``."""
+    for meter, pred in zip(meters.values(), labels_at_thresholds(cams, classes, list(meters))):
+        meter.add(gt, pred)
 
 
 def evaluate_labels(manifest: Manifest, ids, shard_dirs) -> dict:
