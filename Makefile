@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CORES  ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: venv demo test check lint report clean-demo
+.PHONY: venv demo test check lint report docs clean-demo
 
 # Installs the pinned set once (about 3 minutes; ~6 GB, mostly CUDA wheels of torch), then warms
 # pymatting's numba cache so the first matting job does not pay ~40 s of compilation.
@@ -28,7 +28,7 @@ demo: venv
 	$(BIN)/snakemake $(DEMO_TARGETS) --configfile config/demo.yaml --report results/report.html
 	@cat results/table1.md results/table2.md
 
-# Everything CI runs (about 20 minutes on 2 cores; the log ends with the 15 slowest tests) ...
+# Everything CI runs (its time on 2 cores: README's measured table; the log ends with the 15 slowest tests) ...
 test: venv
 	$(BIN)/python -m pytest -q --durations=15 tests
 
@@ -39,6 +39,11 @@ check: venv
 
 lint: venv
 	$(BIN)/snakemake --lint
+
+# The measured numbers of README.md, docs/ and bench/README.md, re-rendered from the demo's results/ and from
+# bench/results/ (scripts/render_docs.py; `--check` says which doc is behind its files and changes nothing).
+docs: venv
+	$(BIN)/python scripts/render_docs.py
 
 report: venv
 	$(BIN)/snakemake $(DEMO_TARGETS) --configfile config/demo.yaml --report results/report.html

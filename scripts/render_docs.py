@@ -1,0 +1,614 @@
+"""Render the measured numbers of README.md, docs/*.md and bench/README.md from the files that hold them.
+
+    python scripts/render_docs.py                  # rewrite every generated region (what `make docs` runs)
+    python scripts/render_docs.py --check          # exit 1, naming each region, if a doc differs from its files
+    python scripts/render_docs.py --results DIR    # the demo's results from DIR instead of results/
+
+A generated region is the text between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``; the
+renderer of NAME (:data:`REGIONS`) makes it from its source files, so a number is written in one file (a table of
+the demo under ``results/``, a measurement under ``bench/results/``, a timing in ``bench/results/timings.csv``) and
+every doc that shows it shows the same value. A region whose markers sit on one line is inline (a number in a
+sentence); otherwise it is a block (a table). Sources under ``results/`` are the demo's (``make demo``; not in git):
+a region whose source is absent is left as it is and listed, so ``--check`` on a clone without a demo run checks
+the regions sourced from ``bench/results/`` and the configs only.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ("README.md", "docs/*.md", "bench/README.md")
+DEMO = "synthetic"  # the demo's dataset: its tables under results/synthetic/, whatever dataset ran last
+REGION = re.compile(r"<!-- generated:(?P<name>[a-z0-9-]+) -->(?P<body>.*?)<!-- /generated:(?P=name) -->", re.S)
+DASH = "—"
+
+
+class Missing(Exception):
+    """A region's source file is absent (the demo not run): the region is left as it is."""
+
+
+@dataclass
+class Sources:
+    """Where the renderers read: the repository (configs, bench/results/) and the demo's results directory."""
+
+    root: Path = ROOT
+    results: Path | None = None
+
+    def __post_init__(self):
+        self.results = Path(self.results) if self.results is not None else self.root / "results"
+
+    def path(self, rel: str) -> Path:
+        """``results/...`` from the results directory, anything else from the repository; :class:`Missing` if absent."""
+        p = self.results / rel[len("results/"):] if rel.startswith("results/") else self.root / rel
+        if not p.exists():
+            raise Missing(rel)
+        return p
+
+    def csv(self, rel: str) -> list[dict]:
+        with open(self.path(rel), newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+
+    def json(self, rel: str):
+        return json.loads(self.path(rel).read_text(encoding="utf-8"))
+
+    def text(self, rel: str) -> str:
+        return self.path(rel).read_text(encoding="utf-8")
+
+    def yaml(self, rel: str) -> dict:
+        import yaml
+        return yaml.safe_load(self.text(rel))
+
+
+# ---------------------------------------------------------------------------------------------------- formatting
+
+def md_table(header, rows) -> str:
+    """A GitHub Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def duration(seconds: float) -> str:
+    """``13 min 19 s`` (``58 s`` under a minute, ``1 h 2 min`` from an hour)."""
+    s = int(round(float(seconds)))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+def about_minutes(seconds: float) -> str:
+    """``about 22 minutes`` / ``about 2 minutes`` / ``about 1 minute``."""
+    m = max(1, int(round(float(seconds) / 60)))
+    return f"about {m} minute{'s' if m != 1 else ''}"
+
+
+def short_not_run(cell: str, seen: set) -> str:
+    """A table's ``not run: why (how)`` cell without its parenthesis; ``not run (as above)`` once said in the column."""
+    if not cell.startswith("not run"):
+        return cell
+    short = re.sub(r"\s*\(.*\)\s*$", "", cell)
+    if short in seen:
+        return "not run (as above)"
+    seen.add(short)
+    return short
+
+
+def half_up(x: float) -> int:
+    """``x`` rounded to an integer, halves up (a percentage printed to one decimal, 2.5, reads 3)."""
+    return math.floor(x + 0.5)
+
+
+def pct(x: float, digits: int = 0) -> str:
+    return f"{100 * x:.{digits}f}%"
+
+
+# ------------------------------------------------------------------------------------------------ the demo (results/)
+
+def demo_table1(src: Sources) -> str:
+    """Table 1 of the demo, ours beside the paper's (results/synthetic/table1.csv)."""
+    rows = src.csv(f"results/{DEMO}/table1.csv")
+    return md_table(["method", "seed", "seed (paper)", "w/ CRF", "w/ CRF (paper)", "w/ IRN", "w/ IRN (paper)"],
+                    [[r["method"], r["seed"], r["seed_paper"], r["crf"], r["crf_paper"], r["irn"], r["irn_paper"]]
+                     for r in rows])
+
+
+def demo_matting_failures(src: Sources) -> str:
+    """Table 1's matting_failures column in words."""
+    rows = [r for r in src.csv(f"results/{DEMO}/table1.csv") if r.get("matting_failures", DASH) != DASH]
+    values = {r["matting_failures"] for r in rows}
+    if len(values) == 1:
+        return f"{values.pop()} for {'both' if len(rows) == 2 else 'every one of the'} matting rows"
+    return ", ".join(f"{r['matting_failures']} ({r['method']})" for r in rows)
+
+
+def demo_table2(src: Sources) -> str:
+    """Table 2 of the demo (results/synthetic/table2.csv), the not-run reasons shortened."""
+    rows = src.csv(f"results/{DEMO}/table2.csv")
+    seen: dict[str, set] = {"val": set(), "test": set()}
+    return md_table(["method", "val (ours)", "val (paper)", "test", "test (paper)"],
+                    [[r["method"], short_not_run(r["val"], seen["val"]), r["val_paper"],
+                      short_not_run(r["test"], seen["test"]), r["test_paper"]] for r in rows])
+
+
+def demo_table4(src: Sources) -> str:
+    """Table 4 (the D2CAM loss ablation) of the demo (results/synthetic/table4.csv)."""
+    rows = src.csv(f"results/{DEMO}/table4.csv")
+    return md_table(["variant", "demo (ours)", "paper (VOC)"], [[r["variant"], r["miou"], r["miou_paper"]] for r in rows])
+
+
+def demo_table5(src: Sources) -> str:
+    """Table 5 (which matting method) of the demo: seed / w/ CRF, seconds per image, per label rule."""
+    rows = src.csv(f"results/{DEMO}/table5.csv")
+    rules = list(dict.fromkeys(r["label_rule"] for r in rows))
+    cells = {(r["matting"], r["label_rule"]): f"{r['seed']} / {r['crf']}, {r['seconds_per_image']} s" for r in rows}
+    return md_table(["matting", *rules], [[m, *(cells.get((m, rule), "") for rule in rules)]
+                                          for m in dict.fromkeys(r["matting"] for r in rows)])
+
+
+def demo_table5_facts(src: Sources) -> str:
+    """The unknown share and the fallbacks of Table 5's cells, in words."""
+    rows = src.csv(f"results/{DEMO}/table5.csv")
+    shares = {float(r["unknown_share"]) for r in rows}
+    failures = {r["failures"] for r in rows}
+    share = pct(shares.pop(), 1) if len(shares) == 1 else f"{pct(min(shares), 1)}–{pct(max(shares), 1)}"
+    fail = f"{failures.pop()} fell back" if len(failures) == 1 else "fell back: " + ", ".join(sorted(failures))
+    return f"unknown share {share} of the pixels; every cell's `failures` column: {fail} to the threshold seed"
+
+
+METHOD_NAMES = {"cam": "CAM", "recam": "ReCAM", "d2cam": "D2CAM"}
+
+
+def demo_eps(src: Sources) -> str:
+    """The ε grid's spread per map method (results/synthetic/eps_sensitivity.csv)."""
+    rows = src.csv(f"results/{DEMO}/eps_sensitivity.csv")
+    fg = sorted({float(r["eps_fg"]) for r in rows})
+    bg = sorted({float(r["eps_bg"]) for r in rows})
+    parts = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        m = [float(r["miou"]) for r in rows if r["method"] == method]
+        parts.append(f"from {METHOD_NAMES.get(method, method)}'s maps by {max(m) - min(m):.1f} points "
+                     f"({min(m):.1f}–{max(m):.1f})")
+    return (f"over ε_fg {fg[0]:g}–{fg[-1]:g} × ε_bg {bg[0]:g}–{bg[-1]:g}, Mat-Label's seed moves "
+            + ", ".join(parts))
+
+
+def rule_runtime(src: Sources, rule: str) -> float:
+    for r in src.csv(f"results/{DEMO}/runtimes.csv"):
+        if r["rule"] == rule:
+            return float(r["wall_s_max"])
+    raise Missing(f"results/{DEMO}/runtimes.csv: rule {rule}")
+
+
+def demo_gallery_time(src: Sources) -> str:
+    """The gallery job's wall time on the demo (results/synthetic/runtimes.csv)."""
+    return f"{rule_runtime(src, 'gallery'):.0f} s"
+
+
+# ------------------------------------------------------------------------------------------- the configs (repository)
+
+#: Each demo network's steps per the configs: (stage, section, images per step key, steps key or None for epochs).
+STEP_STAGES = (("CAM", "cam"), ("D2CAM", "d2cam"), ("ReCAM", "recam"), ("IRN", "irn.train"),
+               ("DeepLab-v2", "deeplab.train"))
+VOC_TRAIN_AUG = 10582  # images in VOC 2012's train_aug (SBD + VOC train), what the paper's classifiers train on
+
+
+def _merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in (over or {}).items():
+        out[k] = _merged(base.get(k) or {}, v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+
+def _section(cfg: dict, dotted: str) -> dict:
+    for key in dotted.split("."):
+        cfg = cfg[key]
+    return cfg
+
+
+def _steps(section: dict, n_images: int) -> int:
+    if "iterations" in section:
+        return int(section["iterations"])
+    return int(section["epochs"]) * math.ceil(n_images / int(section["batch_size"]))
+
+
+def demo_steps_rows(src: Sources) -> list[tuple[str, int, int]]:
+    """(stage, demo steps, paper steps) of every network the demo trains, from config.yaml and config/demo.yaml."""
+    paper = src.yaml("config.yaml")
+    demo = _merged(paper, src.yaml("config/demo.yaml"))
+    n_demo = int(demo["data"]["synthetic"]["n_train"])
+    return [(name, _steps(_section(demo, key), n_demo), _steps(_section(paper, key), VOC_TRAIN_AUG))
+            for name, key in STEP_STAGES]
+
+
+def demo_steps(src: Sources) -> str:
+    """The demo's training steps beside the paper's, per network."""
+    return md_table(["network", "demo steps", "paper steps (VOC)", "share"],
+                    [[name, f"{d:,}", f"{p:,}", f"{100 * d / p:.2g}%"] for name, d, p in demo_steps_rows(src)])
+
+
+def demo_steps_share(src: Sources) -> str:
+    """The range of the demo's share of the paper's steps, e.g. ``0.15–3.6%``."""
+    shares = [d / p for _, d, p in demo_steps_rows(src)]
+    return f"{100 * min(shares):.2g}–{100 * max(shares):.2g}%"
+
+
+# ------------------------------------------------------------------------------ timings (bench/results/timings.csv)
+
+TIMINGS = "bench/results/timings.csv"
+
+
+def timings(src: Sources, what: str) -> list[dict]:
+    """The records of one measurement, newest first."""
+    rows = [r for r in src.csv(TIMINGS) if r["what"] == what]
+    if not rows:
+        raise Missing(f"{TIMINGS}: {what}")
+    return sorted(rows, key=lambda r: r["date"], reverse=True)
+
+
+def _value(r: dict) -> str:
+    return duration(r["value"]) if r["unit"] == "s" else f"{r['value']} {r['unit']}"
+
+
+def _with_history(rows: list[dict], what: str) -> str:
+    new, old = rows[0], rows[1:]
+    text = f"{_value(new)} from a fresh clone of {new['commit']}, {new['date']} ({new['detail']})"
+    if old:
+        text += "; earlier: " + ", ".join(f"{_value(r)} from {r['commit']} ({r['detail']})" for r in old)
+    return text
+
+
+def timings_table(src: Sources) -> str:
+    """README's table of the development machine's timings."""
+    venv, size = timings(src, "make_venv")[0], timings(src, "venv_size")[0]
+    return md_table(["what", "value"], [
+        ["`make venv` (pip install of `requirements.txt` + numba warm-up)", about_minutes(venv["value"])],
+        ["venv size", f"{_value(size)} ({size['detail']})"],
+        ["`make demo` (96 train + 24 val synthetic images at 192×144, EfficientNet-Lite0 from ImageNet, CPU: the "
+         "content stamps, CAM, ReCAM and D2CAM training and export, matting, CRF, five IRNs and random walks, three "
+         "DeepLab-v2s, the floor, Tables 1–3, Figures 2 and 5, the gallery, run summary, then the report; the goal "
+         "is 10 min)", _with_history(timings(src, "make_demo"), "make_demo")],
+        ["`make test` (`bash .ci/run`)", _with_history(timings(src, "make_test"), "make_test")],
+        ["`make check`", _with_history(timings(src, "make_check"), "make_check")],
+        ["Table 5 + the ε grid after `make demo`", _with_history(timings(src, "table5_eps"), "table5_eps")],
+    ])
+
+
+def timing_about(what: str):
+    def render(src: Sources) -> str:
+        return about_minutes(float(timings(src, what)[0]["value"]))
+    render.__doc__ = f"``about N minutes`` of the newest {what} record."
+    return render
+
+
+def timing_exact(what: str):
+    def render(src: Sources) -> str:
+        r = timings(src, what)[0]
+        return f"{_value(r)} from a fresh clone of {r['commit']}"
+    render.__doc__ = f"The newest {what} record and its commit."
+    return render
+
+
+# ------------------------------------------------------------------------ real photos (bench/results/real_photos_*)
+
+PHOTOS = "bench/results/real_photos_voc330"
+MAP_METHOD = {"CAM": "cam", "ReCAM": "recam", "D2CAM only": "d2cam"}
+
+
+def _oracle(src: Sources) -> dict[str, tuple[float, float]]:
+    best: dict[str, tuple[float, float]] = {}
+    for r in src.csv(f"{PHOTOS}/sweeps.csv"):
+        m, t = float(r["miou"]), float(r["bg_threshold"])
+        if r["method"] not in best or m > best[r["method"]][0]:
+            best[r["method"]] = (m, t)
+    return best
+
+
+def _photos_table(src: Sources, with_threshold: bool) -> str:
+    rows = src.csv(f"{PHOTOS}/table1.csv")
+    oracle = _oracle(src)
+    best = {col: max(float(r[col]) for r in rows) for col in ("seed", "crf", "irn")}
+
+    def cell(r, col):
+        return f"**{r[col]}**" if float(r[col]) == best[col] else r[col]
+
+    out = []
+    for r in rows:
+        o = oracle.get(MAP_METHOD.get(r["method"], ""))
+        ocell = DASH if o is None else (f"{o[0]:.1f} at {o[1]:.2f}" if with_threshold else f"{o[0]:.1f}")
+        paper = DASH if r["seed_paper"] == DASH else f"{r['seed_paper']} / {r['crf_paper']} / {r['irn_paper']}"
+        out.append([r["method"], cell(r, "seed"), ocell, cell(r, "crf"), cell(r, "irn"), paper])
+    return md_table(["method", "seed", "oracle seed", "w/ CRF", "w/ IRN", "paper (VOC train: seed / CRF / IRN)"], out)
+
+
+def photos_table1(src: Sources) -> str:
+    """Table 1 on the 248 VOC photos, with each map method's oracle seed (bench/results/real_photos_voc330)."""
+    return _photos_table(src, with_threshold=False)
+
+
+def photos_table1_thresholds(src: Sources) -> str:
+    """As :func:`photos_table1`, the oracle's threshold beside it."""
+    return _photos_table(src, with_threshold=True)
+
+
+def photos_wall(src: Sources) -> str:
+    """The real-photo run's wall time (summary.json)."""
+    return f"{src.json(f'{PHOTOS}/summary.json')['wall_min']} min"
+
+
+def photos_run(src: Sources) -> str:
+    """The real-photo run's jobs, wall time, script and commit."""
+    s = src.json(f"{PHOTOS}/summary.json")
+    jobs = timings(src, "real_photos_voc330_jobs")[0]
+    return f"{s['wall_min']} min ({jobs['value']} jobs, `bench/real_photos.py`, commit {s['commit']}, {jobs['date']})"
+
+
+def photos_jobs(src: Sources) -> str:
+    """The real-photo run's job count (bench/results/timings.csv)."""
+    return f"{timings(src, 'real_photos_voc330_jobs')[0]['value']} jobs"
+
+
+def photos_map_stats(src: Sources) -> str:
+    """D2CAM's mean map on its object and elsewhere (map_stats.csv)."""
+    r = next(r for r in src.csv(f"{PHOTOS}/map_stats.csv") if r["method"] == "d2cam")
+    return f"mean map {float(r['on_object']):.2f} on the object, {float(r['elsewhere']):.2f} elsewhere"
+
+
+# --------------------------------------------------------------------------------- matting speed (bench/results/)
+
+SWEEP = "bench/results/matting_sweep"
+OURS, BASE, PYM = "ours (hard, all classes)", "baseline", "pymatting (per class)"
+
+
+def _sweep(src: Sources) -> list[dict]:
+    """The sweep's settings, each with CG steps and time shares parsed from its log (in the JSON's order)."""
+    settings = src.json(f"{SWEEP}.json")["settings"]
+    log = src.text(f"{SWEEP}.log")
+    blocks = log.split("\nsummary (")[1:]
+    if len(blocks) != len(settings):
+        raise ValueError(f"{SWEEP}.log has {len(blocks)} summaries for {len(settings)} settings")
+    for s, block in zip(settings, blocks):
+        s["cg_steps"] = int(re.search(rf"^{re.escape(OURS)}\s+\S+\s+\S+\s+\S+\s+\S+\s+(\d+)", block, re.M).group(1))
+        share = {m.group(1).strip(): float(m.group(2))
+                 for m in re.finditer(r"^  (.+?)\s+[\d.]+\s+([\d.]+) %$", block, re.M)}
+        s["share_search"] = share["neighbour search (kd-tree queries)"] + share["kd-tree builds (pymatting)"]
+        s["share_cg"] = share["CG solve"]
+    return settings
+
+
+def _ratio(s: dict, prefix: str) -> float:
+    return next(v["cpu_ratio_to_ours"] for k, v in s["methods"].items() if k.startswith(prefix))
+
+
+def matting_sweep(src: Sources) -> str:
+    """The matting sweep: seconds per image and ratios per unknown share (bench/results/matting_sweep.{json,log})."""
+    ss = _sweep(src)
+    base = src.json(f"{SWEEP}.json")["args"]["baseline"]
+    rows = [
+        ["unknown pixels per class trimap", *(pct(s["unknown_share"], 1) for s in ss)],
+        ["unknown in some class, per image", *(pct(s["unknown_share_any_class"], 1) for s in ss)],
+        ["ours, CPU s per image (all its classes)", *(f"{s['methods'][OURS]['cpu_s_per_image']:.2f}" for s in ss)],
+        [f"{base} / ours", *(f"{_ratio(s, BASE):.2f}×" for s in ss)],
+        ["pymatting / ours", *(f"{_ratio(s, PYM):.1f}×" for s in ss)],
+        ["CG steps (largest)", *(str(s["cg_steps"]) for s in ss)],
+        ["share of our time: kd-tree neighbour search + its builds", *(f"{half_up(s['share_search'])}%" for s in ss)],
+        ["share of our time: CG", *(f"{half_up(s['share_cg'])}%" for s in ss)],
+    ]
+    return md_table(rows[0], rows[1:])
+
+
+def matting_speed(src: Sources) -> str:
+    """README's summary of the sweep: three operating points (about 9%, 23% and 65% unknown per class)."""
+    ss = _sweep(src)
+    picks = [min(ss, key=lambda s: abs(s["unknown_share"] - target)) for target in (0.09, 0.23, 0.65)]
+    secs = ", ".join(f"{s['methods'][OURS]['cpu_s_per_image']:.2f} s at {pct(s['unknown_share'])}" for s in picks)
+    last = picks[-1]
+    return (f"{secs} ({pct(last['unknown_share_any_class'])} of the image unknown in some class, as with a trained "
+            f"CAM's maps on VOC photos); " + ", ".join(f"{_ratio(s, PYM):.2g}×" for s in picks)
+            + " pymatting's speed, and " + ", ".join(f"{_ratio(s, BASE):.2f}×" for s in picks)
+            + " this project's matting before its speed work")
+
+
+# ------------------------------------------------------------------------------- the GPU scale check (bench/results/)
+
+SCALE = {"H100": "bench/results/voc_scale_h100.json", "H200": "bench/results/voc_scale_h200.json"}
+SCALE_LABELS = {"d2cam": "D2CAM training (ResNet-50, crop 512, batch 16, bf16)",
+                "export": "map export, train_aug (4 scales × flip)",
+                "matting": "trimap + KNN matting (CPU, {unknown} unknown pixels)",
+                "crf_label": "confident regions, label CRF (CPU)", "irn": "IRN training (batch 32, crop 512)",
+                "walk": "random walk, train_aug", "deeplab": "DeepLab-v2 training (ResNet-101, MSC, 10 × 321², bf16)",
+                "deeplab_predict": "DeepLab multi-scale inference, val", "crf_deeplab": "DeepLab CRF, val (CPU)"}
+
+
+def _per_unit(p: dict) -> str:
+    s = p["s_per_unit"]
+    if s >= 1 or p["on"] == "cpu":
+        return f"{s:.2f} s"
+    return f"{1000 * s:.1f} ms" if s < 0.1 else f"{1000 * s:.0f} ms"
+
+
+def _projected(p: dict) -> str:
+    return f"{p['minutes']:.1f} min" + (f" on {p['parallel']} cores" if p["on"] == "cpu" else "")
+
+
+def voc_scale(src: Sources) -> str:
+    """Per-stage cost per unit and projected VOC minutes on the H100 and the H200 (bench/results/voc_scale_*.json)."""
+    runs = {card: src.json(path) for card, path in SCALE.items()}
+    first = next(iter(runs.values()))
+    unknown = pct(first["stages"]["matting"]["unknown_share"])
+    by_card = {card: {p["stage"]: p for p in run["projection"]} for card, run in runs.items()}
+    rows = []
+    for p in first["projection"]:
+        row = [SCALE_LABELS.get(p["stage"], p["what"]).format(unknown=unknown), f"{p['units']:,} {p['unit']}s"]
+        for card in runs:
+            q = by_card[card][p["stage"]]
+            row += [_per_unit(q), _projected(q)]
+        rows.append(row)
+    rows.append(["**total**", "", *(x for run in runs.values() for x in ("", f"**{run['projected_minutes']:.1f} min**"))])
+    return md_table(["stage (Mat-Label row, critical path)", "units on VOC",
+                     *(f"{card}: {what}" for card in runs for what in ("per unit", "projected"))], rows)
+
+
+def d2cam_step_ratio(src: Sources) -> str:
+    """D2CAM's step against the plain CAM step on each card (voc_scale's same-process measurement)."""
+    parts = []
+    for card, path in SCALE.items():
+        run = src.json(path)
+        st = run["stages"]
+        parts.append(f"{run['d2cam_over_cam']:.2f}× on an {card} ({1000 * st['d2cam']['s_per_unit']:.1f} vs "
+                     f"{1000 * st['cam']['s_per_unit']:.1f} ms; peak memory {st['d2cam']['peak_gib']:.1f} vs "
+                     f"{st['cam']['peak_gib']:.1f} GiB)")
+    return " and ".join(parts)
+
+
+def crf_deeplab_per_image(src: Sources) -> str:
+    """The DeepLab evaluation's CRF per image on each card's machine (voc_scale's ``crf_deeplab`` stage)."""
+    parts = [f"{src.json(path)['stages']['crf_deeplab']['s_per_unit']:.2f} s" for path in SCALE.values()]
+    cards = list(SCALE)
+    return (f"{parts[0]} per VOC-size image on the {cards[0]} machine's cores, "
+            + ", ".join(f"{p} on the {c}'s" for p, c in zip(parts[1:], cards[1:])))
+
+
+PROJECTION = "bench/results/node_projection_h200.json"
+
+
+def node_projection(src: Sources) -> str:
+    """Tables 1 + 2 of VOC list-scheduled on four nodes (bench/results/node_projection_h200.json)."""
+    sc = src.json(PROJECTION)["scenarios"]
+    rows = []
+    for gpus, cores in dict.fromkeys((s["gpus"], s["cores"]) for s in sc):
+        fifo = next(s for s in sc if (s["gpus"], s["cores"], s["order"]) == (gpus, cores, "fifo"))
+        crit = next(s for s in sc if (s["gpus"], s["cores"], s["order"]) == (gpus, cores, "critical"))
+        rows.append([f"{gpus} GPU{'s' if gpus > 1 else ''} + {cores} cores", f"{fifo['minutes']:.1f} min",
+                     f"{crit['minutes']:.1f} min", pct(fifo["gpu_utilisation"]),
+                     pct(fifo["cpu_work_share_under_a_gpu_job"]), f"{fifo['minutes_no_gpu_job_running']:.1f} min"])
+    return md_table(["node", "wall, fifo order", "wall, longest path first", "GPU busy",
+                     "CPU jobs' work while a GPU job runs", "no GPU job running"], rows)
+
+
+def node_projection_summary(src: Sources) -> str:
+    """README's summary of the projection: one GPU, the largest node, the Mat-Label row alone."""
+    d = src.json(PROJECTION)
+    fifo = [s for s in d["scenarios"] if s["order"] == "fifo"]
+    one = min(fifo, key=lambda s: (s["gpus"], s["cores"]))
+    big = max(fifo, key=lambda s: (s["gpus"], s["cores"]))
+    row = d["chain"]["list_scheduled_1gpu"]
+    return (f"{one['minutes']:.0f} min on {one['gpus']} GPU + {one['cores']} cores, {big['minutes']:.0f} min on "
+            f"{big['gpus']} GPUs + {big['cores']} cores, the Mat-Label row alone {row['minutes']:.0f} min on 1 GPU")
+
+
+def crf_presets(src: Sources) -> str:
+    """The CRF presets of ``matlabel.crf.PRESETS``, the default from config.yaml's ``crf.preset``."""
+    sys.path.insert(0, str(src.root))
+    from matlabel.crf import PRESETS
+    default = src.yaml("config.yaml")["crf"]["preset"]
+    unary = {"label": "the seed labels (gt_prob {gt_prob})", "score": "the row's maps as probabilities (background "
+             "(1 − max)^{bg_power}; matting rows: the alphas, background 1 − max alpha)"}
+    rows = []
+    for name, p in PRESETS.items():
+        rows.append([f"`{name}`" + (" (default)" if name == default else ""), unary[p["unary"]].format(**p),
+                     f"sxy {p['gaussian_sxy']:g}, compat {p['gaussian_compat']:g}",
+                     f"sxy {p['bilateral_sxy']:g}, srgb {p['bilateral_srgb']:g}, compat {p['bilateral_compat']:g}",
+                     str(p["iterations"])])
+    return md_table(["`crf.preset`", "unary", "Gaussian kernel", "bilateral kernel", "iterations"], rows)
+
+
+# -------------------------------------------------------------------------------------------------------- the regions
+
+REGIONS = {
+    "demo-table1": demo_table1,
+    "demo-matting-failures": demo_matting_failures,
+    "demo-table2": demo_table2,
+    "demo-table4": demo_table4,
+    "demo-table5": demo_table5,
+    "demo-table5-facts": demo_table5_facts,
+    "demo-eps": demo_eps,
+    "demo-gallery-time": demo_gallery_time,
+    "demo-steps": demo_steps,
+    "demo-steps-share": demo_steps_share,
+    "timings": timings_table,
+    "make-test-about": timing_about("make_test"),
+    "make-check-about": timing_about("make_check"),
+    "make-demo": timing_exact("make_demo"),
+    "table5-eps-time": timing_exact("table5_eps"),
+    "folder-example-time": lambda src: duration(timings(src, "folder_example")[0]["value"]),
+    "photos-table1": photos_table1,
+    "photos-table1-thresholds": photos_table1_thresholds,
+    "photos-wall": photos_wall,
+    "photos-run": photos_run,
+    "photos-jobs": photos_jobs,
+    "photos-map-stats": photos_map_stats,
+    "matting-sweep": matting_sweep,
+    "matting-speed": matting_speed,
+    "voc-scale": voc_scale,
+    "d2cam-step-ratio": d2cam_step_ratio,
+    "crf-deeplab-per-image": crf_deeplab_per_image,
+    "crf-presets": crf_presets,
+    "node-projection": node_projection,
+    "node-projection-summary": node_projection_summary,
+}
+
+
+def render_text(text: str, src: Sources, regions=REGIONS, skipped: list | None = None) -> str:
+    """``text`` with every generated region re-rendered; a region whose source is missing keeps its text (its name
+    and the missing file are appended to ``skipped``). An unknown region name is an error."""
+    def replace(m: re.Match) -> str:
+        name, body = m.group("name"), m.group("body")
+        if name not in regions:
+            raise KeyError(f"unknown generated region {name!r} (scripts/render_docs.py REGIONS)")
+        try:
+            new = regions[name](src).strip("\n")
+        except Missing as e:
+            if skipped is not None:
+                skipped.append((name, str(e)))
+            return m.group(0)
+        inline = "\n" not in body
+        if inline and "\n" in new:
+            raise ValueError(f"region {name!r} is inline but renders several lines")
+        new = new if inline else f"\n{new}\n"
+        return f"<!-- generated:{name} -->{new}<!-- /generated:{name} -->"
+    return REGION.sub(replace, text)
+
+
+def doc_files(root: Path = ROOT) -> list[Path]:
+    return sorted({p for pattern in DOCS for p in root.glob(pattern)})
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="change nothing; exit 1 if a doc differs from its sources")
+    ap.add_argument("--results", type=Path, help="the demo's results directory (default: results/)")
+    ap.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    src = Sources(root=args.root, results=args.results)
+    skipped: list = []
+    stale = []
+    for path in doc_files(args.root):
+        old = path.read_text(encoding="utf-8")
+        new = render_text(old, src, skipped=skipped)
+        if new != old:
+            rel = path.relative_to(args.root)
+            names = [m.group("name") for m, n in zip(REGION.finditer(old), REGION.finditer(new)) if m.group(0) != n.group(0)]
+            stale.append(f"{rel}: {', '.join(dict.fromkeys(names))}")
+            if not args.check:
+                path.write_text(new, encoding="utf-8")
+    for name, missing in dict.fromkeys(skipped):
+        print(f"left as it is: {name} ({missing} not found)", file=sys.stderr)
+    if args.check and stale:
+        print("docs differ from their sources (make docs re-renders them):\n  " + "\n  ".join(stale), file=sys.stderr)
+        return 1
+    if not args.check:
+        print("\n".join(f"rendered {s}" for s in stale) or "every generated region is up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

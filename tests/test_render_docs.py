@@ -1,0 +1,132 @@
+"""scripts/render_docs.py: the docs' measured numbers are rendered from their files, and the committed docs agree
+with the committed measurements (bench/results/, the configs). The demo's results are not in git: their renderers
+are tested on small fixture tables here, and a region whose source is absent is left as it is."""
+import csv
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("render_docs", ROOT / "scripts" / "render_docs.py")
+rd = importlib.util.module_from_spec(_spec)
+sys.modules["render_docs"] = rd  # dataclasses look their module up there
+_spec.loader.exec_module(rd)
+
+
+def write_csv(path: Path, rows: list[dict]):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+@pytest.fixture
+def demo(tmp_path):
+    """A results/ directory with a two-row Table 1, Table 2, Table 4, Table 5, the ε grid and the runtimes."""
+    res = tmp_path / "results" / rd.DEMO
+    dash = rd.DASH
+    write_csv(res / "table1.csv", [
+        dict(method="CAM", dataset="synthetic", seed="11.3", seed_paper="48.0", crf="10.8", crf_paper=dash,
+             irn="10.2", irn_paper=dash, paper_dataset="voc12 train", matting_failures=dash),
+        dict(method="Mat-Label", dataset="synthetic", seed="17.3", seed_paper="62.3", crf="17.9", crf_paper="65.8",
+             irn="19.1", irn_paper="72.9", paper_dataset="voc12 train", matting_failures="0 of 96 images"),
+        dict(method="Mat-Label w/ ReCAM", dataset="synthetic", seed="7.4", seed_paper="56.3", crf="7.4",
+             crf_paper="63.1", irn="6.2", irn_paper="71.0", paper_dataset="voc12 train",
+             matting_failures="0 of 96 images")])
+    why = "not run: needs the VOC 2012 test images (on VOC: set deeplab.voc_test: true)"
+    write_csv(res / "table2.csv", [
+        dict(method="D2CAM only", dataset="synthetic", val="12.6", val_paper="71.2", test=why, test_paper="70.7",
+             paper_dataset="voc12"),
+        dict(method="Mat-Label", dataset="synthetic", val="12.6", val_paper="73.0", test=why, test_paper="72.7",
+             paper_dataset="voc12")])
+    write_csv(res / "table4.csv", [dict(variant="L_d2", dataset="synthetic", miou="6.3", miou_paper="53.7",
+                                        paper_dataset="voc12 train")])
+    write_csv(res / "table5.csv", [
+        dict(matting=m, label_rule=r, dataset="synthetic", maps="d2cam", seed=seed, crf=crf, seconds_per_image=sec,
+             unknown_share="0.073", failures="0 of 96 images")
+        for m, r, seed, crf, sec in [("KNN (the paper)", "fg threshold", "17.3", "17.9", "0.095"),
+                                     ("KNN (the paper)", "bg layer", "17.3", "17.9", "0.104"),
+                                     ("closed-form", "fg threshold", "17.5", "18.1", "0.037")]])
+    write_csv(res / "eps_sensitivity.csv", [
+        dict(method=m, eps_fg=fg, eps_bg=bg, miou=v, mean_unknown_share=0.1, failures=0, grid_spread=0)
+        for m, fg, bg, v in [("d2cam", 0.5, 0.05, 16.0), ("d2cam", 0.9, 0.35, 17.9), ("cam", 0.5, 0.05, 10.1),
+                             ("cam", 0.9, 0.35, 27.6)]])
+    write_csv(res / "runtimes.csv", [dict(rule="gallery", jobs=1, wall_s_total=18.32, wall_s_max=18.32, cpu_s_total=15,
+                                          max_rss_mb=800)])
+    return rd.Sources(root=ROOT, results=tmp_path / "results")
+
+
+def test_demo_tables_from_fixture_files(demo):
+    t1 = rd.demo_table1(demo).splitlines()
+    assert t1[0] == "| method | seed | seed (paper) | w/ CRF | w/ CRF (paper) | w/ IRN | w/ IRN (paper) |"
+    assert t1[2] == "| CAM | 11.3 | 48.0 | 10.8 | — | 10.2 | — |"
+    assert rd.demo_matting_failures(demo) == "0 of 96 images for both matting rows"
+    t2 = rd.demo_table2(demo).splitlines()
+    assert t2[2].endswith("| not run: needs the VOC 2012 test images | 70.7 |")  # the parenthesis dropped
+    assert t2[3].endswith("| not run (as above) | 72.7 |")
+    assert rd.demo_table4(demo).splitlines()[2] == "| L_d2 | 6.3 | 53.7 |"
+    t5 = rd.demo_table5(demo).splitlines()
+    assert t5[0] == "| matting | fg threshold | bg layer |"
+    assert t5[2] == "| KNN (the paper) | 17.3 / 17.9, 0.095 s | 17.3 / 17.9, 0.104 s |"
+    assert t5[3] == "| closed-form | 17.5 / 18.1, 0.037 s |  |"
+    assert rd.demo_table5_facts(demo) == ("unknown share 7.3% of the pixels; every cell's `failures` column: "
+                                          "0 of 96 images fell back to the threshold seed")
+    assert rd.demo_eps(demo) == ("over ε_fg 0.5–0.9 × ε_bg 0.05–0.35, Mat-Label's seed moves from D2CAM's maps by "
+                                 "1.9 points (16.0–17.9), from CAM's maps by 17.5 points (10.1–27.6)")
+    assert rd.demo_gallery_time(demo) == "18 s"
+
+
+def test_regions_render_block_and_inline_and_leave_missing_sources(demo, tmp_path):
+    text = ("a <!-- generated:demo-gallery-time -->old<!-- /generated:demo-gallery-time --> b\n"
+            "<!-- generated:demo-table4 -->\n| stale |\n<!-- /generated:demo-table4 -->\n")
+    out = rd.render_text(text, demo)
+    assert "a <!-- generated:demo-gallery-time -->18 s<!-- /generated:demo-gallery-time --> b" in out
+    assert "<!-- generated:demo-table4 -->\n| variant | demo (ours) | paper (VOC) |" in out
+    assert rd.render_text(out, demo) == out  # rendering is idempotent
+    skipped = []
+    absent = rd.Sources(root=ROOT, results=tmp_path / "none")
+    assert rd.render_text(text, absent, skipped=skipped) == text
+    assert [name for name, _ in skipped] == ["demo-gallery-time", "demo-table4"]
+    with pytest.raises(KeyError, match="no-such-region"):
+        rd.render_text("<!-- generated:no-such-region -->x<!-- /generated:no-such-region -->", demo)
+
+
+def test_formats():
+    assert rd.duration(799) == "13 min 19 s"
+    assert rd.duration(58) == "58 s"
+    assert rd.about_minutes(1315) == "about 22 minutes"
+    assert rd.about_minutes(40) == "about 1 minute"
+    assert rd.half_up(76.5) == 77 and rd.half_up(2.5) == 3
+
+
+def test_timings_newest_first_with_history(tmp_path):
+    (tmp_path / "bench" / "results").mkdir(parents=True)
+    write_csv(tmp_path / rd.TIMINGS, [
+        dict(date="2026-11-30", commit="aaa", what="make_check", value="87", unit="s", machine="m", detail="old",
+             source="x"),
+        dict(date="2026-12-06", commit="bbb", what="make_check", value="122", unit="s", machine="m", detail="new",
+             source="y")])
+    src = rd.Sources(root=tmp_path)
+    assert rd.REGIONS["make-check-about"](src) == "about 2 minutes"
+    assert rd._with_history(rd.timings(src, "make_check"), "make_check") == (
+        "2 min 2 s from a fresh clone of bbb, 2026-12-06 (new); earlier: 1 min 27 s from aaa (old)")
+
+
+def test_committed_docs_match_committed_measurements(tmp_path, capsys):
+    """What `make docs` would write from bench/results/ and the configs is what the docs say (the demo's results
+    left out: they are not in git)."""
+    assert rd.main(["--check", "--results", str(tmp_path / "no-demo")]) == 0, capsys.readouterr().err
+
+
+def test_every_region_is_used_and_every_used_region_known():
+    used = {m.group("name") for p in rd.doc_files() for m in rd.REGION.finditer(p.read_text(encoding="utf-8"))}
+    assert used == set(rd.REGIONS)
+
+
+def test_timings_file_names_its_sources():
+    rows = list(csv.DictReader(open(ROOT / rd.TIMINGS, encoding="utf-8")))
+    assert rows and all(r["source"] and r["date"] and r["commit"] and r["unit"] for r in rows)
+    assert {"make_demo", "make_test", "make_check"} <= {r["what"] for r in rows}
