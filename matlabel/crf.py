@@ -28,7 +28,7 @@ UNARIES = ("label", "score")
 #: ``psa_score``: PSA's ``crf_inference`` (jiwoon-ahn/psa tool/imutils.py): the maps as a probability unary
 #: (``unary_from_softmax``), Gaussian sxy 3 compat 3, bilateral sxy 80 srgb 13 compat 10, 10 iterations, the
 #: background plane (1 - max)^4 of threshold rows as PSA infer_cls.py (``--low_alpha 4``). Mixing them (PSA's wide
-#: bilateral with IRN's hard label unary) over-smooths: it cost a ground-truth seed 36 points on real photos.
+#: bilateral with IRN's hard label unary) over-smooths (measured on real photos: bench/README.md).
 PRESETS = {
     "irn_label": dict(unary="label", iterations=10, gaussian_sxy=3, gaussian_compat=3, bilateral_sxy=50,
                       bilateral_srgb=5, bilateral_compat=10, gt_prob=0.7),

@@ -91,8 +91,8 @@ class D2CAMNet(nn.Module):
         self.backbone = backbone
         self.generator = nn.Conv2d(feature_channels(backbone), num_fg, 3, padding=1)  # φ (with bias)
         # φ starts near zero, so every map starts at sigmoid(0) = 0.5 (paper silent on the init). PyTorch's
-        # default init on un-normalised layer2 features saturates the sigmoid at once: measured on the demo,
-        # the maps froze to 0/1 with zero gradient (L_ma and L_oe constant to 4 digits from epoch 2).
+        # default init on un-normalised layer2 features saturates the sigmoid at once, and saturated maps get no
+        # gradient (what it did on the demo: bench/README.md).
         nn.init.normal_(self.generator.weight, std=1e-3)
         nn.init.zeros_(self.generator.bias)
         self.classifier = nn.Conv2d(backbone.out_channels, num_fg, 1, bias=False)

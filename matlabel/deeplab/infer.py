@@ -108,7 +108,7 @@ def segment_all(model: nn.Module, images: Iterable[tuple[str, np.ndarray]], devi
                 crf_labels: str = "all", workers: int = 1) -> Iterator[tuple[str, np.ndarray]]:
     """:func:`segment` of :func:`predict` for each ``(id, image)``, yielded as ``(id, label map)`` in input order.
 
-    With a CRF and ``workers`` > 1, the CRFs (single-threaded pydensecrf, 0.3-0.6 s per VOC image over 21 classes)
+    With a CRF and ``workers`` > 1, the CRFs (single-threaded pydensecrf over 21 classes, the slow part: bench/README.md)
     run in that many worker processes while the model predicts the next images, at most ``2 * workers`` images
     ahead; each CRF is the same call as without workers, so the labels are the same. The workers are started
     from a fresh interpreter (:data:`POOL_CONTEXT`), never by forking this process: the model may have started CUDA

@@ -3,11 +3,12 @@
 Mat-Label turns each class's activation map into a trimap (Eq. 9: 1 foreground, 0 background, 0.5 unknown),
 solves KNN matting [Chen, Li, Tang, "KNN Matting", TPAMI 2013] on it and uses the alpha matte as the
 pseudo-label. The composition is ``laplacian -> linear system -> solve -> clip`` as in pymatting's
-``estimate_alpha_knn``, with three departures, each measured (``bench/matting.py``, ``tests/test_matting.py``):
+``estimate_alpha_knn``, with three departures (tested in ``tests/test_matting.py``; their measurements are in
+bench/README.md's performance diary):
 
 * ``L = D - W`` (the original's graph Laplacian) instead of pymatting's ``I - D^-1 W``: it is symmetric, so
-  conjugate gradients applies; pymatting's non-symmetric system failed to converge on some VOC photos
-  (measured; the original's Laplacian: dingzeyuli/knn-matting src/knn_matting.m, pymatting's:
+  conjugate gradients applies; pymatting's non-symmetric system can fail to converge (it did on VOC photos,
+  bench/README.md; the original's Laplacian: dingzeyuli/knn-matting src/knn_matting.m, pymatting's:
   pymatting/laplacian/knn_laplacian.py). The neighbour graph ``W`` is pymatting's (same features,
   neighbour counts and distance weights, binary kernel), so the two Laplacians share their rows up to a
   per-row scale, and a hard-constrained solve of either gives the same alpha.
@@ -24,10 +25,9 @@ pixels that can reach them, with pymatting's kd-tree and a bounded, early-exit q
 ``graph.knn_edges``). The rows are assembled and restricted to the system by numba kernels of our own
 (``laplacians._laplacian_from_edges``, ``restrict.restrict_columns``) instead of scipy's COO -> CSR conversion,
 duplicate sum and column indexing, and the CG runs in one compiled loop, preconditioned by SSOR with Eisenstat's
-trick (``solvers._ssor_pcg_kernel``: 2.5-3 times fewer steps than Jacobi-PCG, each one pass over the system's
-entries as a Jacobi step's product is, about 1.4 times dearer). Timings against the implementation before that and
-against pymatting's per-class ``estimate_alpha_knn``: ``bench/matting.py`` and docs/reproducing.md (its matting
-section).
+trick (``solvers._ssor_pcg_kernel``: fewer steps than Jacobi-PCG, each one pass over the system's entries as a
+Jacobi step's product is). Timings against the implementation before that and against pymatting's per-class
+``estimate_alpha_knn``: ``bench/matting.py``, docs/reproducing.md (its matting section) and bench/README.md.
 
 The package keeps one idea per module, after pymatting's layout (each imports only the modules above it in this
 list, never this ``__init__``; ``tests/test_imports.py`` checks it):
@@ -120,10 +120,9 @@ def knn_matting(image: np.ndarray, trimaps: np.ndarray, lam: float = SolverConfi
     trimaps : (C, H, W) or (H, W), values 1 (foreground), 0 (background), 0.5 (unknown) (paper Eq. 9).
     lam : constraint weight; ``math.inf`` eliminates the known pixels.
     eps : ridge ``eps I`` added to the system (>= 0).
-    rtol : per-class stopping rule ``||b - A x||_2 <= rtol ||b||_2``. The default (``DEFAULT_RTOL``, 5e-6) is for
-        the KNN Laplacian: alpha within 2.9e-4 (max abs) of an rtol 1e-12 solve on the demo's and the bench's images,
-        17-90 steps on 500 x 375 bench images with 4-65 % unknown pixels. Table 5's other Laplacians need their
-        ``LAPLACIAN_SOLVER`` settings to stay within ``ALPHA_ATOL`` of a direct solve.
+    rtol : per-class stopping rule ``||b - A x||_2 <= rtol ||b||_2``. The default (``DEFAULT_RTOL``) is for
+        the KNN Laplacian (its alpha error against a tight solve and its steps: bench/README.md). Table 5's other
+        Laplacians need their ``LAPLACIAN_SOLVER`` settings to stay within ``ALPHA_ATOL`` of a direct solve.
     max_iter : CG iteration cap (the original: 2000).
     laplacian : optional precomputed (N, N) :func:`knn_laplacian` of ``image``, or another symmetric Laplacian
         (:func:`matting_laplacian`; a non-symmetric one raises ValueError, :func:`check_symmetric`); built here

@@ -27,31 +27,27 @@ class MattingFailure(RuntimeError):
 
 #: Largest alpha error (max abs) that :func:`knn_matting` leaves against a direct solve of the same system, with
 #: each Laplacian's ``LAPLACIAN_SOLVER`` settings, on both solvers (SSOR-PCG on the CPU, Jacobi-PCG in torch).
-#: Measured on scikit-image's astronaut, chelsea and coffee at 150-600 px (torch: 150 px) with Eq. 9 trimaps of a
-#: centred bump (40 % unknown): at most 3.0e-4 (closed-form, 600 px); tests/test_matting.py checks it at 60 px.
+#: The largest alpha difference a solve may leave against a direct solve of the same system, for every Laplacian
+#: (tests/test_matting.py checks it at 60 px; the errors measured at larger sizes: bench/README.md).
 ALPHA_ATOL = 1e-3
 
 #: :func:`knn_matting`'s CG settings per Laplacian (the rest: its defaults) that keep it within ``ALPHA_ATOL``: the
-#: residual rule does not bound the alpha error of an ill-conditioned system. At the default rtol (5e-6) KNN's
-#: systems left 6.4e-5 or less, the others up to 0.0097 (closed-form), 0.082 (learning-based) and 0.25 (random
-#: walk, whose weights exp(-900 |I_i - I_j|^2) join regions by weights of 1e-4 and less); the steps at the rtol here,
-#: 300-600 px: 630-1170 (closed-form), 660-1270 (learning-based), 2770-3050 (random walk), all SSOR.
+#: residual rule does not bound the alpha error of an ill-conditioned system (random walk's weights
+#: exp(-900 |I_i - I_j|^2) join regions by tiny weights). The errors at the default rtol and the steps at these
+#: settings: bench/README.md.
 LAPLACIAN_SOLVER = {"knn": {}, "closed_form": {"rtol": 1e-7, "max_iter": 20000},
                     "random_walk": {"rtol": 1e-9, "max_iter": 20000},
                     "learning_based": {"rtol": 1e-7, "max_iter": 20000}}
 
 
 #: Default CG tolerance of :func:`knn_matting` (relative residual). SSOR-PCG's last residual is smoother than
-#: Jacobi-PCG's, so at the same tolerance it leaves a larger alpha error (at 1e-5 up to 7.4e-4 against the Jacobi
-#: solver's 4.1e-4 on the demo's ReCAM trimaps); 5e-6 keeps the largest error at or below the Jacobi solver's at 1e-5
-#: on every set measured (the demo's CAM, ReCAM and D2CAM trimaps with the KNN Laplacian, the bench's images) for
-#: about 4 % more steps. Table 5's other Laplacians need tighter ones (``LAPLACIAN_SOLVER``).
+#: Jacobi-PCG's, so at the same tolerance it leaves a larger alpha error; 5e-6 keeps the largest error at or below
+#: the Jacobi solver's at 1e-5 (measured: bench/README.md). Table 5's other Laplacians need tighter ones
+#: (``LAPLACIAN_SOLVER``).
 DEFAULT_RTOL = 5e-6
 
-#: SSOR relaxation of :func:`_ssor_pcg_kernel` (0 < omega < 2; 1 is symmetric Gauss-Seidel). Measured on the KNN
-#: matting systems of eight 500 x 375 ``bench/matting.py`` images (11-59 % unknown), all steps at rtol 1e-5: omega
-#: 1.0: 473, 1.2: 401, 1.4: 351, 1.5: 335, 1.6: 332, 1.7: 339; the alphas' largest difference to the Jacobi-PCG
-#: solver before it (same rtol) grows past 1.4 (2.7e-4; 1.5: 6.2e-4; 1.6: 7.5e-4), so 1.4.
+#: SSOR relaxation of :func:`_ssor_pcg_kernel` (0 < omega < 2; 1 is symmetric Gauss-Seidel): the value of a grid
+#: over 1.0-1.7 past which the steps barely fall and the alphas drift from the Jacobi-PCG solver's (bench/README.md).
 SSOR_OMEGA = 1.4
 
 
@@ -222,7 +218,7 @@ def solve_classes(off: sp.csr_matrix, diag: np.ndarray, masks: np.ndarray, B: np
     Returns X (n, C), iterations (C,), relative residuals (C,) (0 where the class's b = 0)."""
     off = sp.csr_matrix(off)
     # float32 entries where that is exact (KNN matting's weights are small integers): the sweeps read a third fewer
-    # bytes per entry, about a tenth faster; other Laplacians keep float64.
+    # bytes per entry (faster: bench/README.md); other Laplacians keep float64.
     exact32 = np.array_equal(off.data.astype(np.float32), off.data)
     indices = np.empty(off.nnz, np.int32)
     data = np.empty(off.nnz, np.float32 if exact32 else np.float64)
