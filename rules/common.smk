@@ -9,15 +9,16 @@ sys.path.insert(0, workflow.basedir)  # the matlabel package lives next to the S
 
 from matlabel import codehash
 from matlabel.config import check_config, method_thresholds, retype_overrides, validate_config
-from matlabel.datasets.content import existing_stamps, folder_digest, refresh_stamps, stamp_path
+from matlabel.datasets.content import PARTS, existing_stamps, folder_digest, refresh_stamps, stamp_path
 from matlabel.datasets.folder import link_root
 from matlabel.datasets.sources import ARCHIVES
 from matlabel.datasets.voc_subset import SUBSET_ROOT, id_lists_digest
 from matlabel.io import output_folder_problems, read_json
-from matlabel.labels import MATTING_MODULES, SOURCES, rows_for
+from matlabel.labels import LABEL_RULES, MATTING_MODULES, SOURCES, rows_for
+from matlabel.matting.laplacians import LAPLACIANS
 from matlabel.methods import METHODS, TABLE4_METHODS, config_section, other_methods_modules
 from matlabel.shards import empty_shards_warning
-from matlabel.tables import SALIENCY_ROWS
+from matlabel.tables import SALIENCY_ROWS, STAGES
 from matlabel.weights import staged
 
 # values inside a mapping given to --config arrive as text (Snakemake reads them with YAML's BaseLoader)
@@ -245,7 +246,7 @@ def cam_shards(wildcards):
 
 
 # The stages the gallery shows: Table 1's, and the one that ranks its images.
-GALLERY_STAGES = [s for s in ("seed", "crf", "irn")
+GALLERY_STAGES = [s for s in STAGES
                   if s in config["table1"]["stages"] or s == config["gallery"]["stage"]]
 
 

@@ -143,7 +143,7 @@ rule dataset_content:
         "resources/{dataset}/content/{split}.{part}.json",
     wildcard_constraints:
         split=r"[^/.]+",
-        part="images|masks",
+        part="|".join(PARTS),
     # no code version: every run recomputes the existing stamps with the current code while it parses and rewrites
     # only those whose digest changed, so a code edit here reruns nothing that the data did not change
     log:

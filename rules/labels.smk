@@ -98,7 +98,7 @@ rule evaluate_labels:
         "results/{dataset}/rows/{row}/{stage}/eval.json",
     wildcard_constraints:
         row="|".join(LABEL_ROWS),
-        stage="seed|crf|irn",
+        stage="|".join(STAGES),
     params:
         code=code_version("evaluate_labels"),
         split=config["splits"]["eval_seed"],

@@ -56,8 +56,8 @@ rule table5_cell:
     output:
         "results/{dataset}/table5/{matting}_{label_rule}.json",
     wildcard_constraints:
-        matting="knn|closed_form|random_walk|learning_based",
-        label_rule="threshold|bg_layer",
+        matting="|".join(LAPLACIANS),
+        label_rule="|".join(LABEL_RULES),
     params:
         code=code_version("table5_cell"),
         split=config["splits"]["eval_seed"],
