@@ -3,7 +3,6 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # the matlabel package lives next to the Snakefile
 
@@ -23,8 +22,8 @@ from matlabel.weights import staged
 
 # values inside a mapping given to --config arrive as text (Snakemake reads them with YAML's BaseLoader)
 retype_overrides(config, workflow.config_settings.config or {}, Path(workflow.basedir, "schemas", "config.schema.yaml"))
+# every value comes from config.yaml (always read first) and the overlays: the schema checks them and fills nothing
 validate_config(config, Path(workflow.basedir, "schemas", "config.schema.yaml"), workflow.configfiles)
-validate(config, "../schemas/config.schema.yaml")  # fills the schema's defaults
 check_config(config)
 # a file or a dangling link where the outputs go would end the first job in a traceback: say so now
 _output_problems = output_folder_problems([f for top in ("results", "resources", "logs", "benchmarks")

@@ -244,13 +244,13 @@ def test_speed_flags_are_auto_true_or_false_and_keep_their_type_from_a_config_ov
     errors = "\n".join(schema_errors(cfg, SCHEMA))
     assert "speed.compile: 'yes' is not one of ['auto', True, False]" in errors
     assert "speed: additional properties are not allowed" in errors and "known keys there: channels_last, " in errors
-    del cfg["speed"]  # an older config without the section: every flag auto
+    del cfg["speed"]  # the section is optional to the schema; a flag not given is auto
     validate(cfg, SCHEMA)
     import torch
 
     from matlabel.train import Speed
-    assert Speed.resolve(cfg["speed"], torch.device("cpu")) == Speed(False, False, False)
-    assert Speed.resolve(cfg["speed"], torch.device("cuda")) == Speed(True, True, True)
+    assert Speed.resolve({}, torch.device("cpu")) == Speed(False, False, False)
+    assert Speed.resolve({}, torch.device("cuda")) == Speed(True, True, True)
 
 
 def test_border_pad_is_an_export_setting_and_the_old_d2cam_key_names_the_new_one():
@@ -266,3 +266,18 @@ def test_border_pad_is_an_export_setting_and_the_old_d2cam_key_names_the_new_one
     old = load()
     old["d2cam"]["border_pad"] = 16  # a config written before the key moved
     assert any(line.startswith("d2cam.border_pad: moved to export.border_pad") for line in schema_errors(old, SCHEMA))
+
+
+def test_config_yaml_holds_every_value_and_the_schema_none():
+    """config.yaml is the one owner of the paper's numbers: the schema checks types and ranges and fills nothing
+    (the workflow always reads config.yaml first), so no value is written twice."""
+
+    def defaults(node, key=""):
+        found = [key] if isinstance(node, dict) and "default" in node else []
+        children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        return found + [k for name, child in children for k in defaults(child, f"{key}.{name}".lstrip("."))]
+
+    assert defaults(yaml.safe_load(Path(SCHEMA).read_text())) == []
+    cfg = load()
+    validate(cfg, SCHEMA)
+    assert cfg == load()  # nothing filled in
