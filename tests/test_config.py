@@ -42,6 +42,9 @@ def test_paper_numbers_are_in_config():
     assert cfg["backbone"]["arch"] == "resnet50"
     assert cfg["export"]["scales"] == [1.0, 0.5, 1.5, 2.0]
     assert cfg["cam"]["batch_size"] == 16
+    # D2CAM's loss weights (paper Sec. 4.2) live here only: matlabel.losses holds none
+    assert cfg["d2cam"]["loss"] == {"beta": 0.1, "margin": 0.2, "lam": 0.05, "gamma_d2": 0.5, "gamma_ma": 2.0,
+                                    "gamma_oe": 0.5}
 
 
 @pytest.mark.parametrize("mutate, message", [
