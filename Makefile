@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CORES  ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: venv demo test check lint report clean-demo
+.PHONY: venv demo test check lint report docs clean-demo
 
 # Installs the pinned set once (about 3 minutes; ~6 GB, mostly CUDA wheels of torch), then warms
 # pymatting's numba cache so the first matting job does not pay ~40 s of compilation.
@@ -42,6 +42,10 @@ lint: venv
 
 report: venv
 	$(BIN)/snakemake $(DEMO_TARGETS) --configfile config/demo.yaml --report results/report.html
+
+# The generated parts of the docs: the path table of results/README.md, from matlabel/paths.py.
+docs: venv
+	$(BIN)/python scripts/render_paths.py
 
 clean-demo:
 	rm -rf resources/synthetic results/synthetic results/table?.csv results/table?.md results/figures results/runtimes.* \

@@ -16,6 +16,7 @@ from matlabel.io import output_folder_problems, read_json
 from matlabel.labels import LABEL_RULES, MATTING_MODULES, SOURCES, rows_for
 from matlabel.matting.laplacians import LAPLACIANS
 from matlabel.methods import METHODS, TABLE4_METHODS, config_section, other_methods_modules
+from matlabel.paths import configured, pattern
 from matlabel.shards import empty_shards_warning
 from matlabel.tables import SALIENCY_ROWS, STAGES
 from matlabel.weights import staged
@@ -42,7 +43,7 @@ LABEL_ROWS = THRESHOLD_ROWS + MATTING_ROWS
 SALIENCY_ROWS_ON = sorted(SALIENCY_ROWS) if config["saliency"]["dir"] else []
 SEG_ROWS = LABEL_ROWS + SALIENCY_ROWS_ON  # rows a DeepLab-v2 can train on
 ENV = "../envs/matlabel.yaml"
-CONTENT_DIR = f"resources/{DATASET}/content"  # the content stamps (rule dataset_content)
+CONTENT_DIR = str(Path(pattern("content", dataset=DATASET)).parent)  # the content stamps (rule dataset_content)
 MATTING_GPU = int(str(config["matting"]["device"]) != "cpu")  # the matting solve on the GPU asks for one
 
 
@@ -87,7 +88,7 @@ _CODE_VERSIONS = {}
 
 def manifest_path(wildcards=None):
     """The prepared dataset's manifest; its presence means the dataset is complete."""
-    return f"resources/{DATASET}/dataset.json"
+    return pattern("manifest", dataset=DATASET)
 
 
 def dataset_input(*needs):
@@ -175,30 +176,20 @@ def init_model(wildcards):
     source = config[config_section(wildcards.method)].get("init_from")
     if not source:
         return {}
-    return {"init": f"{maps_dir(wildcards.dataset, source)}/model.pt"}
-
-
-# The path scheme (written out at the top of the Snakefile): one vocabulary per path segment,
-#   results/<dataset>/maps/<method>/...   a map method's classifier, exported maps and their threshold seed's score
-#   results/<dataset>/rows/<row>/...      a Table 1/2 row's pseudo-labels per stage, its IRN and its DeepLab-v2
-def maps_dir(dataset, method):
-    return f"results/{dataset}/maps/{method}"
-
-
-def row_dir(dataset, row):
-    return f"results/{dataset}/rows/{row}"
+    return {"init": pattern("model", dataset=wildcards.dataset, method=source)}
 
 
 def row_maps(wildcards):
     """The shard of exported maps a row's labels come from: its map method's (SOURCES)."""
-    return f"{maps_dir(wildcards.dataset, SOURCES[wildcards.row][0])}/shard{wildcards.shard}"
+    return pattern("maps", dataset=wildcards.dataset, method=SOURCES[wildcards.row][0], shard=wildcards.shard)
 
 
 def row_seed_inputs(wildcards):
     """The maps a row refines: its method's exported maps, plus the seed shard (alphas) for matting rows."""
     inputs = {"cams": row_maps(wildcards)}
     if SOURCES[wildcards.row][1] == "matting":
-        inputs["seed"] = f"{row_dir(wildcards.dataset, wildcards.row)}/seed/shard{wildcards.shard}"
+        inputs["seed"] = pattern("labels", dataset=wildcards.dataset, row=wildcards.row, stage="seed",
+                                 shard=wildcards.shard)
     return inputs
 
 
@@ -207,8 +198,8 @@ def row_eval(dataset, row, stage):
     background-threshold sweep), every other one its labels' (evaluate_labels)."""
     method, labeler = SOURCES[row]
     if stage == "seed" and labeler == "threshold":
-        return f"{maps_dir(dataset, method)}/eval.json"
-    return f"{row_dir(dataset, row)}/{stage}/eval.json"
+        return pattern("maps_eval", dataset=dataset, method=method)
+    return pattern("labels_eval", dataset=dataset, row=row, stage=stage)
 
 
 def trunk_input(section):
@@ -216,7 +207,7 @@ def trunk_input(section):
 
     def inputs(wildcards):
         source = config[section].get("backbone_from")
-        return {"backbone": f"{maps_dir(wildcards.dataset, source)}/model.pt"} if source else {}
+        return {"backbone": pattern("model", dataset=wildcards.dataset, method=source)} if source else {}
 
     return inputs
 
@@ -237,7 +228,7 @@ def imagenet_input(model, section=None):
 
 def map_shards(dataset, method):
     """Every shard folder of a method's exported maps."""
-    return expand("results/{dataset}/maps/{method}/shard{shard}", dataset=dataset, method=method, shard=SHARDS)
+    return expand(pattern("maps"), dataset=dataset, method=method, shard=SHARDS)
 
 
 def cam_shards(wildcards):
@@ -255,7 +246,8 @@ def gallery_inputs(wildcards):
     for row in config["table1"]["methods"]:
         files[f"maps_{row}"] = map_shards(wildcards.dataset, SOURCES[row][0])
         for stage in GALLERY_STAGES:
-            files[f"{row}_{stage}"] = [f"{row_dir(wildcards.dataset, row)}/{stage}/shard{k}" for k in SHARDS]
+            files[f"{row}_{stage}"] = expand(pattern("labels"), dataset=wildcards.dataset, row=row, stage=stage,
+                                             shard=SHARDS)
     return files
 
 
@@ -280,7 +272,7 @@ def eps_cells(wildcards):
     """The cells of the eps sensitivity grid (config eps_sensitivity), one JSON per (method, eps_fg, eps_bg)."""
     grid = config["eps_sensitivity"]
     return expand(
-        "results/{dataset}/eps_sensitivity/{method}/fg{eps_fg}_bg{eps_bg}.json",
+        pattern("eps_cell"),
         dataset=wildcards.dataset,
         method=grid["methods"],
         eps_fg=[f"{v:g}" for v in grid["eps_fg"]],
@@ -292,14 +284,14 @@ def deeplab_evals(wildcards, table):
     rows = [r for r in config[table]["methods"] if r in SEG_ROWS]
     if table == "table3" and wildcards.dataset != "coco14":
         return []  # Table 3 is COCO's; other datasets get a table of "not run" cells
-    return expand("results/{dataset}/rows/{row}/deeplab/eval.json", dataset=wildcards.dataset, row=rows)
+    return expand(pattern("deeplab_eval"), dataset=wildcards.dataset, row=rows)
 
 
 def voc_test_archives(wildcards):
     if wildcards.dataset != "voc12" or not config["deeplab"].get("voc_test"):
         return []
     rows = [r for r in config["table2"]["methods"] if r in SEG_ROWS]
-    return expand("results/{dataset}/rows/{row}/deeplab/voc12_test.tar", dataset=wildcards.dataset, row=rows)
+    return expand(pattern("voc_test"), dataset=wildcards.dataset, row=rows)
 
 
 # GPU routing under a cluster profile, derived from the rules themselves. Each rule asks for a GPU in one place (its

@@ -5,14 +5,10 @@ list typed twice fails here instead of drifting.
 The schema is YAML and cannot import Python, so this test is its owner check; the rules build their constraints
 from the code's lists, and the test reads them back from the parsed workflow.
 """
-import json
-import subprocess
-import sys
-
 import pytest
 import yaml
 
-from helpers import ROOT, snakemake_env, workdir
+from helpers import ROOT, parsed_workflow
 
 SCHEMA = yaml.safe_load((ROOT / "schemas" / "config.schema.yaml").read_text())
 
@@ -111,30 +107,11 @@ def test_starting_points_are_map_methods(key):
     assert None in values and set(values) - {None} <= set(METHODS)
 
 
-# Parses the workflow (config.yaml) and prints {rule: its wildcard constraints} ("" for the global ones).
-CONSTRAINTS = """
-import json
-from pathlib import Path
-from snakemake.api import SnakemakeApi
-from snakemake.settings.types import OutputSettings, Quietness, ResourceSettings
-
-with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
-    workflow = api.workflow(resource_settings=ResourceSettings(), snakefile=Path("Snakefile"))._workflow
-    constraints = {"": dict(workflow.wildcard_constraints)}
-    constraints.update((rule.name, dict(rule.wildcard_constraints)) for rule in workflow.rules)
-    print(json.dumps(constraints))
-"""
-
-
 @pytest.fixture(scope="module")
 def constraints(tmp_path_factory):
-    """{rule: {wildcard: regex}} of the parsed workflow, in a working directory of its own (parsing refreshes the
-    content stamps of a prepared dataset)."""
-    wd = workdir(tmp_path_factory.mktemp("workflow"))
-    proc = subprocess.run([sys.executable, "-c", CONSTRAINTS], cwd=wd, capture_output=True, text=True, timeout=300,
-                          env=snakemake_env())
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    """{rule: {wildcard: regex}} of the parsed workflow ("" for the global ones)."""
+    parsed = parsed_workflow(tmp_path_factory.mktemp("workflow"))
+    return {"": parsed["constraints"], **{rule: r["constraints"] for rule, r in parsed["rules"].items()}}
 
 
 def wildcard_lists():
