@@ -8,7 +8,7 @@
 # Paths: each file a rule writes under results/ and resources/<dataset>/ is named once, in matlabel/paths.py (its
 # table: results/README.md, written by scripts/render_paths.py); the rules take their inputs and outputs from there.
 # A threshold row (cam, recam, d2cam) labels the maps of the method of its name; the tables take its seed score from
-# maps/<method>/eval.json (with the sweep), its other stages from rows/<row>/ (rules/common.smk row_eval).
+# maps/<method>/eval.json (with the sweep), its other stages from rows/<row>/ (rules/common/inputs.smk row_eval).
 
 from snakemake.utils import min_version
 
@@ -21,7 +21,17 @@ configfile: "config.yaml"
 report: "report/workflow.rst"
 
 
-include: "rules/common.smk"
+include: "rules/common/config.smk"
+include: "rules/common/code.smk"
+include: "rules/common/dataset.smk"
+include: "rules/common/inputs.smk"
+include: "rules/common/gpu.smk"
+
+
+# Before Snakemake plans the jobs: the content stamps of earlier runs brought up to date with the dataset's files.
+refresh_dataset_stamps()
+
+
 include: "rules/data.smk"
 include: "rules/cam.smk"
 include: "rules/labels.smk"
@@ -47,5 +57,5 @@ rule all:
 
 
 # Last, after every rule: under a cluster profile, each rule that asks for a GPU (its `resources: gpu`) runs on the
-# GPU partition (config slurm.gpu_partition; a profile's set-resources for a rule still wins; rules/common.smk).
+# GPU partition (config slurm.gpu_partition; a profile's set-resources for a rule still wins; rules/common/gpu.smk).
 route_gpu_rules(workflow.rules, config["slurm"], workflow.resource_settings.overwrite_resources)

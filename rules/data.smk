@@ -135,7 +135,8 @@ rule prepare_folder:
 
 
 # What a split's files are (matlabel/datasets/content.py): written here once, then refreshed while the workflow is
-# parsed (common.smk), so replacing an image, a mask, a split list or cls_labels reruns the rules that read it.
+# parsed (rules/common/dataset.smk refresh_dataset_stamps), so replacing an image, a mask, a split list or
+# cls_labels reruns the rules that read it.
 rule dataset_content:
     input:
         manifest=pattern("manifest"),

@@ -4,7 +4,7 @@
 # and their evaluation on the eval split, under results/<dataset>/rows/<row>/ (matlabel/paths.py). {row} names a
 # Table 1 row; its maps
 # come from SOURCES[row][0]. The tables take a threshold row's seed score from its maps' evaluation (rule
-# evaluate_cams, with the threshold sweep; common.smk row_eval).
+# evaluate_cams, with the threshold sweep; rules/common/inputs.smk row_eval).
 
 
 rule threshold_labels:

@@ -202,7 +202,7 @@ def test_paper_values_are_referenced_not_copied():
     assert config["irn"]["confident"]["matting"] is None and config["deeplab"]["test"]["crf_params"] is None
     assert "threads" not in config["matting"] and "threads" not in config["crf"]
     assert config["threads"] == {"matting_labels": 1, "crf_labels": 1, "evaluate_deeplab": 8}
-    common = (root / "rules" / "common.smk").read_text()
+    common = (root / "rules" / "common" / "inputs.smk").read_text()
     assert 'config["irn"]["confident"]["matting"] or {"fg": config["trimap"]["eps_fg"]' in common
     # ImageNet's normalisation and the trimap values are defined once in the library
     for name in ("IMAGENET_MEAN", "IMAGENET_STD", "EPS_FG", "EPS_BG", "FG", "BG", "UNKNOWN"):

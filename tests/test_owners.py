@@ -71,7 +71,7 @@ NOT_CODE_LISTS = {
     "device": "matlabel.train.resolve_device",
     "$defs.speed_flag": "auto | true | false of matlabel.train.Speed",
     "backbone.output_stride": "numbers",
-    "irn.matting_walk": "what rules/common.smk walk_source reads",
+    "irn.matting_walk": "what rules/common/inputs.smk walk_source reads",
 }
 
 
