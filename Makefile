@@ -48,6 +48,10 @@ docs: venv
 report: venv
 	$(BIN)/snakemake $(DEMO_TARGETS) --configfile config/demo.yaml --report results/report.html
 
+# The generated parts of the docs: the path table of results/README.md, from matlabel/paths.py.
+docs: venv
+	$(BIN)/python scripts/render_paths.py
+
 clean-demo:
 	rm -rf resources/synthetic results/synthetic results/table?.csv results/table?.md results/figures results/runtimes.* \
 	       results/config.yaml results/gallery results/report.html logs/synthetic \

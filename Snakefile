@@ -5,20 +5,10 @@
 #   snakemake results/runtimes.csv ... && snakemake results/runtimes.csv ... --report results/report.html
 # The data flow, stage by stage, is in docs/layout.md; each stage is one file under rules/.
 #
-# Paths: one vocabulary per segment (<ds> the dataset; <method> a map method: cam, recam, d2cam, d2cam_<variant>;
-# <row> a Table 1/2 row: cam, recam, d2cam, matlabel_recam, matlabel, matlabel_is; <stage> seed, crf, irn; <k> a shard):
-#   resources/<ds>/dataset.json, resources/<ds>/content/<split>.{images,masks}.json   the dataset and its stamps
-#   results/<ds>/maps/<method>/model.pt, maps/<method>/shard<k>/<id>.npz            a classifier and its maps
-#   results/<ds>/maps/<method>/eval.json               the maps' threshold seed scored (with the threshold sweep)
-#   results/<ds>/rows/<row>/<stage>/shard<k>/<id>.png, rows/<row>/<stage>/eval.json   a row's labels per stage
-#   results/<ds>/rows/<row>/ir_label/shard<k>/, rows/<row>/irn/model.pt               its IRN
-#   results/<ds>/rows/<row>/deeplab/{model.pt,eval.json,predictions/,voc12_test.tar}  its DeepLab-v2
-#   results/<ds>/floor/<split>/eval.json, results/<ds>/table5/<matting>_<rule>.json,
-#   results/<ds>/eps_sensitivity/<method>/fg<e>_bg<e>.json
-#   results/<ds>/gallery/<rank>_<id>.png, gallery/scores.csv           the eval split's worst images, page by page
-#   results/<ds>/tableN.{csv,md}, figures/*.png, gallery/  ->  copied to results/ for the configured dataset
+# Paths: each file a rule writes under results/ and resources/<dataset>/ is named once, in matlabel/paths.py (its
+# table: results/README.md, written by scripts/render_paths.py); the rules take their inputs and outputs from there.
 # A threshold row (cam, recam, d2cam) labels the maps of the method of its name; the tables take its seed score from
-# maps/<method>/eval.json (with the sweep), its other stages from rows/<row>/ (rules/common.smk row_eval).
+# maps/<method>/eval.json (with the sweep), its other stages from rows/<row>/ (rules/common/inputs.smk row_eval).
 
 from snakemake.utils import min_version
 
@@ -31,7 +21,17 @@ configfile: "config.yaml"
 report: "report/workflow.rst"
 
 
-include: "rules/common.smk"
+include: "rules/common/config.smk"
+include: "rules/common/code.smk"
+include: "rules/common/dataset.smk"
+include: "rules/common/inputs.smk"
+include: "rules/common/gpu.smk"
+
+
+# Before Snakemake plans the jobs: the content stamps of earlier runs brought up to date with the dataset's files.
+refresh_dataset_stamps()
+
+
 include: "rules/data.smk"
 include: "rules/cam.smk"
 include: "rules/labels.smk"
@@ -57,5 +57,5 @@ rule all:
 
 
 # Last, after every rule: under a cluster profile, each rule that asks for a GPU (its `resources: gpu`) runs on the
-# GPU partition (config slurm.gpu_partition; a profile's set-resources for a rule still wins; rules/common.smk).
+# GPU partition (config slurm.gpu_partition; a profile's set-resources for a rule still wins; rules/common/gpu.smk).
 route_gpu_rules(workflow.rules, config["slurm"], workflow.resource_settings.overwrite_resources)

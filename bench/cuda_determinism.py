@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from matlabel.cam import multiscale_cams  # noqa: E402
+from matlabel.config import paper_config  # noqa: E402
 from matlabel.datasets.layout import VOC_CLASSES, load_manifest, write_manifest  # noqa: E402
 from matlabel.datasets.loader import ClassifierAugment, VOCLayoutDataset  # noqa: E402
 from matlabel.datasets.synthetic import SyntheticConfig, generate  # noqa: E402
@@ -87,7 +88,7 @@ def classifier_once(method: str, manifest, out: Path, speed: Speed | None = None
     """The CAM baseline or D2CAM trained with the workflow's loop (2 epochs of batch 8); ``speed``: the flags,
     default the rules' (auto)."""
     cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, head_lr_mult=10, momentum=0.9, seed=0)
-    model, loss_fn = build(method, 20, BACKBONE, seed=0)
+    model, loss_fn = build(method, 20, BACKBONE, seed=0, loss=paper_config()[method].get("loss"))
     data = VOCLayoutDataset(manifest, "train", transform=ClassifierAugment((160, 256), 160, True, seed=0))
     train(model, data, cfg, torch.device(ARGS.device), out, loss_fn, speed=speed)
     return out

@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from matlabel.cam import normalize  # noqa: E402
 from matlabel.checkpoints import read_checkpoint  # noqa: E402
+from matlabel.config import paper_config  # noqa: E402
 from matlabel.datasets.layout import load_manifest  # noqa: E402
 from matlabel.io import read_image, read_label_png  # noqa: E402
 from matlabel.losses import d2_loss  # noqa: E402
@@ -48,6 +49,7 @@ def main(argv=None) -> None:
     ap.add_argument("--arch", default="efficientnet_lite0")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
+    beta = paper_config()["d2cam"]["loss"]["beta"]
     man = load_manifest(args.workdir / "resources" / "folder" / "dataset.json")
     num_fg = man.num_classes - 1
     model, _ = build("d2cam", num_fg, {"arch": args.arch, "weights": "none", "output_stride": 16, "freeze_bn": True})
@@ -74,10 +76,10 @@ def main(argv=None) -> None:
         for name, make in MAPS.items():
             with torch.no_grad():
                 y_fg, y_bg = model.decoupled_logits(feat, make(obj), pi, pc)
-                losses[name].append(float(d2_loss(y_fg, y_bg, pi, pc, lab)))
+                losses[name].append(float(d2_loss(y_fg, y_bg, pi, pc, lab, beta)))
         m = torch.full((1, num_fg, h, w), 0.5, requires_grad=True)
         y_fg, y_bg = model.decoupled_logits(feat, m, pi, pc)
-        d2_loss(y_fg, y_bg, pi, pc, lab).backward()
+        d2_loss(y_fg, y_bg, pi, pc, lab, beta).backward()
         for c in classes:
             g, o = -m.grad[0, c - 1], obj[0, c - 1] > 0
             if o.any() and (~o).any():

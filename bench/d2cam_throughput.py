@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from matlabel.backbone import build_backbone  # noqa: E402
 from matlabel.cam import CAMNet  # noqa: E402
+from matlabel.config import paper_config  # noqa: E402
 from matlabel.d2cam import D2CAMNet  # noqa: E402
 from matlabel.losses import loss_for_variant  # noqa: E402
 from matlabel.train import multilabel_loss, resolve_device  # noqa: E402
@@ -104,7 +105,8 @@ def main() -> None:
     torch.manual_seed(0)
     steps = {
         "cam": make_step(CAMNet(NUM_FG, build_backbone(**backbone)), multilabel_loss, batch, device),
-        "d2cam": make_step(D2CAMNet(NUM_FG, build_backbone(**backbone)), loss_for_variant("d2_ma_oe"), batch, device),
+        "d2cam": make_step(D2CAMNet(NUM_FG, build_backbone(**backbone)),
+                           loss_for_variant("d2_ma_oe", paper_config()["d2cam"]["loss"]), batch, device),
     }
     (cam, cam_mem), (d2, d2_mem) = compare(steps, args.steps, device).values()
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"

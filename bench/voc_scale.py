@@ -154,7 +154,7 @@ def classifier_step(method: str, cfg: dict, device: torch.device, small: bool, s
         model, loss = CAMNet(20, build_backbone(**bb)), multilabel_loss
     else:
         model = D2CAMNet(20, build_backbone(**bb))
-        loss = loss_for_variant("d2_ma_oe")  # the paper's weights (config.yaml d2cam.loss)
+        loss = loss_for_variant("d2_ma_oe", cfg["d2cam"]["loss"])
     return training_step(model, loss, make_batch(batch, crop, device), device, speed,
                          lambda: [{"params": p} for p in model.param_groups()])
 

@@ -37,9 +37,15 @@ PRESETS = {
 }
 
 
+# CRFParams' defaults are preset irn_label's, read from there so that its numbers are written once; bg_power, which
+# only the score unary uses, is PSA's.
+_IRN_LABEL = PRESETS["irn_label"]
+
+
 @dataclass(frozen=True)
 class CRFParams:
-    """DenseCRF settings; the defaults are IRN's ``crf_inference_label`` (preset ``irn_label``, see :data:`PRESETS`).
+    """DenseCRF settings; the defaults are IRN's ``crf_inference_label`` (preset ``irn_label``, see :data:`PRESETS`)
+    and PSA's ``bg_power`` (preset ``psa_score``).
 
     Attributes
     ----------
@@ -58,15 +64,15 @@ class CRFParams:
         Exponent of the score unary's background plane (1 - max map)^bg_power for maps that are not alphas.
     """
 
-    iterations: int = 10
-    gaussian_sxy: float = 3
-    gaussian_compat: float = 3
-    bilateral_sxy: float = 50
-    bilateral_srgb: float = 5
-    bilateral_compat: float = 10
-    gt_prob: float = 0.7
-    unary: str = "label"
-    bg_power: float = 4
+    iterations: int = _IRN_LABEL["iterations"]
+    gaussian_sxy: float = _IRN_LABEL["gaussian_sxy"]
+    gaussian_compat: float = _IRN_LABEL["gaussian_compat"]
+    bilateral_sxy: float = _IRN_LABEL["bilateral_sxy"]
+    bilateral_srgb: float = _IRN_LABEL["bilateral_srgb"]
+    bilateral_compat: float = _IRN_LABEL["bilateral_compat"]
+    gt_prob: float = _IRN_LABEL["gt_prob"]
+    unary: str = _IRN_LABEL["unary"]
+    bg_power: float = PRESETS["psa_score"]["bg_power"]
 
     def __post_init__(self):
         if isinstance(self.iterations, bool) or not isinstance(self.iterations, (int, np.integer)) \

@@ -1,15 +1,16 @@
 """The D2CAM training losses (paper Sec. 3.2.1 Eq. 5–8, Sec. 4.2 "Training"), one function per equation.
 
-L_total = L_cls + γ1·L_d2 + γ2·L_ma + γ3·L_oe with γ = (0.5, 2, 0.5). Every term is computed in fp32, also
+L_total = L_cls + γ1·L_d2 + γ2·L_ma + γ3·L_oe, the weights those of config.yaml ``d2cam.loss``. Every term is computed in fp32, also
 under bf16 autocast. Reductions (the paper writes each loss for one image): a per-image value is averaged
 over the images of the batch that hold at least one label (images without labels have no classes to
 decouple and contribute nothing).
 
 ``d2cam_loss(model, batch, cfg)`` is the ``loss_fn(model, batch) -> {"total", <term>...}`` of
-``matlabel.train.train``; ``loss_for_variant(name)`` gives it for one Table 4 variant of ``VARIANTS``.
+``matlabel.train.train``; ``loss_for_variant(name, weights)`` gives it for one Table 4 variant of ``VARIANTS``.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -17,30 +18,36 @@ import torch
 import torch.nn.functional as F
 
 AREA_MODES = ("ma", "area", "none")
+# The weights of the loss: their values are config.yaml's d2cam.loss alone (the paper's, Sec. 3.2.1 and 4.2).
+WEIGHTS = ("beta", "margin", "lam", "gamma_d2", "gamma_ma", "gamma_oe")
 
 
 @dataclass(frozen=True)
 class D2CAMLossConfig:
     """Loss weights and switches (paper Sec. 3.2.1 and 4.2; Table 4 ablation).
 
+    The weights (:data:`WEIGHTS`) have no values here: they are config.yaml's ``d2cam.loss``, None until given
+    (``dataclasses.replace(cfg, **weights)``, as ``matlabel.models.build`` does), and :func:`d2cam_loss` refuses a
+    config without them. A Table 4 variant (:data:`VARIANTS`) sets the switches only.
+
     Attributes
     ----------
-    beta : β of Eq. 5, weight of the background term (0.1).
-    margin : m of Eq. 6, the area ratio above which the area is fully penalised (0.2).
-    lam : λ of Eq. 6, the weight of the area below the margin (0.05).
-    gamma_d2, gamma_ma, gamma_oe : γ1, γ2, γ3 of L_total (0.5, 2, 0.5); ``gamma_ma`` also weights the plain
-        L_area of the ``area="area"`` variant.
+    beta : β of Eq. 5, weight of the background term.
+    margin : m of Eq. 6, the area ratio above which the area is fully penalised.
+    lam : λ of Eq. 6, the weight of the area below the margin.
+    gamma_d2, gamma_ma, gamma_oe : γ1, γ2, γ3 of L_total; ``gamma_ma`` also weights the plain L_area of the
+        ``area="area"`` variant.
     use_d2 : add L_d2 (Eq. 5).
     area : ``"ma"`` margin-wise area loss (Eq. 6), ``"area"`` plain area loss (Eq. 7), ``"none"``.
     use_oe : add the overlap elimination loss (Eq. 8).
     """
 
-    beta: float = 0.1
-    margin: float = 0.2
-    lam: float = 0.05
-    gamma_d2: float = 0.5
-    gamma_ma: float = 2.0
-    gamma_oe: float = 0.5
+    beta: float | None = None
+    margin: float | None = None
+    lam: float | None = None
+    gamma_d2: float | None = None
+    gamma_ma: float | None = None
+    gamma_oe: float | None = None
     use_d2: bool = True
     area: str = "ma"
     use_oe: bool = True
@@ -69,7 +76,7 @@ def cls_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def d2_loss(y_fg: torch.Tensor, y_bg: torch.Tensor, pair_img: torch.Tensor, pair_cls: torch.Tensor,
-            labels: torch.Tensor, beta: float = 0.1) -> torch.Tensor:
+            labels: torch.Tensor, beta: float) -> torch.Tensor:
     """L_d2, the double decoupled loss (Eq. 5).
 
     Per (image, class) pair: ReLU(1 − β·SCE(Ŷ_bg^c, Y^c) + SCE(Ŷ_fg^c, Y^c)), SCE = softmax cross-entropy
@@ -81,7 +88,7 @@ def d2_loss(y_fg: torch.Tensor, y_bg: torch.Tensor, pair_img: torch.Tensor, pair
     y_fg, y_bg : (P, N) logits Ŷ_fg^c, Ŷ_bg^c of the P pairs.
     pair_img, pair_cls : (P,) long, image and class index of each pair (distinct pairs).
     labels : (B, N) multi-hot labels the pairs come from.
-    beta : β (0.1).
+    beta : β, the weight of the background term (config d2cam.loss.beta).
 
     Returns
     -------
@@ -99,7 +106,7 @@ def d2_loss(y_fg: torch.Tensor, y_bg: torch.Tensor, pair_img: torch.Tensor, pair
 def area_per_image(m_fg: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """L_area of each image (Eq. 7), normalised: the mean over present classes of the mean of M_fg^c.
 
-    Eq. 7 sums over the pixels, but its margin m = 0.2 in Eq. 6 is a "foreground area ratio", so we divide
+    Eq. 7 sums over the pixels, but its margin m in Eq. 6 is a "foreground area ratio", so we divide
     by the number of pixels h·w: the value is the mean foreground fraction, in [0, 1] and independent of
     the crop size.
 
@@ -115,7 +122,7 @@ def area_loss(m_fg: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return _mean_over_labelled(area_per_image(m_fg, labels), labels)
 
 
-def ma_loss(m_fg: torch.Tensor, labels: torch.Tensor, margin: float = 0.2, lam: float = 0.05) -> torch.Tensor:
+def ma_loss(m_fg: torch.Tensor, labels: torch.Tensor, margin: float, lam: float) -> torch.Tensor:
     """L_ma, the margin-wise area loss (Eq. 6): ReLU(L_area − m) + λ·L_area per image, then the batch mean.
 
     The margin applies to each image's own area ratio (the paper: "when the sample foreground area ratio"
@@ -140,20 +147,23 @@ def oe_loss(m_fg: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return _mean_over_labelled(excess.mean((1, 2)), labels)
 
 
-def d2cam_loss(model, batch: dict, cfg: D2CAMLossConfig = D2CAMLossConfig()) -> dict[str, torch.Tensor]:
+def d2cam_loss(model, batch: dict, cfg: D2CAMLossConfig) -> dict[str, torch.Tensor]:
     """L_total = L_cls + γ1·L_d2 + γ2·L_ma (or L_area) + γ3·L_oe of one mini-batch (Sec. 4.2).
 
     Parameters
     ----------
     model : a ``matlabel.d2cam.D2CAMNet``.
     batch : ``{"image": (B, 3, H, W), "label": (B, N) multi-hot float, ...}``.
-    cfg : which terms and weights (see ``VARIANTS``).
+    cfg : which terms and weights (see ``VARIANTS``); every weight given (ValueError naming the missing ones).
 
     Returns
     -------
     ``{"total", "cls"}`` plus ``"d2"``, ``"ma"`` or ``"area"``, ``"oe"`` for the enabled terms only
     (unweighted values; ``total`` holds the weights). All fp32 scalars.
     """
+    missing = [name for name in WEIGHTS if getattr(cfg, name) is None]
+    if missing:
+        raise ValueError(f"D2CAM loss weights {missing} not given: pass config.yaml's d2cam.loss")
     labels = batch["label"]
     out = model.forward_d2(batch["image"], labels, with_pairs=cfg.use_d2)
     terms = {"cls": cls_loss(out.logits, labels)}
@@ -173,11 +183,12 @@ def d2cam_loss(model, batch: dict, cfg: D2CAMLossConfig = D2CAMLossConfig()) -> 
     return {"total": total, **terms}
 
 
-def loss_for_variant(variant: str):
-    """``loss_fn(model, batch)`` of a Table 4 variant (a key of ``VARIANTS``) for ``matlabel.train.train``."""
+def loss_for_variant(variant: str, weights: dict):
+    """``loss_fn(model, batch)`` of a Table 4 variant (a key of ``VARIANTS``) for ``matlabel.train.train``, with
+    ``weights`` (config.yaml's ``d2cam.loss``: beta, margin, lam, gamma_*)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown D2CAM variant {variant!r}; known: {sorted(VARIANTS)}")
-    return functools.partial(d2cam_loss, cfg=VARIANTS[variant])
+    return functools.partial(d2cam_loss, cfg=dataclasses.replace(VARIANTS[variant], **weights))
 
 
 def _class_count(labels: torch.Tensor) -> torch.Tensor:

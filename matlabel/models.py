@@ -40,8 +40,9 @@ METHODS = {name: (_BUILDERS[family], _loss(name)) for name, (family, _) in _METH
 def build(method: str, num_fg: int, backbone: dict, seed: int = 0, loss: dict | None = None):
     """(model, loss_fn) of ``method``; new layers are initialised from ``seed`` (global RNG untouched).
 
-    ``loss`` overrides the D2CAM loss weights (beta, margin, lam, gamma_*) of the method's variant, or is
-    passed as keyword arguments to the method's loss factory (ReCAM: ``ce_weight``).
+    ``loss`` gives the D2CAM loss weights (config.yaml ``d2cam.loss``: beta, margin, lam, gamma_*) to the method's
+    variant, which sets only which terms run (the loss refuses to run without them), or is passed as keyword
+    arguments to the method's loss factory (ReCAM: ``ce_weight``).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known: {sorted(METHODS)}")

@@ -1,5 +1,6 @@
 # Classifier training, multi-scale map export (one job per image shard) and the maps' seed evaluation (background
-# threshold + its sweep: the seed score of the threshold rows), all under results/<dataset>/maps/<method>/.
+# threshold + its sweep: the seed score of the threshold rows), all under results/<dataset>/maps/<method>/
+# (matlabel/paths.py).
 # {method} is a map-producing method (matlabel/methods.py METHODS) sharing these rules.
 
 
@@ -9,7 +10,7 @@ rule train_classifier:
         unpack(imagenet_input(config["backbone"])),
         unpack(dataset_input("train_classifier:images")),
     output:
-        model="results/{dataset}/maps/{method}/model.pt",
+        model=pattern("model"),
     params:
         code=code_version("train_classifier", by="method"),
         train=lambda wc: config[config_section(wc.method)],
@@ -35,9 +36,9 @@ rule train_classifier:
 rule export_cams:
     input:
         unpack(dataset_input("export:images")),
-        model="results/{dataset}/maps/{method}/model.pt",
+        model=pattern("model"),
     output:
-        directory("results/{dataset}/maps/{method}/shard{shard}"),
+        directory(pattern("maps")),
     params:
         code=code_version("export_cams", by="method"),
         split=config["splits"]["export"],
@@ -65,7 +66,7 @@ rule evaluate_cams:
         unpack(dataset_input("eval_seed:masks")),
         shards=cam_shards,
     output:
-        "results/{dataset}/maps/{method}/eval.json",
+        pattern("maps_eval"),
     params:
         code=code_version("evaluate_cams", by="method"),
         split=config["splits"]["eval_seed"],

@@ -5,7 +5,7 @@
 
 rule synthesize_dataset:
     output:
-        manifest="resources/{dataset}/dataset.json",
+        manifest=pattern("manifest"),
     wildcard_constraints:
         dataset="synthetic|synthetic_voc",  # the demo's and the VOC-size scale preset's (config/voc-scale.yaml)
     params:
@@ -55,7 +55,7 @@ rule prepare_voc12:
         voc=archive_path("voc2012_trainval"),
         sbd=archive_path("sbd"),
     output:
-        manifest="resources/voc12/dataset.json",
+        manifest=pattern("manifest", dataset="voc12"),
     params:
         code=code_version("prepare_voc12"),
     log:
@@ -74,7 +74,7 @@ rule prepare_coco14:
         val=archive_path("coco2014_val"),
         annotations=archive_path("coco2014_annotations"),
     output:
-        manifest="resources/coco14/dataset.json",
+        manifest=pattern("manifest", dataset="coco14"),
     params:
         code=code_version("prepare_coco14"),
     log:
@@ -116,7 +116,7 @@ rule prepare_folder:
     input:
         unpack(folder_build_input),  # only when the workflow builds the folder (rule voc_subset)
     output:
-        manifest="resources/folder/dataset.json",
+        manifest=pattern("manifest", dataset="folder"),
         labels="resources/folder/cls_labels.json",
     params:
         code=code_version("prepare_folder"),
@@ -135,15 +135,16 @@ rule prepare_folder:
 
 
 # What a split's files are (matlabel/datasets/content.py): written here once, then refreshed while the workflow is
-# parsed (common.smk), so replacing an image, a mask, a split list or cls_labels reruns the rules that read it.
+# parsed (rules/common/dataset.smk refresh_dataset_stamps), so replacing an image, a mask, a split list or
+# cls_labels reruns the rules that read it.
 rule dataset_content:
     input:
-        manifest="resources/{dataset}/dataset.json",
+        manifest=pattern("manifest"),
     output:
-        "resources/{dataset}/content/{split}.{part}.json",
+        pattern("content"),
     wildcard_constraints:
         split=r"[^/.]+",
-        part="images|masks",
+        part="|".join(PARTS),
     # no code version: every run recomputes the existing stamps with the current code while it parses and rewrites
     # only those whose digest changed, so a code edit here reruns nothing that the data did not change
     log:

@@ -8,7 +8,7 @@ rule ir_labels:
         unpack(row_seed_inputs),
         unpack(dataset_input("export:images")),
     output:
-        directory("results/{dataset}/rows/{row}/ir_label/shard{shard}"),
+        directory(pattern("ir_label")),
     wildcard_constraints:
         row="|".join(LABEL_ROWS),
     params:
@@ -35,10 +35,10 @@ rule train_irn:
         unpack(imagenet_input(config["backbone"], "irn")),
         unpack(dataset_input("export:images")),
         labels=lambda wc: expand(
-            "results/{dataset}/rows/{row}/ir_label/shard{shard}", dataset=wc.dataset, row=wc.row, shard=SHARDS
+            pattern("ir_label"), dataset=wc.dataset, row=wc.row, shard=SHARDS
         ),
     output:
-        model="results/{dataset}/rows/{row}/irn/model.pt",
+        model=pattern("irn_model"),
     wildcard_constraints:
         row="|".join(LABEL_ROWS),
     params:
@@ -66,9 +66,9 @@ rule random_walk:
     input:
         unpack(row_seed_inputs),
         unpack(dataset_input("export:images")),
-        model="results/{dataset}/rows/{row}/irn/model.pt",
+        model=pattern("irn_model"),
     output:
-        directory("results/{dataset}/rows/{row}/irn/shard{shard}"),
+        directory(pattern("labels", stage="irn")),
     wildcard_constraints:
         row="|".join(LABEL_ROWS),
     params:

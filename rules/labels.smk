@@ -1,9 +1,10 @@
 # Pseudo-labels of the Table 1 rows (matlabel/labels.py SOURCES), one job per image shard:
 #   seed  = a method's maps -> labels (threshold: CAM-style; matting: Mat-Label's trimap + KNN matting)
 #   crf   = DenseCRF on a row's seeds
-# and their evaluation on the eval split, under results/<dataset>/rows/<row>/. {row} names a Table 1 row; its maps
+# and their evaluation on the eval split, under results/<dataset>/rows/<row>/ (matlabel/paths.py). {row} names a
+# Table 1 row; its maps
 # come from SOURCES[row][0]. The tables take a threshold row's seed score from its maps' evaluation (rule
-# evaluate_cams, with the threshold sweep; common.smk row_eval).
+# evaluate_cams, with the threshold sweep; rules/common/inputs.smk row_eval).
 
 
 rule threshold_labels:
@@ -11,7 +12,7 @@ rule threshold_labels:
         unpack(dataset_input("export:images")),
         cams=row_maps,
     output:
-        directory("results/{dataset}/rows/{row}/seed/shard{shard}"),
+        directory(pattern("labels", stage="seed")),
     wildcard_constraints:
         row="|".join(THRESHOLD_ROWS),
     params:
@@ -34,7 +35,7 @@ rule matting_labels:
         unpack(dataset_input("export:images")),
         cams=row_maps,
     output:
-        directory("results/{dataset}/rows/{row}/seed/shard{shard}"),
+        directory(pattern("labels", stage="seed")),
     wildcard_constraints:
         row="|".join(MATTING_ROWS),
     params:
@@ -61,10 +62,10 @@ rule matting_labels:
 rule crf_labels:
     input:
         unpack(dataset_input("export:images")),
-        seed="results/{dataset}/rows/{row}/seed/shard{shard}",
+        seed=pattern("labels", stage="seed"),
         cams=row_maps,  # crf.unary: score
     output:
-        directory("results/{dataset}/rows/{row}/crf/shard{shard}"),
+        directory(pattern("labels", stage="crf")),
     wildcard_constraints:
         row="|".join(LABEL_ROWS),
     params:
@@ -88,17 +89,17 @@ rule evaluate_labels:
     input:
         unpack(dataset_input("eval_seed:masks")),
         shards=lambda wc: expand(
-            "results/{dataset}/rows/{row}/{stage}/shard{shard}",
+            pattern("labels"),
             dataset=wc.dataset,
             row=wc.row,
             stage=wc.stage,
             shard=range(N_SHARDS),
         ),
     output:
-        "results/{dataset}/rows/{row}/{stage}/eval.json",
+        pattern("labels_eval"),
     wildcard_constraints:
         row="|".join(LABEL_ROWS),
-        stage="seed|crf|irn",
+        stage="|".join(STAGES),
     params:
         code=code_version("evaluate_labels"),
         split=config["splits"]["eval_seed"],
@@ -118,7 +119,7 @@ rule evaluate_floor:
     input:
         unpack(dataset_input("{split}:masks")),
     output:
-        "results/{dataset}/floor/{split}/eval.json",
+        pattern("floor"),
     params:
         code=code_version("evaluate_floor"),
     threads: 1

@@ -8,16 +8,16 @@ rule table1:
             for row in config["table1"]["methods"]
             for stage in config["table1"]["stages"]
         ],
-        floor=f"results/{{dataset}}/floor/{config['splits']['eval_seed']}/eval.json",
+        floor=pattern("floor", split=config["splits"]["eval_seed"]),
         seeds=lambda wc: [  # their shard.json: the images whose matting failed (column matting_failures)
-            f"{row_dir(wc.dataset, row)}/seed/shard{shard}"
+            pattern("labels", dataset=wc.dataset, row=row, stage="seed", shard=shard)
             for row in config["table1"]["methods"]
             if SOURCES[row][1] == "matting"
             for shard in range(N_SHARDS)
         ],
     output:
-        csv=report("results/{dataset}/table1.csv", caption="../report/table1.rst", category="Tables"),
-        md="results/{dataset}/table1.md",
+        csv=report(pattern("table", table="table1"), caption="../report/table1.rst", category="Tables"),
+        md=pattern("table_md", table="table1"),
     params:
         code=code_version("make_table"),
         methods=config["table1"]["methods"],
@@ -33,12 +33,13 @@ rule table1:
 rule table4:
     input:
         evals=expand(
-            "results/{{dataset}}/maps/{method}/eval.json",
+            pattern("maps_eval"),
             method=[TABLE4_METHODS[v] for v in config["table4"]["variants"]],
+            allow_missing=True,
         ),
     output:
-        csv=report("results/{dataset}/table4.csv", caption="../report/table4.rst", category="Tables"),
-        md="results/{dataset}/table4.md",
+        csv=report(pattern("table", table="table4"), caption="../report/table4.rst", category="Tables"),
+        md=pattern("table_md", table="table4"),
     params:
         variants=config["table4"]["variants"],
         code=code_version("make_table"),
@@ -54,10 +55,10 @@ rule table2:
     input:
         evals=lambda wc: deeplab_evals(wc, "table2"),
         test=voc_test_archives,
-        floor=f"results/{{dataset}}/floor/{config['splits']['eval_seg']}/eval.json",
+        floor=pattern("floor", split=config["splits"]["eval_seg"]),
     output:
-        csv=report("results/{dataset}/table2.csv", caption="../report/table2.rst", category="Tables"),
-        md="results/{dataset}/table2.md",
+        csv=report(pattern("table", table="table2"), caption="../report/table2.rst", category="Tables"),
+        md=pattern("table_md", table="table2"),
     params:
         code=code_version("make_table"),
         methods=config["table2"]["methods"],
@@ -73,8 +74,8 @@ rule table3:
     input:
         evals=lambda wc: deeplab_evals(wc, "table3"),
     output:
-        csv=report("results/{dataset}/table3.csv", caption="../report/table3.rst", category="Tables"),
-        md="results/{dataset}/table3.md",
+        csv=report(pattern("table", table="table3"), caption="../report/table3.rst", category="Tables"),
+        md=pattern("table_md", table="table3"),
     params:
         code=code_version("make_table"),
         methods=config["table3"]["methods"],
@@ -88,11 +89,11 @@ rule table3:
 
 rule configured_dataset_table:
     input:
-        csv=f"results/{DATASET}/{{table}}.csv",
-        md=f"results/{DATASET}/{{table}}.md",
+        csv=pattern("table", dataset=DATASET),
+        md=pattern("table_md", dataset=DATASET),
     output:
-        csv="results/{table}.csv",
-        md="results/{table}.md",
+        csv=configured(pattern("table")),
+        md=configured(pattern("table_md")),
     log:
         "logs/configured_dataset_{table}.log",
     conda:
@@ -107,9 +108,9 @@ rule figure2:
         unpack(dataset_input("eval_seed:images", "eval_seed:masks")),
         cam=lambda wc: map_shards(wc.dataset, "cam"),
         d2cam=lambda wc: map_shards(wc.dataset, "d2cam"),
-        matlabel=expand("results/{{dataset}}/rows/matlabel/seed/shard{shard}", shard=SHARDS),
+        matlabel=expand(pattern("labels", row="matlabel", stage="seed"), shard=SHARDS, allow_missing=True),
     output:
-        report("results/{dataset}/figures/fig2.png", caption="../report/fig2.rst", category="Figures"),
+        report(pattern("figure", figure="fig2"), caption="../report/fig2.rst", category="Figures"),
     params:
         code=code_version("make_figures"),
         ids=config["figures"]["ids"],
@@ -127,9 +128,9 @@ rule figure2:
 rule figure5:
     input:
         unpack(dataset_input("eval_seg:images", "eval_seg:masks")),
-        predictions=f"results/{{dataset}}/rows/{config['figures']['fig5_row']}/deeplab/predictions",
+        predictions=pattern("deeplab_predictions", row=config["figures"]["fig5_row"]),
     output:
-        report("results/{dataset}/figures/fig5.png", caption="../report/fig5.rst", category="Figures"),
+        report(pattern("figure", figure="fig5"), caption="../report/fig5.rst", category="Figures"),
     params:
         code=code_version("make_figures"),
         ids=config["figures"]["fig5_ids"],
@@ -148,7 +149,7 @@ rule gallery:
         unpack(gallery_inputs),
     output:
         report(
-            directory("results/{dataset}/gallery"),
+            directory(pattern("gallery")),
             patterns=[r"{rank,\d+}_{image}.png"],
             caption="../report/gallery.rst",
             category="Gallery",
@@ -177,13 +178,13 @@ rule gallery:
 rule run_summary:
     input:
         # the paper's outputs of this run (Table 4's ablation is optional): the summary is made after them
-        tables=expand("results/{{dataset}}/{table}.csv", table=["table1", "table2", "table3"]),
-        figures=expand("results/{{dataset}}/figures/{figure}.png", figure=["fig2", "fig5"]),
-        gallery="results/{dataset}/gallery",
+        tables=expand(pattern("table"), table=["table1", "table2", "table3"], allow_missing=True),
+        figures=expand(pattern("figure"), figure=["fig2", "fig5"], allow_missing=True),
+        gallery=pattern("gallery"),
     output:
-        runtimes=report("results/{dataset}/runtimes.csv", caption="../report/runtimes.rst", category="Run"),
-        runtimes_md="results/{dataset}/runtimes.md",
-        config=report("results/{dataset}/config.yaml", caption="../report/config.rst", category="Run"),
+        runtimes=report(pattern("table", table="runtimes"), caption="../report/runtimes.rst", category="Run"),
+        runtimes_md=pattern("table_md", table="runtimes"),
+        config=report(pattern("run_config"), caption="../report/config.rst", category="Run"),
     params:
         code=code_version("run_summary"),
         benchmarks=lambda wc: f"benchmarks/{wc.dataset}",
@@ -198,9 +199,9 @@ rule run_summary:
 
 rule configured_dataset_summary:
     input:
-        f"results/{DATASET}/{{name}}",
+        pattern("results", dataset=DATASET),
     output:
-        "results/{name}",
+        configured(pattern("results")),
     wildcard_constraints:
         name="runtimes.csv|runtimes.md|config.yaml|eps_sensitivity.csv|eps_sensitivity.md",
     log:
@@ -213,9 +214,9 @@ rule configured_dataset_summary:
 
 rule configured_dataset_figure:
     input:
-        f"results/{DATASET}/figures/{{figure}}.png",
+        pattern("figure", dataset=DATASET),
     output:
-        "results/figures/{figure}.png",
+        configured(pattern("figure")),
     log:
         "logs/configured_dataset_{figure}.log",
     conda:
@@ -226,9 +227,9 @@ rule configured_dataset_figure:
 
 rule configured_dataset_gallery:
     input:
-        f"results/{DATASET}/gallery",
+        pattern("gallery", dataset=DATASET),
     output:
-        directory("results/gallery"),
+        directory(configured(pattern("gallery"))),
     log:
         "logs/configured_dataset_gallery.log",
     conda:

@@ -5,9 +5,10 @@
 
 rule saliency_labels:
     input:
-        labels=lambda wc: f"{row_dir(wc.dataset, SALIENCY_ROWS[wc.row])}/{wc.stage}/shard{wc.shard}",
+        labels=lambda wc: pattern("labels", dataset=wc.dataset, row=SALIENCY_ROWS[wc.row], stage=wc.stage,
+                                  shard=wc.shard),
     output:
-        directory("results/{dataset}/rows/{row}/{stage}/shard{shard}"),
+        directory(pattern("labels")),
     wildcard_constraints:
         row="|".join(SALIENCY_ROWS),
         stage=config["deeplab"]["labels_stage"],
@@ -31,14 +32,14 @@ rule train_deeplab:
         unpack(imagenet_input(config["deeplab"]["model"], "deeplab")),
         unpack(dataset_input("export:images")),
         labels=lambda wc: expand(
-            "results/{dataset}/rows/{row}/{stage}/shard{shard}",
+            pattern("labels"),
             dataset=wc.dataset,
             row=wc.row,
             stage=config["deeplab"]["labels_stage"],
             shard=SHARDS,
         ),
     output:
-        model="results/{dataset}/rows/{row}/deeplab/model.pt",
+        model=pattern("deeplab_model"),
     wildcard_constraints:
         row="|".join(SEG_ROWS),
     params:
@@ -65,10 +66,10 @@ rule train_deeplab:
 rule evaluate_deeplab:
     input:
         unpack(dataset_input("eval_seg:images", "eval_seg:masks")),
-        model="results/{dataset}/rows/{row}/deeplab/model.pt",
+        model=pattern("deeplab_model"),
     output:
-        eval="results/{dataset}/rows/{row}/deeplab/eval.json",
-        predictions=directory("results/{dataset}/rows/{row}/deeplab/predictions"),
+        eval=pattern("deeplab_eval"),
+        predictions=directory(pattern("deeplab_predictions")),
     wildcard_constraints:
         row="|".join(SEG_ROWS),
     params:
@@ -93,9 +94,9 @@ rule evaluate_deeplab:
 rule export_voc_test:
     input:
         unpack(dataset_input("test:images")),
-        model="results/{dataset}/rows/{row}/deeplab/model.pt",
+        model=pattern("deeplab_model"),
     output:
-        "results/{dataset}/rows/{row}/deeplab/voc12_test.tar",
+        pattern("voc_test"),
     wildcard_constraints:
         dataset="voc12",
         row="|".join(SEG_ROWS),

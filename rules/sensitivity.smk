@@ -9,7 +9,7 @@ rule eps_cell:
         unpack(dataset_input("eval_seed:images", "eval_seed:masks")),
         shards=cam_shards,
     output:
-        "results/{dataset}/eps_sensitivity/{method}/fg{eps_fg}_bg{eps_bg}.json",
+        pattern("eps_cell"),
     wildcard_constraints:
         eps_fg=r"[01](\.\d+)?",
         eps_bg=r"[01](\.\d+)?",
@@ -35,9 +35,10 @@ rule eps_sensitivity:
     input:
         eps_cells,
     output:
-        csv=report("results/{dataset}/eps_sensitivity.csv", caption="../report/eps_sensitivity.rst", category="Tables"),
-        md="results/{dataset}/eps_sensitivity.md",
-        png=report("results/{dataset}/figures/eps_sensitivity.png", caption="../report/eps_sensitivity.rst",
+        csv=report(pattern("table", table="eps_sensitivity"), caption="../report/eps_sensitivity.rst",
+                   category="Tables"),
+        md=pattern("table_md", table="eps_sensitivity"),
+        png=report(pattern("figure", figure="eps_sensitivity"), caption="../report/eps_sensitivity.rst",
                    category="Figures"),
     params:
         code=code_version("make_eps_figure"),
@@ -54,10 +55,10 @@ rule table5_cell:
         unpack(dataset_input("eval_seed:images", "eval_seed:masks")),
         shards=lambda wc: map_shards(wc.dataset, config["table5"]["maps"]),
     output:
-        "results/{dataset}/table5/{matting}_{label_rule}.json",
+        pattern("table5_cell"),
     wildcard_constraints:
-        matting="knn|closed_form|random_walk|learning_based",
-        label_rule="threshold|bg_layer",
+        matting="|".join(LAPLACIANS),
+        label_rule="|".join(LABEL_RULES),
     params:
         code=code_version("table5_cell"),
         split=config["splits"]["eval_seed"],
@@ -82,13 +83,14 @@ rule table5_cell:
 rule table5:
     input:
         evals=expand(
-            "results/{{dataset}}/table5/{matting}_{label_rule}.json",
+            pattern("table5_cell"),
             matting=config["table5"]["methods"],
             label_rule=config["table5"]["label_rules"],
+            allow_missing=True,
         ),
     output:
-        csv=report("results/{dataset}/table5.csv", caption="../report/table5.rst", category="Tables"),
-        md="results/{dataset}/table5.md",
+        csv=report(pattern("table", table="table5"), caption="../report/table5.rst", category="Tables"),
+        md=pattern("table_md", table="table5"),
     params:
         code=code_version("make_table"),
         methods=config["table5"]["methods"],

@@ -1,5 +1,6 @@
 """Helpers of the tests that run the workflow: a working directory holding it, snakemake in a subprocess, the
 tiny config (tests/config/tiny.yaml), job counts of a plan."""
+import json
 import os
 import re
 import shutil
@@ -59,3 +60,28 @@ def write_overlay(wd: Path, overlay: dict) -> str:
     path = wd / "test-overlay.yaml"
     path.write_text(yaml.safe_dump(overlay))
     return str(path)
+
+
+# Parses the workflow (config.yaml) and prints its global wildcard constraints and, per rule, its own and its outputs.
+PARSE = """
+import json
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import OutputSettings, Quietness, ResourceSettings
+
+with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+    workflow = api.workflow(resource_settings=ResourceSettings(), snakefile=Path("Snakefile"))._workflow
+    rules = {rule.name: {"constraints": dict(rule.wildcard_constraints), "output": [str(f) for f in rule.output]}
+             for rule in workflow.rules}
+    print(json.dumps({"constraints": dict(workflow.wildcard_constraints), "rules": rules}))
+"""
+
+
+def parsed_workflow(tmp_path: Path) -> dict:
+    """{"constraints": the global wildcard constraints, "rules": {rule: {"constraints", "output"}}} of the workflow
+    parsed in a working directory of its own (parsing refreshes the content stamps of a prepared dataset)."""
+    wd = workdir(tmp_path)
+    proc = subprocess.run([sys.executable, "-c", PARSE], cwd=wd, capture_output=True, text=True, timeout=300,
+                          env=snakemake_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -297,11 +297,11 @@ def test_unknown_config_key_stops_before_any_job(config, mutate, key):
     cfg = copy.deepcopy(config)
     mutate(cfg)
     with pytest.raises(ConfigError, match="additional properties are not allowed") as info:
-        validate_config(cfg, SCHEMA, ["my.yaml"])  # rules/common.smk runs this at parse time
+        validate_config(cfg, SCHEMA, ["my.yaml"])  # rules/common/config.smk runs this at parse time
     assert key in str(info.value) and "fix them in my.yaml" in str(info.value)
     assert "known keys there:" in str(info.value)
     with pytest.raises(WorkflowError, match="Additional properties are not allowed"):
-        validate(cfg, SCHEMA)  # Snakemake's own validation (run after ours, for the defaults) agrees
+        validate(cfg, SCHEMA)  # Snakemake's own validation agrees
 
 
 def test_out_of_range_config_values_stop_naming_the_key(config):

@@ -42,6 +42,9 @@ def test_paper_numbers_are_in_config():
     assert cfg["backbone"]["arch"] == "resnet50"
     assert cfg["export"]["scales"] == [1.0, 0.5, 1.5, 2.0]
     assert cfg["cam"]["batch_size"] == 16
+    # D2CAM's loss weights (paper Sec. 4.2) live here only: matlabel.losses holds none
+    assert cfg["d2cam"]["loss"] == {"beta": 0.1, "margin": 0.2, "lam": 0.05, "gamma_d2": 0.5, "gamma_ma": 2.0,
+                                    "gamma_oe": 0.5}
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -199,7 +202,7 @@ def test_paper_values_are_referenced_not_copied():
     assert config["irn"]["confident"]["matting"] is None and config["deeplab"]["test"]["crf_params"] is None
     assert "threads" not in config["matting"] and "threads" not in config["crf"]
     assert config["threads"] == {"matting_labels": 1, "crf_labels": 1, "evaluate_deeplab": 8}
-    common = (root / "rules" / "common.smk").read_text()
+    common = (root / "rules" / "common" / "inputs.smk").read_text()
     assert 'config["irn"]["confident"]["matting"] or {"fg": config["trimap"]["eps_fg"]' in common
     # ImageNet's normalisation and the trimap values are defined once in the library
     for name in ("IMAGENET_MEAN", "IMAGENET_STD", "EPS_FG", "EPS_BG", "FG", "BG", "UNKNOWN"):
@@ -244,13 +247,13 @@ def test_speed_flags_are_auto_true_or_false_and_keep_their_type_from_a_config_ov
     errors = "\n".join(schema_errors(cfg, SCHEMA))
     assert "speed.compile: 'yes' is not one of ['auto', True, False]" in errors
     assert "speed: additional properties are not allowed" in errors and "known keys there: channels_last, " in errors
-    del cfg["speed"]  # an older config without the section: every flag auto
+    del cfg["speed"]  # the section is optional to the schema; a flag not given is auto
     validate(cfg, SCHEMA)
     import torch
 
     from matlabel.train import Speed
-    assert Speed.resolve(cfg["speed"], torch.device("cpu")) == Speed(False, False, False)
-    assert Speed.resolve(cfg["speed"], torch.device("cuda")) == Speed(True, True, True)
+    assert Speed.resolve({}, torch.device("cpu")) == Speed(False, False, False)
+    assert Speed.resolve({}, torch.device("cuda")) == Speed(True, True, True)
 
 
 def test_border_pad_is_an_export_setting_and_the_old_d2cam_key_names_the_new_one():
@@ -266,3 +269,18 @@ def test_border_pad_is_an_export_setting_and_the_old_d2cam_key_names_the_new_one
     old = load()
     old["d2cam"]["border_pad"] = 16  # a config written before the key moved
     assert any(line.startswith("d2cam.border_pad: moved to export.border_pad") for line in schema_errors(old, SCHEMA))
+
+
+def test_config_yaml_holds_every_value_and_the_schema_none():
+    """config.yaml is the one owner of the paper's numbers: the schema checks types and ranges and fills nothing
+    (the workflow always reads config.yaml first), so no value is written twice."""
+
+    def defaults(node, key=""):
+        found = [key] if isinstance(node, dict) and "default" in node else []
+        children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        return found + [k for name, child in children for k in defaults(child, f"{key}.{name}".lstrip("."))]
+
+    assert defaults(yaml.safe_load(Path(SCHEMA).read_text())) == []
+    cfg = load()
+    validate(cfg, SCHEMA)
+    assert cfg == load()  # nothing filled in

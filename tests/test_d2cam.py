@@ -6,12 +6,15 @@ import torch
 
 from matlabel.backbone import ResNetBackbone
 from matlabel.cam import multiscale_cams
+from matlabel.config import paper_config
 from matlabel.d2cam import D2CAMNet, build
 from matlabel.datasets.loader import ClassifierAugment, VOCLayoutDataset
-from matlabel.losses import d2_loss, d2cam_loss, loss_for_variant
+from matlabel.losses import D2CAMLossConfig, d2_loss, d2cam_loss, loss_for_variant
 from matlabel.train import TrainConfig, train
 
 BACKBONE = dict(arch="resnet18", weights="none", output_stride=16, freeze_bn=False, train_from="stem")
+PAPER = paper_config()["d2cam"]["loss"]  # the loss weights
+FULL = D2CAMLossConfig(**PAPER)  # the full D2CAM
 
 
 def tiny_net(**overrides) -> D2CAMNet:
@@ -83,7 +86,7 @@ def test_l_d2_gradient_reaches_only_the_generator():
     net = tiny_net().train()
     labels = labels_with([3], [1, 7])
     out = net.forward_d2(torch.randn(2, 3, 64, 64), labels)
-    d2_loss(out.y_fg, out.y_bg, out.pair_img, out.pair_cls, labels).backward()
+    d2_loss(out.y_fg, out.y_bg, out.pair_img, out.pair_cls, labels, PAPER["beta"]).backward()
     for name, p in [*net.backbone.named_parameters(), *net.classifier.named_parameters()]:
         assert p.grad is None or not p.grad.any(), name
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.generator.parameters())
@@ -104,7 +107,7 @@ def test_masked_pairs_leave_batchnorm_running_statistics_alone():
 def test_generator_gets_gradient_with_a_frozen_n1():
     """The paper's setting (train_from=layer3, frozen BN): F carries no gradient, φ still trains."""
     net = tiny_net(freeze_bn=True, train_from="layer3").train()
-    losses = d2cam_loss(net, {"image": torch.randn(2, 3, 64, 64), "label": labels_with([3], [1, 7])})
+    losses = d2cam_loss(net, {"image": torch.randn(2, 3, 64, 64), "label": labels_with([3], [1, 7])}, FULL)
     losses["total"].backward()
     assert net.generator.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in net.backbone.layer2.parameters())
@@ -115,7 +118,7 @@ def test_generator_gets_gradient_with_a_frozen_n1():
 
 def test_batch_without_labels_gives_zero_d2():
     net = tiny_net()
-    losses = d2cam_loss(net, {"image": torch.randn(2, 3, 64, 64), "label": torch.zeros(2, 20)})
+    losses = d2cam_loss(net, {"image": torch.randn(2, 3, 64, 64), "label": torch.zeros(2, 20)}, FULL)
     assert losses["d2"].item() == 0 and losses["ma"].item() == 0 and losses["oe"].item() == 0
     losses["total"].backward()
 
@@ -136,7 +139,7 @@ def test_short_training_run_lowers_the_total_loss(tiny_synthetic, tmp_path):
     model = build(20, BACKBONE)
     data = VOCLayoutDataset(tiny_synthetic, "train", transform=ClassifierAugment((40, 64), 48, True, seed=0))
     cfg = TrainConfig(epochs=4, batch_size=4, lr=0.01, head_lr_mult=1, momentum=0.9, seed=0)
-    history = train(model, data, cfg, torch.device("cpu"), tmp_path / "d2cam.pt", loss_for_variant("d2_ma_oe"))
+    history = train(model, data, cfg, torch.device("cpu"), tmp_path / "d2cam.pt", loss_for_variant("d2_ma_oe", PAPER))
     assert {"total", "cls", "d2", "ma", "oe"} <= set(history[0])
     assert history[-1]["total"] < history[0]["total"]
 

@@ -16,17 +16,6 @@ def test_every_table1_row_has_a_source_and_rows_follow_the_trainable_methods():
     assert rows_for(["recam"], "matting") == ["matlabel_recam"]
 
 
-def test_the_schema_lists_every_table1_row_and_only_those():
-    from pathlib import Path
-
-    import yaml
-
-    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml").read_text())
-    props = schema["properties"]
-    assert props["table1"]["properties"]["methods"]["items"]["enum"] == list(SOURCES)
-    assert props["gallery"]["properties"]["rank_by"]["items"]["enum"] == list(SOURCES)
-
-
 def test_threshold_labels_are_the_cam_seed():
     rng = np.random.default_rng(0)
     cams = rng.random((2, 5, 6)).astype(np.float32)

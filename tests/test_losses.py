@@ -5,11 +5,13 @@ import pytest
 import torch
 
 from matlabel.backbone import ResNetBackbone
+from matlabel.config import paper_config
 from matlabel.d2cam import D2CAMNet
-from matlabel.losses import (VARIANTS, D2CAMLossConfig, area_loss, area_per_image, cls_loss, d2_loss, d2cam_loss,
-                             loss_for_variant, ma_loss, oe_loss)
+from matlabel.losses import (VARIANTS, WEIGHTS, D2CAMLossConfig, area_loss, area_per_image, cls_loss, d2_loss,
+                             d2cam_loss, loss_for_variant, ma_loss, oe_loss)
 
 LN2, LN3, LN5 = math.log(2), math.log(3), math.log(5)
+PAPER = paper_config()["d2cam"]["loss"]  # the weights' one owner
 
 
 def test_cls_loss_hand_case():
@@ -81,8 +83,9 @@ def test_oe_loss_penalises_overlap_of_present_classes_only():
 def test_losses_are_fp32_from_bf16_inputs():
     m, labels = map_case()
     y_fg, y_bg, pair_img, pair_cls, pair_labels = d2_case()
-    d2 = d2_loss(y_fg.bfloat16(), y_bg.bfloat16(), pair_img, pair_cls, pair_labels)
-    for loss in (area_loss(m.bfloat16(), labels), ma_loss(m.bfloat16(), labels), oe_loss(m.bfloat16(), labels), d2):
+    d2 = d2_loss(y_fg.bfloat16(), y_bg.bfloat16(), pair_img, pair_cls, pair_labels, PAPER["beta"])
+    ma = ma_loss(m.bfloat16(), labels, PAPER["margin"], PAPER["lam"])
+    for loss in (area_loss(m.bfloat16(), labels), ma, oe_loss(m.bfloat16(), labels), d2):
         assert loss.dtype == torch.float32
 
 
@@ -90,7 +93,7 @@ def test_unknown_area_mode_is_rejected():
     with pytest.raises(ValueError, match="area must be one of"):
         D2CAMLossConfig(area="big")
     with pytest.raises(ValueError, match="unknown D2CAM variant"):
-        loss_for_variant("cam")
+        loss_for_variant("cam", PAPER)
 
 
 @pytest.fixture(scope="module")
@@ -104,17 +107,17 @@ def tiny_batch():
 
 # variant -> (the terms it must report, with their weights in the total)
 EXPECTED = {
-    "d2": {"d2": 0.5},
-    "d2_area": {"d2": 0.5, "area": 2.0},
-    "d2_ma": {"d2": 0.5, "ma": 2.0},
-    "d2_ma_oe": {"d2": 0.5, "ma": 2.0, "oe": 0.5},
+    "d2": {"d2": PAPER["gamma_d2"]},
+    "d2_area": {"d2": PAPER["gamma_d2"], "area": PAPER["gamma_ma"]},
+    "d2_ma": {"d2": PAPER["gamma_d2"], "ma": PAPER["gamma_ma"]},
+    "d2_ma_oe": {"d2": PAPER["gamma_d2"], "ma": PAPER["gamma_ma"], "oe": PAPER["gamma_oe"]},
 }
 
 
 @pytest.mark.parametrize("variant", sorted(EXPECTED))
 def test_variant_switches_exactly_its_terms(variant, tiny_batch):
     net, batch = tiny_batch
-    losses = loss_for_variant(variant)(net, batch)
+    losses = loss_for_variant(variant, PAPER)(net, batch)
     assert set(losses) == {"total", "cls", *EXPECTED[variant]}
     assert all(v.dtype == torch.float32 and v.ndim == 0 for v in losses.values())
     assert all(losses[k].item() > 0 for k in EXPECTED[variant] if k != "oe")  # oe may be 0 on random maps
@@ -122,15 +125,17 @@ def test_variant_switches_exactly_its_terms(variant, tiny_batch):
     torch.testing.assert_close(losses["total"], expected)
 
 
-def test_variants_cover_table4_and_full_is_the_default():
+def test_variants_cover_table4_and_full_is_the_default(tiny_batch):
     assert set(VARIANTS) == set(EXPECTED)
     assert VARIANTS["d2_ma_oe"] == D2CAMLossConfig()
-    cfg = D2CAMLossConfig()
-    assert (cfg.beta, cfg.margin, cfg.lam, cfg.gamma_d2, cfg.gamma_ma, cfg.gamma_oe) == (0.1, 0.2, 0.05, 0.5, 2.0, 0.5)
+    assert set(PAPER) == set(WEIGHTS)  # config.yaml gives every weight ...
+    assert all(getattr(cfg, w) is None for cfg in VARIANTS.values() for w in WEIGHTS)  # ... and no variant one
+    with pytest.raises(ValueError, match=r"D2CAM loss weights \['beta', .*'gamma_oe'\] not given"):
+        d2cam_loss(*tiny_batch, VARIANTS["d2_ma_oe"])
 
 
 def test_without_d2_the_pair_branch_does_not_run(tiny_batch, monkeypatch):
     net, batch = tiny_batch
     monkeypatch.setattr(D2CAMNet, "decoupled_logits", lambda *a, **k: pytest.fail("pair branch ran"))
-    losses = d2cam_loss(net, batch, D2CAMLossConfig(use_d2=False))
+    losses = d2cam_loss(net, batch, D2CAMLossConfig(use_d2=False, **PAPER))
     assert set(losses) == {"total", "cls", "ma", "oe"}

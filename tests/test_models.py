@@ -74,7 +74,9 @@ def test_d2cam_train_n1_decides_whether_n1_gets_a_gradient(train_n1):
 
     backbone = trunk_for_training({**BACKBONE, "train_from": "layer3"}, train_n1)
     assert backbone["train_from"] == ("stem" if train_n1 else "layer3")
-    model, loss_fn = build("d2cam", 20, backbone)
+    from matlabel.config import paper_config
+
+    model, loss_fn = build("d2cam", 20, backbone, loss=paper_config()["d2cam"]["loss"])
     labels = torch.zeros(2, 20)
     labels[0, 3] = labels[1, 7] = 1
     loss_fn(model, {"image": torch.randn(2, 3, 64, 64), "label": labels})["total"].backward()

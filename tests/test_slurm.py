@@ -7,7 +7,7 @@ not finished, and it ends with results/table1.csv. SLURM is brought up and down 
 scripts install slurm-wlm and munge). About 3-4 minutes on 2 cores; MATLABEL_TEST_SLURM=0 skips it.
 
 Without a cluster (dry runs under the profile, every rule of the workflow planned): each rule that asks for a GPU,
-and only those, is routed to the profile's GPU partition (rules/common.smk route_gpu_rules).
+and only those, is routed to the profile's GPU partition (rules/common/gpu.smk route_gpu_rules).
 """
 import fcntl
 import os

@@ -266,6 +266,7 @@ def test_compiled_d2cam_on_cpu_ends_near_eager(tiny_synthetic, tmp_path):
     varies per batch: automatic dynamic shapes), the epoch's smaller last batch (12 images in batches of 5). The
     losses are compared, not the weights: this tiny training (BatchNorm trained on 5 crops of 48 px) is chaotic in its
     weights, a change of rounding alone (channels_last) moves D2CAM's generator weights by 88% of their size."""
+    from matlabel.config import paper_config
     from matlabel.datasets.loader import ClassifierAugment, VOCLayoutDataset
     from matlabel.models import build
 
@@ -273,7 +274,7 @@ def test_compiled_d2cam_on_cpu_ends_near_eager(tiny_synthetic, tmp_path):
     cfg = TrainConfig(epochs=2, batch_size=5, lr=0.01, head_lr_mult=1, momentum=0.9, seed=0)
     runs = {}
     for name, speed in (("eager", OFF), ("compiled", Speed(compile=True))):
-        model, loss_fn = build("d2cam", 20, backbone, seed=0)
+        model, loss_fn = build("d2cam", 20, backbone, seed=0, loss=paper_config()["d2cam"]["loss"])
         data = VOCLayoutDataset(tiny_synthetic, "train", transform=ClassifierAugment((40, 64), 48, True, seed=0))
         runs[name] = model.state_dict(), train(model, data, cfg, CPU, tmp_path / f"{name}.pt", loss_fn, speed=speed)
     (eager_w, eager_h), (compiled_w, compiled_h) = runs["eager"], runs["compiled"]

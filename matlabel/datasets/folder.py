@@ -414,7 +414,7 @@ def link_root(root: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
 
     The manifest names this link, not the folder, so pointing ``data.folder.root`` at a moved or copied folder
     with the same content changes no file the rules read: the workflow relinks while it parses
-    (rules/common.smk) and nothing reruns."""
+    (rules/common/dataset.smk) and nothing reruns."""
     out_dir, root = Path(out_dir), Path(root).expanduser()
     link = out_dir / ROOT_LINK
     target = str(root) if root.is_absolute() else os.path.relpath(os.path.abspath(root), os.path.abspath(out_dir))
