@@ -40,17 +40,15 @@ check: venv
 lint: venv
 	$(BIN)/snakemake --lint
 
-# The measured numbers of README.md, docs/ and bench/README.md, re-rendered from the demo's results/ and from
-# bench/results/ (scripts/render_docs.py; `--check` says which doc is behind its files and changes nothing).
+# The generated parts of the docs: the measured numbers of README.md, docs/ and bench/README.md, re-rendered from
+# the demo's results/ and from bench/results/ (scripts/render_docs.py; `--check` says which doc is behind its files
+# and changes nothing), and the path table of results/README.md from matlabel/paths.py (scripts/render_paths.py).
 docs: venv
 	$(BIN)/python scripts/render_docs.py
+	$(BIN)/python scripts/render_paths.py
 
 report: venv
 	$(BIN)/snakemake $(DEMO_TARGETS) --configfile config/demo.yaml --report results/report.html
-
-# The generated parts of the docs: the path table of results/README.md, from matlabel/paths.py.
-docs: venv
-	$(BIN)/python scripts/render_paths.py
 
 clean-demo:
 	rm -rf resources/synthetic results/synthetic results/table?.csv results/table?.md results/figures results/runtimes.* \
