@@ -9,6 +9,8 @@ hand, at F's resolution: all ones, a uniform 0.5 or 0.2, the ground-truth object
 and its complement. If the object mask does not score below the uniform maps, L_d2 cannot teach φ to find objects
 whatever the budget; if it does, the failure is in reaching it (φ's capacity on F, the steps, L_ma's pull).
 The gradient −∂L_d2/∂M at M = 0.5 on and off the object says which way the first steps push the maps.
+``--fill mean`` reads N2 on masked features another way (not the paper's ⊗, an experiment): a masked-out cell
+takes F's per-channel mean over the image instead of 0, i.e. F ⊗ M + (1 − M) ⊗ mean(F).
 Prints one table; nothing is written.
 """
 from __future__ import annotations
@@ -47,6 +49,8 @@ def main(argv=None) -> None:
     ap.add_argument("workdir", type=Path)
     ap.add_argument("--images", type=int, default=48)
     ap.add_argument("--arch", default="efficientnet_lite0")
+    ap.add_argument("--fill", choices=("zero", "mean"), default="zero",
+                    help="masked-out cells of F: 0 (the paper's F ⊗ M) or F's per-channel mean over the image")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     beta = paper_config()["d2cam"]["loss"]["beta"]
@@ -75,7 +79,8 @@ def main(argv=None) -> None:
             obj[0, c - 1] = (gt == c).float()
         for name, make in MAPS.items():
             with torch.no_grad():
-                y_fg, y_bg = model.decoupled_logits(feat, make(obj), pi, pc)
+                y_fg, y_bg = (model.decoupled_logits(feat, make(obj), pi, pc) if args.fill == "zero"
+                              else mean_filled_logits(model, feat, make(obj), pi, pc))
                 losses[name].append(float(d2_loss(y_fg, y_bg, pi, pc, lab, beta)))
         m = torch.full((1, num_fg, h, w), 0.5, requires_grad=True)
         y_fg, y_bg = model.decoupled_logits(feat, m, pi, pc)
@@ -84,13 +89,27 @@ def main(argv=None) -> None:
             g, o = -m.grad[0, c - 1], obj[0, c - 1] > 0
             if o.any() and (~o).any():
                 grads.append((float(g[o].mean()), float(g[~o].mean())))
-    print(f"L_d2 (Eq. 5) on {len(losses['all ones'])} photos, N1/N2 of the trained CAM:")
+    print(f"L_d2 (Eq. 5) on {len(losses['all ones'])} photos, N1/N2 of the trained CAM, masked cells at {args.fill}:")
     print("| maps M_fg^c | L_d2 |\n| --- | --- |")
     for name, vals in losses.items():
         print(f"| {name} | {np.mean(vals):.2f} |")
     g = np.array(grads)
     print(f"\n-dL_d2/dM at M = 0.5 (mean per cell): on the object {g[:, 0].mean():.2e}, off it {g[:, 1].mean():.2e}; "
           f"larger on the object for {np.mean(g[:, 0] > g[:, 1]):.0%} of {len(g)} (image, class) pairs")
+
+
+def mean_filled_logits(model, feat: torch.Tensor, maps: torch.Tensor, pair_img, pair_cls):
+    """Ŷ_fg^c, Ŷ_bg^c with masked-out cells at F's per-channel image mean: N2(F ⊗ M + (1 − M) ⊗ mean(F)) and
+    N2(F ⊗ (1 − M) + M ⊗ mean(F)), through ``decoupled_logits`` with a map of ones (its F ⊗ 1 branch)."""
+    y_fg, y_bg = [], []
+    for i, c in zip(pair_img.tolist(), pair_cls.tolist()):
+        f, m = feat[i:i + 1], maps[i:i + 1, c:c + 1]
+        mean = f.mean((2, 3), keepdim=True)
+        ones = torch.ones_like(maps[i:i + 1])
+        one = torch.tensor([0]), torch.tensor([c])
+        y_fg.append(model.decoupled_logits(f * m + (1 - m) * mean, ones, *one)[0])
+        y_bg.append(model.decoupled_logits(f * (1 - m) + m * mean, ones, *one)[0])
+    return torch.cat(y_fg), torch.cat(y_bg)
 
 
 if __name__ == "__main__":
