@@ -141,12 +141,23 @@ def main(argv=None) -> None:
                     help="the preset(s) the workdir ran with (default config/folder-example.yaml)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (YAML value)")
     ap.add_argument("--split", default=None, help="experiment: D2CAM's N1/N2 split stage (default: the code's)")
+    ap.add_argument("--fill", choices=("zero", "mean"), default="zero", help="experiment: masked-out cells of F in "
+                    "Eq. 3-4, 0 (the paper's F ⊗ M) or F's per-channel mean (bench/d2_landscape.py --fill)")
     ap.add_argument("--images", type=int, default=248, help="images of the evaluated split to export and score")
     ap.add_argument("--name", default="photos")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    if args.fill == "mean":
+        import functools
+
+        import matlabel.d2cam as d2
+        from d2_landscape import mean_filled_logits
+
+        original = d2.D2CAMNet.decoupled_logits
+        d2.D2CAMNet.decoupled_logits = lambda self, *a: mean_filled_logits(functools.partial(original, self), *a)
+        args.set.append("_fill=mean")
     if args.split:
         import matlabel.d2cam as d2
         from matlabel.backbone import STAGES

@@ -80,7 +80,7 @@ def main(argv=None) -> None:
         for name, make in MAPS.items():
             with torch.no_grad():
                 y_fg, y_bg = (model.decoupled_logits(feat, make(obj), pi, pc) if args.fill == "zero"
-                              else mean_filled_logits(model, feat, make(obj), pi, pc))
+                              else mean_filled_logits(model.decoupled_logits, feat, make(obj), pi, pc))
                 losses[name].append(float(d2_loss(y_fg, y_bg, pi, pc, lab, beta)))
         m = torch.full((1, num_fg, h, w), 0.5, requires_grad=True)
         y_fg, y_bg = model.decoupled_logits(feat, m, pi, pc)
@@ -98,18 +98,19 @@ def main(argv=None) -> None:
           f"larger on the object for {np.mean(g[:, 0] > g[:, 1]):.0%} of {len(g)} (image, class) pairs")
 
 
-def mean_filled_logits(model, feat: torch.Tensor, maps: torch.Tensor, pair_img, pair_cls):
+def mean_filled_logits(decoupled_logits, feat: torch.Tensor, maps: torch.Tensor, pair_img, pair_cls):
     """Ŷ_fg^c, Ŷ_bg^c with masked-out cells at F's per-channel image mean: N2(F ⊗ M + (1 − M) ⊗ mean(F)) and
-    N2(F ⊗ (1 − M) + M ⊗ mean(F)), through ``decoupled_logits`` with a map of ones (its F ⊗ 1 branch)."""
-    y_fg, y_bg = [], []
-    for i, c in zip(pair_img.tolist(), pair_cls.tolist()):
-        f, m = feat[i:i + 1], maps[i:i + 1, c:c + 1]
-        mean = f.mean((2, 3), keepdim=True)
-        ones = torch.ones_like(maps[i:i + 1])
-        one = torch.tensor([0]), torch.tensor([c])
-        y_fg.append(model.decoupled_logits(f * m + (1 - m) * mean, ones, *one)[0])
-        y_bg.append(model.decoupled_logits(f * (1 - m) + m * mean, ones, *one)[0])
-    return torch.cat(y_fg), torch.cat(y_bg)
+    N2(F ⊗ (1 − M) + M ⊗ mean(F)), each through ``decoupled_logits`` (``D2CAMNet.decoupled_logits``, unbound
+    arguments as there) with a map of ones, whose F ⊗ 1 branch is the filled feature map. Differentiable in
+    ``maps`` (``bench/classifier_budget.py --fill mean`` trains with it)."""
+    m = maps[pair_img, pair_cls].unsqueeze(1).to(feat.dtype)  # (P, 1, h, w)
+    f = feat[pair_img]
+    mean = f.mean((2, 3), keepdim=True)
+    ones = torch.ones((len(pair_img),) + maps.shape[1:], dtype=maps.dtype, device=maps.device)
+    each = torch.arange(len(pair_img), device=feat.device)
+    y_fg = decoupled_logits(f * m + (1 - m) * mean, ones, each, pair_cls)[0]
+    y_bg = decoupled_logits(f * (1 - m) + m * mean, ones, each, pair_cls)[0]
+    return y_fg, y_bg
 
 
 if __name__ == "__main__":
