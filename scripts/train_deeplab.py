@@ -3,7 +3,7 @@ from matlabel import runlog
 from matlabel.checkpoints import load_trunk
 from matlabel.datasets.layout import load_manifest
 from matlabel.deeplab import DeepLabV2, SegConfig, train_deeplab
-from matlabel.segdata import SegDataset
+from matlabel.deeplab.data import SegDataset
 from matlabel.train import input_stamps, resolve_device
 
 
