@@ -97,7 +97,7 @@ def classifier_once(method: str, manifest, out: Path, speed: Speed | None = None
 def deeplab_once(manifest, out: Path, arch: str, speed: Speed | None = None) -> Path:
     """DeepLab-v2 MSC trained with the workflow's loop (8 iterations of 10 crops of 161 px), BN trained."""
     from matlabel import deeplab as dl
-    from matlabel.segdata import SegDataset
+    from matlabel.deeplab.data import SegDataset
 
     cfg = dl.SegConfig(iterations=8, batch_size=10, accumulate=1, crop=161, checkpoint_every=1000)
     # BN trained here: a from-scratch ResNet-101 with frozen (identity) BN overflows to NaN in a few steps;

@@ -5,7 +5,7 @@ The library behind the Snakemake workflow; every stage is a plain function usabl
 ``backbone`` (torchvision ResNets, timm's EfficientNet-Lite0), ``cam`` / ``d2cam`` / ``losses`` / ``recam`` (the map
 methods, registered in ``methods`` and built by ``models``; trained by ``train``), ``trimap`` and ``matting`` (Eq. 9
 and KNN matting), ``labels`` (each Table 1 row's seeds), ``crf`` (DenseCRF), ``irn`` (IRN and its random walk),
-``deeplab`` and ``segdata`` (DeepLab-v2), ``saliency`` (I+S), ``evaluate`` / ``metrics`` (mIoU), ``tables`` /
+``deeplab`` (DeepLab-v2 and its data), ``saliency`` (I+S), ``evaluate`` / ``metrics`` (mIoU), ``tables`` /
 ``figures`` / ``runtimes`` (the outputs), ``formats`` / ``checkpoints`` / ``io`` (the files between rules),
 ``config`` and ``codehash`` (the workflow's checks and code versions).
 """

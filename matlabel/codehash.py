@@ -119,7 +119,14 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
 
 def module_code_digest(path: Path) -> str:
     """sha256 of a module's syntax tree without docstrings and positions: comments and docstrings do not count."""
-    return hashlib.sha256(ast.dump(_parse(path), include_attributes=False).encode()).hexdigest()
+    return _digest_cached(_stat_key(path))
+
+
+@functools.lru_cache(maxsize=None)
+def _digest_cached(key: tuple) -> str:
+    """Once per file version: the rules' code versions share most modules (ast.dump of them all, for every rule,
+    was half of a dry-run's time)."""
+    return hashlib.sha256(ast.dump(_parse_cached(key), include_attributes=False).encode()).hexdigest()
 
 
 def code_version(script: str | Path, package_dir: str | Path, exclude=()) -> str:

@@ -4,20 +4,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from matlabel import runlog
+from matlabel import jobs
 from matlabel.crf import CRFParams, refine, refine_probs, row_unary
-from matlabel.datasets.layout import load_manifest
 from matlabel.io import atomic_dir, read_image, read_label_png, write_label_png
 from matlabel.labels import load_row_maps_and_kind
-from matlabel.shards import shard_ids
 
 
 def main(smk):
-    log = runlog.start(smk)
-    p = smk.params
-    manifest = load_manifest(smk.input.manifest)
+    log, p, manifest, ids = jobs.start(smk)
     labels_of = manifest.labels()
-    ids = shard_ids(manifest.split_ids(p.split), int(smk.wildcards.shard), p.n_shards)
     params = CRFParams.from_mapping(dict(p.crf))
     log.info("DenseCRF on %d seed label maps of shard %s (%s row): %s", len(ids), smk.wildcards.shard, p.labeler,
              params)

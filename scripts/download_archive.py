@@ -1,12 +1,12 @@
 """Rule download_archive: fetch one archive of the registry (mirrors tried in turn, resumable, md5-verified)."""
 from pathlib import Path
 
-from matlabel import runlog
+from matlabel import jobs
 from matlabel.datasets.download import fetch_archive
 
 
 def main(smk):
-    log = runlog.start(smk)
+    log = jobs.start(smk).log
     log.info("downloading %s (%s)", smk.params.name, smk.params.url or "registry URLs")
     fetch_archive(smk.params.name, Path(smk.output[0]).parent, url=smk.params.url)
 

@@ -1,18 +1,15 @@
 """Rule eps_cell: Mat-Label's seed mIoU at one (eps_fg, eps_bg) of the sensitivity grid, from a method's maps."""
 from tqdm import tqdm
 
-from matlabel import runlog
-from matlabel.datasets.layout import load_manifest
+from matlabel import jobs
 from matlabel.io import write_json
 from matlabel.labels import MattingConfig
 from matlabel.sensitivity import eps_cell
 
 
 def main(smk):
-    log = runlog.start(smk)
-    p, wc = smk.params, smk.wildcards
-    manifest = load_manifest(smk.input.manifest)
-    ids = manifest.split_ids(p.split)
+    log, p, manifest, ids = jobs.start(smk)
+    wc = smk.wildcards
     cfg = MattingConfig.from_config({"eps_fg": float(wc.eps_fg), "eps_bg": float(wc.eps_bg)}, p.matting)
     if not cfg.eps_bg < cfg.eps_fg:
         raise ValueError(f"eps_sensitivity grid cell eps_fg={cfg.eps_fg}, eps_bg={cfg.eps_bg}: eps_bg must be below "

@@ -1,15 +1,11 @@
 """Rule evaluate_cams: mIoU of a method's seed labels (maps + background threshold) on the eval split."""
-from matlabel import runlog
-from matlabel.datasets.layout import load_manifest
+from matlabel import jobs
 from matlabel.evaluate import evaluate_cams
 from matlabel.io import write_json
 
 
 def main(smk):
-    log = runlog.start(smk)
-    p = smk.params
-    manifest = load_manifest(smk.input.manifest)
-    ids = manifest.split_ids(p.split)
+    log, p, manifest, ids = jobs.start(smk)
     result = evaluate_cams(manifest, ids, list(smk.input.shards), p.bg_threshold, p.sweep)
     result.update(method=smk.wildcards.method, stage="seed", split=p.split, dataset=manifest.name)
     log.info("%s seed mIoU %.2f at bg %.2f (best %.2f at %.2f)", smk.wildcards.method, result["miou"],

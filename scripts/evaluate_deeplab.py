@@ -2,23 +2,19 @@
 predictions as <id>.png), or the VOC test predictions as the evaluation server's archive (the test masks are not public)."""
 import dataclasses
 
-from matlabel import runlog
+from matlabel import jobs
 from matlabel.checkpoints import read_model_state
-from matlabel.datasets.layout import load_manifest
 from matlabel.deeplab import DEEPLAB_CRF, DeepLabV2, evaluate_segmentation, export_voc_test
 from matlabel.io import atomic_dir, write_json
 from matlabel.train import resolve_device
 
 
 def main(smk):
-    log = runlog.start(smk)
-    p = smk.params
+    log, p, manifest, ids = jobs.start(smk)
     device = resolve_device(p.device)
-    manifest = load_manifest(smk.input.manifest)
     model = DeepLabV2(manifest.num_classes, **{**p.model, "weights": "none"})
     model.load_state_dict(read_model_state(smk.input.model))
     model.eval()
-    ids = manifest.split_ids(p.split)
     test = dict(p.test)
     crf = dataclasses.replace(DEEPLAB_CRF, **(test.get("crf_params") or {})) if test["crf"] else None
     kwargs = dict(scales=test["scales"], flip=test["flip"], crf_params=crf, workers=smk.threads)  # CRF processes

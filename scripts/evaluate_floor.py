@@ -1,15 +1,13 @@
 """Rule evaluate_floor: mIoU of labelling every pixel background on a split, the floor row of Tables 1 and 2."""
-from matlabel import runlog
-from matlabel.datasets.layout import load_manifest
+from matlabel import jobs
 from matlabel.evaluate import evaluate_floor
 from matlabel.io import write_json
 
 
 def main(smk):
-    log = runlog.start(smk)
-    manifest = load_manifest(smk.input.manifest)
+    log, _, manifest, ids = jobs.start(smk)
     split = smk.wildcards.split
-    result = evaluate_floor(manifest, manifest.split_ids(split))
+    result = evaluate_floor(manifest, ids)
     result.update(method="floor", stage="floor", split=split, dataset=manifest.name)
     log.info("all background: mIoU %.2f on %d images of %s", result["miou"], result["n_images"], split)
     write_json(smk.output[0], result)

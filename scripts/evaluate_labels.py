@@ -1,15 +1,12 @@
 """Rule evaluate_labels: mIoU of a Table 1 row's pseudo-labels at one stage on the eval split."""
-from matlabel import runlog
-from matlabel.datasets.layout import load_manifest
+from matlabel import jobs
 from matlabel.evaluate import evaluate_labels
 from matlabel.io import write_json
 
 
 def main(smk):
-    log = runlog.start(smk)
-    p = smk.params
-    manifest = load_manifest(smk.input.manifest)
-    result = evaluate_labels(manifest, manifest.split_ids(p.split), list(smk.input.shards))
+    log, p, manifest, ids = jobs.start(smk)
+    result = evaluate_labels(manifest, ids, list(smk.input.shards))
     result.update(method=smk.wildcards.row, stage=smk.wildcards.stage, split=p.split, dataset=manifest.name)
     log.info("%s %s mIoU %.2f on %d images", smk.wildcards.row, smk.wildcards.stage, result["miou"],
              result["n_images"])

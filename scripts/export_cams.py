@@ -1,24 +1,19 @@
 """Rule export_cams: multi-scale (+flip) class activation maps of one image shard, one .npz per image."""
 from tqdm import tqdm
 
-from matlabel import runlog
+from matlabel import jobs
 from matlabel.cam import multiscale_cams
 from matlabel.checkpoints import read_model_state
-from matlabel.datasets.layout import load_manifest
 from matlabel.formats import MAPS_SUFFIX, write_maps
 from matlabel.io import atomic_dir, read_image
 from matlabel.models import build
-from matlabel.shards import shard_ids
 from matlabel.train import resolve_device
 
 
 def main(smk):
-    log = runlog.start(smk)
-    p = smk.params
+    log, p, manifest, ids = jobs.start(smk)
     device = resolve_device(p.device)
-    manifest = load_manifest(smk.input.manifest)
     labels = manifest.labels()
-    ids = shard_ids(manifest.split_ids(p.split), int(smk.wildcards.shard), p.n_shards)
     model, _ = build(smk.wildcards.method, manifest.num_classes - 1, {**p.backbone, "weights": "none"})
     model.load_state_dict(read_model_state(smk.input.model))
     model.to(device).eval()

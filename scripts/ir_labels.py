@@ -2,19 +2,14 @@
 import numpy as np
 from tqdm import tqdm
 
-from matlabel import runlog
+from matlabel import jobs
 from matlabel.crf import CRFParams
-from matlabel.datasets.layout import load_manifest
 from matlabel.io import atomic_dir, read_image, write_label_png
 from matlabel.labels import confident_labels, load_row_maps
-from matlabel.shards import shard_ids
 
 
 def main(smk):
-    log = runlog.start(smk)
-    p = smk.params
-    manifest = load_manifest(smk.input.manifest)
-    ids = shard_ids(manifest.split_ids(p.split), int(smk.wildcards.shard), p.n_shards)
+    log, p, manifest, ids = jobs.start(smk)
     crf = CRFParams.from_mapping(p.crf)
     log.info("confident regions (fg > %s, bg < %s) of %d images from the %s maps", p.confident["fg"],
              p.confident["bg"], len(ids), p.labeler)

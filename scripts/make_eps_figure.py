@@ -1,5 +1,5 @@
 """Rule eps_sensitivity: the grid of seed mIoU over (eps_fg, eps_bg) per map method, as a table and a figure."""
-from matlabel import runlog
+from matlabel import jobs
 from matlabel.io import atomic_path, read_json, write_text
 from matlabel.figures import eps_sensitivity_figure
 from matlabel.sensitivity import grid_table
@@ -9,7 +9,7 @@ LABELS = {"cam": "CAM maps", "d2cam": "D2CAM maps", "recam": "ReCAM maps"}
 
 
 def main(smk):
-    log = runlog.start(smk)
+    log = jobs.start(smk).log
     cells = {}
     for path in smk.input:
         cell = read_json(path)

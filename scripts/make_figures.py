@@ -3,15 +3,12 @@
 Figure 2's images are params ``ids``, else the first 4 of ``split`` with a class; Figure 5's likewise from the
 segmentation split (val), whose predictions rule evaluate_deeplab keeps.
 """
-from matlabel import runlog
-from matlabel.datasets.layout import load_manifest
+from matlabel import jobs
 from matlabel.figures import figure2, figure5, figure_ids, load_pipeline_row, load_segmentation_row
 
 
 def main(smk):
-    log = runlog.start(smk)
-    p = smk.params
-    manifest = load_manifest(smk.input.manifest)
+    log, p, manifest, _ = jobs.start(smk)
     ids = figure_ids(manifest, p.ids, p.split, "figures.ids" if smk.rule == "figure2" else "figures.fig5_ids")
     if smk.rule == "figure2":
         rows = [load_pipeline_row(manifest, i, smk.input.cam, smk.input.d2cam, smk.input.matlabel, p.eps_fg,

@@ -4,19 +4,15 @@ Ranks every image of ``split`` by the mean over rows of its per-image mIoU at ``
 ``images``: the photo, the ground truth, and per Table 1 row its maps, trimap, alpha and labels at each stage. The
 input names ``maps_<row>`` and ``<row>_<stage>`` list that row's shard folders (rules/report.smk gallery_inputs).
 """
-from matlabel import runlog
-from matlabel.datasets.layout import load_manifest
+from matlabel import jobs
 from matlabel.gallery import RowFiles, make_gallery
 from matlabel.labels import SOURCES
 
 
 def main(smk):
-    log = runlog.start(smk)
-    p = smk.params
-    manifest = load_manifest(smk.input.manifest)
+    log, p, manifest, ids = jobs.start(smk)
     rows = [RowFiles(row, SOURCES[row][1], list(getattr(smk.input, f"maps_{row}")),
                      {stage: list(getattr(smk.input, f"{row}_{stage}")) for stage in p.stages}) for row in p.rows]
-    ids = manifest.split_ids(p.split)
     table = make_gallery(manifest, ids, rows, p.stages, p.rank_stage, p.images, smk.output[0], p.rank_by,
                          p.eps_fg, p.eps_bg)
     shown = table.head(p.images)

@@ -14,18 +14,14 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from matlabel import runlog
-from matlabel.datasets.layout import load_manifest
+from matlabel import jobs
 from matlabel.formats import ALPHAS_SUFFIX, MAPS_SUFFIX, read_maps, write_alphas
 from matlabel.io import atomic_dir, read_image, write_json, write_label_png
 from matlabel.labels import MattingConfig, matting_seed, require_matting_results, threshold_labels
-from matlabel.shards import find_in_shards, shard_ids
+from matlabel.shards import find_in_shards
 
 def main(smk):
-    log = runlog.start(smk)
-    p = smk.params
-    manifest = load_manifest(smk.input.manifest)
-    ids = shard_ids(manifest.split_ids(p.split), int(smk.wildcards.shard), p.n_shards)
+    log, p, manifest, ids = jobs.start(smk)
     matting = MattingConfig.from_config(p.trimap, p.matting) if p.labeler == "matting" else None
     summary = {"labeler": p.labeler, "n_images": len(ids), "failures": {}, "degenerate_trimaps": {},
                "unknown_share": []}

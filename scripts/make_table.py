@@ -1,5 +1,5 @@
 """Rules table1 ... table5: collect the eval JSONs of the enabled rows into one of the tables."""
-from matlabel import runlog
+from matlabel import jobs
 from matlabel.io import atomic_path, read_json, write_text
 from matlabel.labels import count_fallbacks
 from matlabel.methods import TABLE4_METHODS
@@ -7,7 +7,7 @@ from matlabel.tables import build_table1, build_table2, build_table3, build_tabl
 
 
 def main(smk):
-    log = runlog.start(smk)
+    log = jobs.start(smk).log
     results = [read_json(path) for path in smk.input.evals]
     dataset = smk.wildcards.dataset
     floor = read_json(smk.input.floor)["miou"] if "floor" in smk.input.keys() else None

@@ -4,12 +4,12 @@ import logging
 import sys
 from pathlib import Path
 
-from matlabel import runlog
+from matlabel import jobs
 from matlabel.datasets.folder import prepare_folder
 
 
 def main(smk):
-    log = runlog.start(smk)
+    log = jobs.start(smk).log
     # the folder's warnings (training images without an object, EXIF rotation) also go to the terminal: runlog
     # sends stderr to the rule's log, which no one opens when the job succeeds
     terminal = logging.StreamHandler(sys.__stderr__)

@@ -1,23 +1,18 @@
 """Rule random_walk: IRN's random walk of one shard of a row's maps (or alphas) -> the "w/ IRN" labels."""
 from tqdm import tqdm
 
-from matlabel import runlog
+from matlabel import jobs
 from matlabel.backbone import build_backbone
 from matlabel.checkpoints import read_model_state
-from matlabel.datasets.layout import load_manifest
 from matlabel.io import atomic_dir, read_image, write_label_png
 from matlabel.irn import IRNet, sem_seg_labels
 from matlabel.labels import load_row_maps
-from matlabel.shards import shard_ids
 from matlabel.train import resolve_device
 
 
 def main(smk):
-    log = runlog.start(smk)
-    p = smk.params
+    log, p, manifest, ids = jobs.start(smk)
     device = resolve_device(p.device)
-    manifest = load_manifest(smk.input.manifest)
-    ids = shard_ids(manifest.split_ids(p.split), int(smk.wildcards.shard), p.n_shards)
     model = IRNet(build_backbone(**{**p.backbone, "weights": "none"}), radius=p.radius)
     model.load_state_dict(read_model_state(smk.input.model))
     model.to(device).eval()

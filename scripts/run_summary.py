@@ -1,14 +1,14 @@
 """Rule run_summary: the run's runtimes per rule (from the benchmark files) and the config it used, for the report."""
 import yaml
 
-from matlabel import runlog
+from matlabel import jobs
 from matlabel.io import atomic_path, write_text
 from matlabel.runtimes import benchmark_summary
 from matlabel.tables import to_markdown
 
 
 def main(smk):
-    log = runlog.start(smk)
+    log = jobs.start(smk).log
     df = benchmark_summary(smk.params.benchmarks)
     with atomic_path(smk.output.runtimes) as tmp:
         df.to_csv(tmp, index=False)

@@ -3,13 +3,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from matlabel import runlog
+from matlabel import jobs
 from matlabel.io import atomic_dir, read_label_png, write_json, write_label_png
 from matlabel.saliency import IGNORE, merge_saliency, read_saliency
 
 
 def main(smk):
-    log = runlog.start(smk)
+    log = jobs.start(smk).log
     p = smk.params
     src = Path(smk.input.labels)
     pngs = sorted(src.glob("*.png"))

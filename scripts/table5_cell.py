@@ -1,19 +1,16 @@
 """Rule table5_cell: Mat-Label's seed (and w/ CRF) with one matting Laplacian and one label rule (Table 5)."""
 from tqdm import tqdm
 
-from matlabel import runlog
+from matlabel import jobs
 from matlabel.crf import CRFParams
-from matlabel.datasets.layout import load_manifest
 from matlabel.io import write_json
 from matlabel.labels import MattingConfig
 from matlabel.sensitivity import seed_cell
 
 
 def main(smk):
-    log = runlog.start(smk)
-    p, wc = smk.params, smk.wildcards
-    manifest = load_manifest(smk.input.manifest)
-    ids = manifest.split_ids(p.split)
+    log, p, manifest, ids = jobs.start(smk)
+    wc = smk.wildcards
     cfg = MattingConfig.from_config(p.trimap, {**p.matting, "method": wc.matting, "label_rule": wc.label_rule})
     crf = CRFParams.from_mapping(dict(p.crf))
     log.info("%s matting, %s labels, on %s maps: %d images of %s", wc.matting, wc.label_rule, p.maps, len(ids), p.split)

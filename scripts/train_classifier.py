@@ -1,19 +1,16 @@
 """Rule train_classifier: train a map-producing classifier ({method}) on the image-level labels."""
 
-from matlabel import runlog
+from matlabel import jobs
 from matlabel.cam import border_response
 from matlabel.checkpoints import read_checkpoint
-from matlabel.datasets.layout import load_manifest
 from matlabel.datasets.loader import ClassifierAugment, VOCLayoutDataset
 from matlabel.models import build, load_init, trunk_for_training
 from matlabel.train import TrainConfig, input_stamps, resolve_device, train
 
 
 def main(smk):
-    log = runlog.start(smk)
-    p = smk.params
+    log, p, manifest, _ = jobs.start(smk)
     device = resolve_device(p.device)
-    manifest = load_manifest(smk.input.manifest)
     augment = ClassifierAugment(p.augment["resize_long"], p.augment["crop"], p.augment["hflip"], seed=p.seed)
     dataset = VOCLayoutDataset(manifest, p.split, transform=augment, unlabeled="skip")
     if dataset.skipped:

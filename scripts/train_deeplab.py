@@ -1,17 +1,14 @@
 """Rule train_deeplab: DeepLab-v2 on one row's pseudo-labels (every image of the export split)."""
-from matlabel import runlog
+from matlabel import jobs
 from matlabel.checkpoints import load_trunk
-from matlabel.datasets.layout import load_manifest
 from matlabel.deeplab import DeepLabV2, SegConfig, train_deeplab
-from matlabel.segdata import SegDataset
+from matlabel.deeplab.data import SegDataset
 from matlabel.train import input_stamps, resolve_device
 
 
 def main(smk):
-    log = runlog.start(smk)
-    p = smk.params
+    log, p, manifest, _ = jobs.start(smk)
     device = resolve_device(p.device)
-    manifest = load_manifest(smk.input.manifest)
     cfg = SegConfig.from_mapping({**p.train, "seed": p.seed, "num_workers": min(4, max(0, smk.threads - 1))})
     trunk = smk.input.get("backbone")
     weights = "none" if trunk else smk.input.get("weights") or p.model["weights"]  # staged ImageNet file, if any

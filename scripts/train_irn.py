@@ -1,19 +1,16 @@
 """Rule train_irn: IRN's boundary/displacement branches on one row's confident-region labels."""
 import torch
 
-from matlabel import runlog
+from matlabel import jobs
 from matlabel.checkpoints import load_trunk
 from matlabel.backbone import build_backbone
-from matlabel.datasets.layout import load_manifest
 from matlabel.irn import AffinityAugment, IRNDataset, IRNet, irn_loss
 from matlabel.train import TrainConfig, input_stamps, resolve_device, train
 
 
 def main(smk):
-    log = runlog.start(smk)
-    p = smk.params
+    log, p, manifest, _ = jobs.start(smk)
     device = resolve_device(p.device)
-    manifest = load_manifest(smk.input.manifest)
     t = dict(p.train)
     augment = AffinityAugment(t.pop("rescale", (0.5, 1.5)), t.pop("crop"), t.pop("hflip", True), seed=p.seed)
     radius = t.pop("radius")

@@ -1,11 +1,11 @@
 """Rule voc_subset: the folder of dataset: folder built from PASCAL VOC 2012 trainval, the images and masks of the
 ids listed in config data.folder.voc_ids (matlabel/datasets/voc_subset.py)."""
-from matlabel import runlog
+from matlabel import jobs
 from matlabel.datasets.voc_subset import build_voc_subset
 
 
 def main(smk):
-    log = runlog.start(smk)
+    log = jobs.start(smk).log
     folder = smk.config["data"]["folder"]  # voc_ids and voc_dir: where they are reruns nothing (params: content)
     voc_tar = smk.input.get("voc")
     voc_dir = None if voc_tar else folder["voc_dir"]

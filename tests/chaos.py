@@ -6,7 +6,9 @@ and its outputs are the reference. Each trial then starts the same run from scra
 the whole group (snakemake, its job processes, their DataLoader workers) with SIGKILL at a seeded random moment of
 the reference duration (trial i of n draws from the i-th n-th of it, so a few trials still spread over the DAG); a
 checkpoint trial kills it as soon as a training's epoch checkpoint (``<model>.pt.resume``) appears, so the resume must
-continue that training from it. Each trial checks, before resuming:
+continue that training from it. A checkpoint trial starts from a copy of the reference run without the outputs of
+that training and of every job after it (what Snakemake plans once its model is gone): the jobs before it would
+only be done again as they were in the reference run. Each trial checks, before resuming:
 
 - every output that exists parses (json, png, npz, csv, md, torch .pt) and no file under results/ is anything but an
   output of the reference run, a training resume checkpoint (``*.resume``, which must load too) or a hidden
@@ -71,6 +73,7 @@ class Reference:
     shards: dict[str, list[str]]  # directory output -> its file names
     files: dict[str, bytes]  # table1.csv and the eval.json files
     models: dict[str, dict]  # model.pt -> state_dict
+    wd: Path | None = None  # the finished run's working directory
 
 
 @dataclass
@@ -139,7 +142,24 @@ def reference_run(base: Path, dest: Path, overlay: dict = OVERLAY) -> Reference:
     compared = [wd / TARGET, *sorted((wd / "results").rglob("eval.json"))]
     files = {str(p.relative_to(wd)): p.read_bytes() for p in compared}
     models = {o: load_state(wd / o) for j in jobs for o in j.outputs if o.endswith("model.pt")}
-    return Reference(duration, jobs, shards, files, models)
+    return Reference(duration, jobs, shards, files, models, wd)
+
+
+def without_training(done: Path, dest: Path, model: str) -> Path:
+    """A copy of the finished run ``done`` (times kept) without the outputs of the training of ``model`` and of every
+    job after it (those --forcerun of ``model`` plans): the state of a run from scratch that has just reached that
+    training."""
+    shutil.copytree(done, dest, symlinks=True)
+    dry = run(dest, "-n", "--forcerun", model)
+    planned = parse_jobs(dry.stdout + dry.stderr)
+    assert any(model in job.outputs for job in planned), dry.stdout[-3000:]
+    for output in {o for job in planned for o in job.outputs}:
+        path = dest / output
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    return dest
 
 
 def listing(directory: Path) -> list[str]:
@@ -252,10 +272,14 @@ def wait_group_gone(pgid: int, timeout: float = 30) -> None:
 
 def trial_run(base: Path, dest: Path, ref: Reference, index: int, kill_at: float | None = None, kill_when: str = "",
               overlay: dict = OVERLAY) -> Trial:
-    """Run from scratch, SIGKILL the process group at ``kill_at`` s or as soon as file ``kill_when`` exists, check,
-    resume, check (see the module docstring)."""
+    """Run from scratch (a checkpoint trial: from the reference run without the checkpoint's training and what
+    follows it), SIGKILL the process group at ``kill_at`` s or as soon as file ``kill_when`` exists, check, resume,
+    check (see the module docstring)."""
     trial = Trial(index, kill_at or 0.0, kill_when)
-    wd = fresh(base, dest, overlay)
+    if kill_when and ref.wd is not None:
+        wd = without_training(ref.wd, dest, kill_when.removesuffix(".resume"))
+    else:
+        wd = fresh(base, dest, overlay)
     with open(wd / "killed-run.log", "w") as out:
         start = time.monotonic()
         proc = subprocess.Popen([sys.executable, "-m", "snakemake", *arguments()], cwd=wd, stdout=out,

@@ -29,3 +29,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# the demo's plan with a trimap of its own, so a job that reads the trimap's thresholds shows where it got them
+DEMO_PLAN_TRIMAP = {"eps_fg": 0.7, "eps_bg": 0.1}
+
+
+@pytest.fixture(scope="session")
+def demo_plan(tmp_path_factory):
+    """The jobs `make demo` plans (the Makefile's DEMO_TARGETS, config/demo.yaml) with trimap DEMO_PLAN_TRIMAP, as
+    data (tests/plan.py): one workflow load shared by the tests that check what a rule does with the config."""
+    from helpers import make_variable, plan, workdir, write_overlay
+
+    wd = workdir(tmp_path_factory.mktemp("demo_plan"))
+    overlay = write_overlay(wd, {"trimap": DEMO_PLAN_TRIMAP})
+    return plan(wd, make_variable("DEMO_TARGETS"), ["config/demo.yaml", overlay])

@@ -85,3 +85,25 @@ def parsed_workflow(tmp_path: Path) -> dict:
                           env=snakemake_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def plan(wd: Path, targets, configfiles=(), config=None, timeout=300) -> list[dict]:
+    """The jobs Snakemake plans in ``wd`` for ``targets`` as data (tests/plan.py): rule, wildcards, input, output,
+    params, report, producers of each."""
+    import json
+
+    request = json.dumps({"targets": list(targets), "configfiles": [str(c) for c in configfiles], "config": config})
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "plan.py"), request], cwd=wd, capture_output=True,
+                          text=True, timeout=timeout, env=snakemake_env())
+    line = next((l for l in proc.stdout.splitlines() if l.startswith("PLAN ")), None)
+    if proc.returncode != 0 or line is None:
+        raise AssertionError(f"planning {targets} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-4000:]}")
+    return json.loads(line[len("PLAN "):])
+
+
+def make_variable(name: str) -> list[str]:
+    """The words of the Makefile's variable ``name``, as make expands it."""
+    proc = subprocess.run(["make", "-s", "--no-print-directory", "-f", "Makefile",
+                           "--eval", f"print-variable: ; @echo $({name})", "print-variable"],
+                          cwd=ROOT, capture_output=True, text=True, check=True)
+    return proc.stdout.split()

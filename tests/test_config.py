@@ -192,7 +192,7 @@ def test_config_checker_names_the_file_and_line_of_a_yaml_error(tmp_path, capsys
 
 
 def test_paper_values_are_referenced_not_copied():
-    """irn.confident.matting: null reads the trimap's ε (changing the trimap moves IRN's threshold with it);
+    """irn.confident.matting: null reads the trimap's ε (test_irn_confident_regions_of_a_matting_row_follow_the_trimap);
     deeplab.test.crf_params: null is the reference's DEEPLAB_CRF, a mapping overrides single keys; job threads
     live in their own section."""
     import ast
@@ -202,8 +202,6 @@ def test_paper_values_are_referenced_not_copied():
     assert config["irn"]["confident"]["matting"] is None and config["deeplab"]["test"]["crf_params"] is None
     assert "threads" not in config["matting"] and "threads" not in config["crf"]
     assert config["threads"] == {"matting_labels": 1, "crf_labels": 1, "evaluate_deeplab": 8}
-    common = (root / "rules" / "common" / "inputs.smk").read_text()
-    assert 'config["irn"]["confident"]["matting"] or {"fg": config["trimap"]["eps_fg"]' in common
     # ImageNet's normalisation and the trimap values are defined once in the library
     for name in ("IMAGENET_MEAN", "IMAGENET_STD", "EPS_FG", "EPS_BG", "FG", "BG", "UNKNOWN"):
         owners = [p.relative_to(root).as_posix() for p in sorted((root / "matlabel").rglob("*.py"))
@@ -213,6 +211,29 @@ def test_paper_values_are_referenced_not_copied():
                          for n in ast.parse(p.read_text()).body)]
         assert len(owners) == 1, (name, owners)
 
+
+
+def test_irn_confident_regions_of_a_matting_row_follow_the_trimap(demo_plan):
+    """With irn.confident.matting null (config.yaml), a matting row's IRN learns from the regions its trimap calls
+    sure: the ir_labels jobs of the demo planned with another trimap use that trimap's ε; a threshold row's jobs use
+    its method's confident thresholds."""
+    from conftest import DEMO_PLAN_TRIMAP
+    from matlabel.config import method_thresholds
+    from matlabel.labels import SOURCES
+    from matlabel.methods import config_section
+
+    cfg = load(overlay="config/demo.yaml")
+    jobs = [j for j in demo_plan if j["rule"] == "ir_labels"]
+    rows = {j["wildcards"]["row"] for j in jobs}
+    assert {"matlabel", "cam"} <= rows
+    for job in jobs:
+        method, labeler = SOURCES[job["wildcards"]["row"]]
+        if labeler == "matting":
+            expected = {"fg": DEMO_PLAN_TRIMAP["eps_fg"], "bg": DEMO_PLAN_TRIMAP["eps_bg"]}
+        else:
+            t = method_thresholds(cfg, config_section(method))
+            expected = {"fg": t["confident_fg"], "bg": t["confident_bg"]}
+        assert job["params"]["confident"] == expected, job["wildcards"]
 
 def test_eps_grid_must_keep_every_eps_bg_below_every_eps_fg():
     cfg = load()

@@ -1,4 +1,4 @@
-"""DeepLab-v2 (matlabel.deeplab) and its training data (matlabel.segdata), on tiny CPU inputs."""
+"""DeepLab-v2 (matlabel.deeplab) and its training data (matlabel.deeplab.data), on tiny CPU inputs."""
 import dataclasses
 import io
 import math
@@ -16,7 +16,7 @@ import matlabel.deeplab.export
 import matlabel.deeplab.infer
 from matlabel.datasets.layout import VOC_CLASSES, load_manifest, write_manifest, write_split
 from matlabel.io import read_image, read_label_png, voc_palette, write_label_png
-from matlabel.segdata import SegDataset, augment
+from matlabel.deeplab.data import SegDataset, augment
 
 CPU = torch.device("cpu")
 pytestmark = pytest.mark.usefixtures("one_thread")  # the machine is shared (conftest.py)

@@ -1,8 +1,10 @@
 """The same config gives the same table (DESIGN.md, "Contracts"), checked where it holds and measured where it cannot.
 
-- Shard count: the tiny demo (the Mat-Label row, seed/CRF/IRN stages) from scratch with n_shards 1 and 3, same
-  threads per rule: table1.csv and every eval.json byte-identical, every trained model tensor-identical, every
-  per-image map, alpha and label identical (about 3 minutes on 2 cores).
+- Shard count: the tiny demo (the Mat-Label row, seed/CRF/IRN stages) from scratch with n_shards 1, then a copy of
+  it rerun with n_shards 3, same threads per rule: Snakemake redoes every job the shard count reaches (the per-shard
+  jobs and all after them: IRN's training, the evaluations, the table), not the classifier trainings, which do not
+  depend on it. table1.csv and every eval.json byte-identical, every trained model tensor-identical, every
+  per-image map, alpha and label identical (about 2 minutes on 2 cores).
 - Thread count: on CPU the weight gradient of a convolution is summed in per-thread partial sums (oneDNN), and a
   forward pass of the whole network differs in the last float bits too, so a training with another intra-op thread
   count (Snakemake sets it from a rule's threads, i.e. from --cores when that is below the rule's threads) gives other
@@ -14,6 +16,8 @@
 """
 import os
 import re
+import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +31,7 @@ from matlabel.datasets.loader import ClassifierAugment, VOCLayoutDataset
 from matlabel.io import read_image
 from matlabel.models import build
 from matlabel.train import TrainConfig, train
-from helpers import TINY
+from helpers import TINY, write_overlay
 
 # the Mat-Label row: two classifier trainings, trimap + KNN matting, DenseCRF, IRN training and random walk
 OVERLAY = {**TINY, "table1": {"methods": ["matlabel"], "stages": ["seed", "crf", "irn"]}}
@@ -41,13 +45,24 @@ def _run(base: Path, dest: Path, n_shards: int, cores: int, **config) -> Path:
     return wd
 
 
+def _rerun_with_shards(done: Path, dest: Path, n_shards: int) -> tuple[Path, list[str]]:
+    """A copy of the finished run ``done`` (times kept, so Snakemake sees what it saw there) run again with
+    ``n_shards``: the rules of the jobs Snakemake redid, one entry per job."""
+    shutil.copytree(done, dest, symlinks=True)
+    write_overlay(dest, {**OVERLAY, "n_shards": n_shards})
+    return dest, [job.rule for job in chaos.parse_jobs(chaos.run(dest, cores=2).stderr)]
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """The tiny demo with n_shards 1 and 3 at --cores 2, n_shards 1 at --cores 1 with torch_threads pinned to the 2
-    threads the first run's torch jobs get (and, with MATLABEL_TEST_THREADS=1, n_shards 1 at --cores 1)."""
+    """The tiny demo with n_shards 1 at --cores 2, a copy of it rerun with n_shards 3, n_shards 1 at --cores 1 with
+    torch_threads pinned to the 2 threads the first run's torch jobs get (and, with MATLABEL_TEST_THREADS=1, n_shards
+    1 at --cores 1)."""
     root = tmp_path_factory.mktemp("determinism")
     base = chaos.snapshot(root / "workflow")
-    out = {"1 shard": _run(base, root / "shards1", 1, 2), "3 shards": _run(base, root / "shards3", 3, 2),
+    one = _run(base, root / "shards1", 1, 2)
+    three, redone = _rerun_with_shards(one, root / "shards3", 3)
+    out = {"1 shard": one, "3 shards": three, "3 shards redid": redone,
            "pinned threads": _run(base, root / "pinned", 1, 1, torch_threads=2)}
     if os.environ.get("MATLABEL_TEST_THREADS") == "1":
         out["1 thread"] = _run(base, root / "threads1", 1, 1, torch_threads=None)  # unpinned: 1 torch thread
@@ -79,6 +94,10 @@ def same_content(a: Path, b: Path) -> bool:
 def test_shard_count_changes_no_byte_of_the_results(runs):
     assert sorted(p.name for p in (runs["3 shards"] / "results/synthetic/maps/d2cam").glob("shard*")) == [
         "shard0", "shard1", "shard2"]
+    # the jobs the shard count reaches were redone (3 shards each), the classifier trainings were not
+    redid = Counter(runs["3 shards redid"])
+    assert redid["export_cams"] == redid["matting_labels"] == redid["random_walk"] == 3, redid
+    assert redid["train_irn"] == 1 and redid["table1"] == 1 and "train_classifier" not in redid, redid
     assert_same_results(runs["1 shard"], runs["3 shards"])
 
 

@@ -3,6 +3,7 @@ what a missing row, stage, alpha or class gives, and the rule in the demo's plan
 import copy
 import math
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from helpers import ROOT, job_counts, snakemake, workdir
+from helpers import ROOT
 from matlabel.config import ConfigError, check_config
 from matlabel.datasets.layout import IGNORE_INDEX
 from matlabel.formats import write_alphas, write_maps
@@ -163,17 +164,13 @@ def test_rank_by_must_name_rows_of_table1():
         check_config(cfg)
 
 
-def test_make_demo_builds_the_gallery_for_the_report(tmp_path):
+def test_make_demo_builds_the_gallery_for_the_report(demo_plan):
     """The Makefile's demo targets plan the gallery (once, for the configured dataset), and the run summary waits
     for it; the rule's output is a report item of category Gallery."""
-    makefile = (ROOT / "Makefile").read_text()
-    targets = re.search(r"^DEMO_TARGETS :=(.*?)(?<!\\)\n", makefile, re.M | re.S)[1].replace("\\\n", " ").split()
-    assert "results/gallery" in targets
-    out = snakemake(workdir(tmp_path), *targets, "--configfile", "config/demo.yaml", "-n").stdout
-    counts = job_counts(out)
+    counts = Counter(job["rule"] for job in demo_plan)
     assert counts["gallery"] == 1 and counts["configured_dataset_gallery"] == 1
-    summary = out.split("rule run_summary:")[1].split("output:")[0]
-    assert "results/synthetic/gallery" in summary
-    rule = (ROOT / "rules" / "report.smk").read_text().split("rule gallery:")[1].split("\nrule ")[0]
-    assert 'category="Gallery"' in rule and 'caption="../report/gallery.rst"' in rule
+    (summary,) = [job for job in demo_plan if job["rule"] == "run_summary"]
+    assert "results/synthetic/gallery" in summary["input"]
+    (gallery,) = [job for job in demo_plan if job["rule"] == "gallery"]
+    assert gallery["report"] == {"category": "Gallery", "caption": "report/gallery.rst"}
     assert (ROOT / "report" / "gallery.rst").is_file()

@@ -1,6 +1,7 @@
 """bench/node_projection.py: the list scheduler on hand-made DAGs with hand-computed schedules, the cost mapping,
 the dry-run parser, and the Mat-Label chain of the saved VOC DAG against voc_scale.py's own projection."""
 import json
+import os
 import math
 import re
 import subprocess
@@ -267,13 +268,39 @@ def test_a_partial_costs_json_projects_the_measured_stages_and_says_what_is_miss
     assert out["work"]["gpu_job_minutes"] < full["work"]["gpu_job_minutes"]
 
 
-def test_device_all_parses_and_its_step_limits_fit_one_device_call():
-    script = ROOT / "bench" / "device_all.sh"
-    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
-    limits = {m.group(1): int(m.group(2)) for m in re.finditer(r"^step (\w+) (\d+) ", script.read_text(), re.M)}
-    first = {"setup", "voc_scale", "d2cam", "determinism", "matting", "projection"}  # the default STEPS
-    second = {"setup", "speed", "speed_determinism"}  # the speed flags' call
-    assert set(limits) == first | second
-    assert re.search(r'^STEPS=\$\{STEPS:-setup voc_scale d2cam determinism matting projection\}$', script.read_text(), re.M)
+def _device_all(tmp_path, steps=None, trace=False) -> str:
+    """bench/device_all.sh's output with ``timeout`` (the steps' runner) and ``nvidia-smi`` stubbed: every step is
+    announced with its limit and runs nothing."""
+    stubs = tmp_path / "stubs"
+    stubs.mkdir(exist_ok=True)
+    for name in ("timeout", "nvidia-smi"):
+        (stubs / name).write_text("#!/bin/sh\nexit 0\n")
+        (stubs / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "DEST": str(tmp_path / "out"), "PY": "true",
+           "CARD": "test", "SMOKE": "0", "LIMIT_SCALE": "1"}
+    env.pop("STEPS", None)
+    if steps is not None:
+        env["STEPS"] = steps
+    proc = subprocess.run(["bash", *(["-x"] if trace else []), str(ROOT / "bench" / "device_all.sh")], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def test_device_all_parses_and_its_step_limits_fit_one_device_call(tmp_path):
+    """The script's steps (as it calls them), the default call's (as it runs them) and the speed flags' call: each
+    call of the device tool fits 600 s, and every step is in one of the two."""
+    every = dict(re.findall(r"^\++ step (\w+) (\d+) ", _device_all(tmp_path, steps="none", trace=True), re.M))
+    limits = {name: int(limit) for name, limit in every.items()}
+
+    def announced(steps=None):
+        return {m[0]: int(m[1]) for m in re.findall(r"^== (\w+) \(at most (\d+) s\)$", _device_all(tmp_path, steps),
+                                                    re.M)}
+
+    first = announced()  # the default STEPS
+    second = announced("setup speed speed_determinism")  # the speed flags' call
+    assert set(first) == {"setup", "voc_scale", "d2cam", "determinism", "matting", "projection"}
+    assert set(second) == {"setup", "speed", "speed_determinism"}
+    assert set(limits) == set(first) | set(second) and {**first, **second} == limits
     for steps in (first, second):  # each call of the device tool: at most 600 s
-        assert sum(limits[s] for s in steps) <= 590
+        assert sum(steps.values()) <= 590

@@ -2,7 +2,10 @@
 defaults leave CPU training as it was, that each flag forced on trains to the eager weights (compiled, fused SGD,
 channels_last), that checkpoints of a compiled run are the plain module's, and that the loop reads the loss terms
 back from the device at checkpoints only, with the values it recorded when it read every term per step."""
+import argparse
 import dataclasses
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +15,9 @@ from torch import nn
 
 import matlabel.deeplab as dl
 from matlabel.train import Plan, Speed, TrainConfig, fit, multilabel_loss, train
+
+ROOT = Path(__file__).resolve().parents[1]
+PARSE_ARGS = argparse.ArgumentParser.parse_args
 
 CPU = torch.device("cpu")
 OFF, ON = Speed(), Speed(True, True, True)
@@ -36,24 +42,43 @@ def test_auto_is_on_for_cuda_and_off_for_cpu_and_true_false_force_it():
     assert ON.optimizer([{"params": [nn.Parameter(torch.ones(2))]}], 0.1, 0.9).defaults["fused"] is True
 
 
-def test_the_benches_run_by_default_with_the_speed_flags_the_rules_read_from_config_yaml():
+def _bench_arguments(name: str, monkeypatch) -> argparse.Namespace:
+    """The arguments bench/<name>.py runs with when given none: its parser's result, captured as it parses (the
+    bench stops there)."""
+    import importlib.util
+
+    class Parsed(Exception):
+        pass
+
+    parsed = []
+
+    def capture(self, args=None, namespace=None):
+        parsed.append(PARSE_ARGS(self, args, namespace))
+        raise Parsed
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    monkeypatch.setattr(sys, "argv", [f"{name}.py"])
+    monkeypatch.setattr(sys, "path", list(sys.path))  # a bench puts its folders first
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    with pytest.raises(Parsed):
+        spec.loader.exec_module(module)  # a bench that parses its arguments on import
+        module.main([])  # ... or in main
+    return parsed[0]
+
+
+def test_the_benches_run_by_default_with_the_speed_flags_the_rules_read_from_config_yaml(monkeypatch):
     """``--speed-flags rules`` (the benches' default) is config.yaml's ``speed:`` as the training rules resolve it:
     compile stays off on CUDA while config.yaml says ``compile: false``, where ``auto`` turns every flag on."""
-    import ast
-    from pathlib import Path
-
     import yaml
 
-    root = Path(__file__).resolve().parents[1]
-    rules = yaml.safe_load((root / "config.yaml").read_text())["speed"]
+    rules = yaml.safe_load((ROOT / "config.yaml").read_text())["speed"]
     cuda = torch.device("cuda")
     assert Speed.parse("rules", cuda, rules) == Speed.resolve(rules, cuda)
     assert Speed.parse("rules", cuda, {"compile": False}) == Speed(False, True, True) != Speed.parse("auto", cuda)
     assert Speed.parse("rules", CPU, rules) == OFF and Speed.parse("rules", cuda, None) == ON  # no speed: all auto
-    for bench in ("voc_scale.py", "cuda_determinism.py"):
-        calls = [c for c in ast.walk(ast.parse((root / "bench" / bench).read_text())) if isinstance(c, ast.Call)
-                 and c.args and isinstance(c.args[0], ast.Constant) and c.args[0].value == "--speed-flags"]
-        assert [kw.value.value for c in calls for kw in c.keywords if kw.arg == "default"] == ["rules"], bench
+    for bench in ("voc_scale", "cuda_determinism"):
+        assert _bench_arguments(bench, monkeypatch).speed_flags == "rules", bench
 
 
 # ------------------------------------------------------------------------------------------------ tiny trainings

@@ -1,5 +1,5 @@
-"""One dataset class for every source in VOC layout (synthetic, VOC 2012 + SBD, COCO 2014), and IRN's
-classification augmentation.
+"""One dataset class for every source in VOC layout (synthetic, VOC 2012 + SBD, COCO 2014), IRN's
+classification augmentation, and the images-with-label-maps base of IRN's and DeepLab's training data.
 
 ``VOCLayoutDataset(manifest, split)[i]`` → ``{"id", "image" (H, W, 3) uint8, "label" (K-1,) float32
 multi-hot over foreground classes, "classes" (list of present class indices), "mask" (H, W) uint8 if
@@ -8,12 +8,16 @@ or annotations when the dataset was prepared).
 """
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from PIL import Image
 
 from matlabel.datasets.layout import Manifest
 from matlabel.io import read_image, read_label_png
+from matlabel.shards import index_shards
 
 
 class VOCLayoutDataset(torch.utils.data.Dataset):
@@ -105,3 +109,51 @@ class ClassifierAugment:
         dy, dx = int(rng.integers(0, self.crop - ch + 1)), int(rng.integers(0, self.crop - cw + 1))
         out[:, dy:dy + ch, dx:dx + cw] = x[:, sy:sy + ch, sx:sx + cw]
         return {"id": item["id"], "image": out, "label": torch.from_numpy(item["label"]), "index": item["index"]}
+
+
+class LabelledImages(torch.utils.data.Dataset):
+    """Images of ``split`` (or ``ids``), each with a label map (0 background, 1..K-1 classes, 255 ignore): the
+    training data of IRN (``matlabel.irn.IRNDataset``) and DeepLab (``matlabel.deeplab.SegDataset``), which turn
+    ``read(i)`` into an augmented item with ``rng(i)``.
+
+    label_dirs : directories holding ``{id}.png`` label maps (palette PNGs), e.g. the shard directories of a label
+        rule; every image must have one (a missing one raises here, naming examples). ``None``: the manifest's
+        ground-truth masks.
+    seed : the draws of item i in epoch e come from ``default_rng([seed, e, i])``, so an item does not depend on the
+        worker, the batch order or earlier items; ``set_epoch`` selects e.
+    what : what the labels are, for the message of a missing one.
+    """
+
+    def __init__(self, manifest: Manifest, split: str, label_dirs: Sequence[str | os.PathLike] | None = None,
+                 seed: int = 0, ids: Sequence[str] | None = None, what: str = "label PNG"):
+        self.manifest = manifest
+        self.ids = list(ids) if ids is not None else manifest.split_ids(split)
+        self.seed = seed
+        self.epoch = 0
+        if label_dirs is None:
+            self.label_paths = {i: manifest.mask_path(i) for i in self.ids}
+        else:
+            # one listing per directory instead of a lookup per item
+            self.label_paths = index_shards(label_dirs, self.ids, ".png", f"{what} of split '{split}'")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draws of epoch ``epoch``."""
+        self.epoch = epoch
+
+    def read(self, i: int) -> tuple[str, np.ndarray, np.ndarray]:
+        """(id, (H, W, 3) uint8 image, (H, W) uint8 label) of item ``i``; raises naming the label file when the two
+        differ in size."""
+        image_id = self.ids[i]
+        image = read_image(self.manifest.image_path(image_id))
+        path = self.label_paths[image_id]
+        label = read_label_png(path)
+        if label.shape != image.shape[:2]:
+            raise ValueError(f"{path}: label {label.shape} and image {image.shape[:2]} differ in size")
+        return image_id, image, label
+
+    def rng(self, i: int) -> np.random.Generator:
+        """The generator of item ``i``'s draws in the current epoch."""
+        return np.random.default_rng([self.seed, self.epoch, i])

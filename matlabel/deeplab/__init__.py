@@ -8,6 +8,8 @@ differences from the reference where they happen:
   (``libs/models/msc.py``);
 * :mod:`matlabel.deeplab.train`: the recipe, the MSC loss and the training (``main.py`` ``train``), run by the loop
   all models share (``matlabel.train.fit``);
+* :mod:`matlabel.deeplab.data`: the training data (``SegDataset``: images and pseudo-labels) and its augmentation
+  (``libs/datasets/base.py``), imported from there (the inference rules do not need it);
 * :mod:`matlabel.deeplab.infer`: multi-scale inference, DenseCRF and the mIoU (``main.py`` ``test`` and ``crf``);
 * :mod:`matlabel.deeplab.export`: the VOC test predictions in the evaluation server's format.
 

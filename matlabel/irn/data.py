@@ -16,9 +16,8 @@ from PIL import Image
 
 from matlabel.cam import normalize
 from matlabel.datasets.layout import Manifest
-from matlabel.io import read_image, read_label_png
+from matlabel.datasets.loader import LabelledImages
 from matlabel.irn.relations import IGNORE_INDEX, PathIndex, relation_labels
-from matlabel.shards import index_shards
 
 
 class AffinityAugment:
@@ -72,14 +71,14 @@ def downsample_label(label: np.ndarray, factor: int = 4) -> np.ndarray:
     return np.array(Image.fromarray(np.ascontiguousarray(label)).resize(size, Image.NEAREST))
 
 
-class IRNDataset(torch.utils.data.Dataset):
+class IRNDataset(LabelledImages):
     """Training items of IRN: augmented image and relation labels from a method's confident regions.
 
     Parameters
     ----------
     manifest, split : the images (``manifest.image_path``) of ``manifest.split_ids(split)``.
     label_dirs : directories holding ``{id}.png`` label maps (0 = background, 1 … N classes, 255 =
-        unsure), one per shard; every id of the split must be in exactly one of them.
+        unsure), one per shard; every id of the split must be in exactly one of them (``LabelledImages``).
     augment : ``AffinityAugment`` (its crop fixes the label size crop/4).
     radius : pair radius (IRN: 10); must equal the model's.
 
@@ -89,29 +88,13 @@ class IRNDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, manifest: Manifest, split: str, label_dirs, augment: AffinityAugment, radius: int = 10):
-        self.manifest = manifest
-        self.ids = manifest.split_ids(split)
         self.augment = augment
         self.path_index = PathIndex(radius)
         self.path_index.source_window(augment.crop // 4, augment.crop // 4)  # fail now if the crop is too small
-        self.epoch = 0
-        # one listing per directory instead of a lookup per item
-        self.label_paths = index_shards(label_dirs, self.ids, ".png", f"label PNG of split '{split}'")
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Make the augmentation of epoch ``epoch``."""
-        self.epoch = epoch
+        super().__init__(manifest, split, label_dirs, augment.seed)
 
     def __getitem__(self, i: int) -> dict:
-        image_id = self.ids[i]
-        image = read_image(self.manifest.image_path(image_id))
-        label = read_label_png(self.label_paths[image_id])
-        if label.shape != image.shape[:2]:
-            raise ValueError(f"{self.label_paths[image_id]}: label is {label.shape}, image is {image.shape[:2]}")
-        rng = np.random.default_rng([self.augment.seed, self.epoch, i])
-        x, y = self.augment(image, label, rng)
+        image_id, image, label = self.read(i)
+        x, y = self.augment(image, label, self.rng(i))
         bg_pos, fg_pos, neg = relation_labels(downsample_label(y), self.path_index)
         return {"id": image_id, "index": i, "image": x, "bg_pos": bg_pos, "fg_pos": fg_pos, "neg": neg}

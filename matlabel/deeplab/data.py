@@ -15,9 +15,8 @@ import torch
 from PIL import Image
 
 from matlabel.datasets.layout import IGNORE_INDEX, Manifest
+from matlabel.datasets.loader import LabelledImages
 from matlabel.deeplab.model import CAFFE_MEAN_RGB
-from matlabel.io import read_image, read_label_png
-from matlabel.shards import index_shards
 
 cv2.setNumThreads(0)  # as libs/datasets/base.py: no OpenCV thread pool inside DataLoader workers
 
@@ -59,8 +58,8 @@ def augment(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, crop
     return np.ascontiguousarray(img), np.ascontiguousarray(lab)
 
 
-class SegDataset(torch.utils.data.Dataset):
-    """Images of ``split`` with their label maps, augmented for DeepLab training.
+class SegDataset(LabelledImages):
+    """Images of ``split`` with their label maps (``LabelledImages``), augmented for DeepLab training.
 
     Parameters
     ----------
@@ -84,36 +83,16 @@ class SegDataset(torch.utils.data.Dataset):
         self.scales = tuple(float(s) for s in scales)
         if not self.scales or min(self.scales) <= 0:
             raise ValueError(f"scales must be a non-empty list of factors > 0, got {scales}")
-        self.manifest = manifest
-        self.ids = list(ids) if ids is not None else manifest.split_ids(split)
-        self.crop, self.hflip, self.seed = crop, bool(hflip), seed
+        super().__init__(manifest, split, label_dirs, seed, ids, what="pseudo-label PNG")
+        self.crop, self.hflip = crop, bool(hflip)
         self.pad_rgb = tuple(float(v) for v in pad_rgb)
-        self.epoch = 0
-        if label_dirs is None:
-            self.label_paths = {i: manifest.mask_path(i) for i in self.ids}
-        else:
-            # one listing per directory instead of a lookup per item
-            self.label_paths = index_shards(label_dirs, self.ids, ".png", f"pseudo-label PNG of split '{split}'")
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the augmentation draws of epoch ``epoch``."""
-        self.epoch = epoch
 
     def __getitem__(self, i: int) -> dict:
-        image_id = self.ids[i]
-        image = read_image(self.manifest.image_path(image_id))
-        path = self.label_paths[image_id]
-        label = read_label_png(path)
-        if label.shape != image.shape[:2]:
-            raise ValueError(f"{path}: label {label.shape} and image {image.shape[:2]} differ in size")
+        image_id, image, label = self.read(i)
         bad = (label >= self.manifest.num_classes) & (label != IGNORE_INDEX)
         if bad.any():
-            raise ValueError(f"{path}: label values {np.unique(label[bad]).tolist()} outside "
+            raise ValueError(f"{self.label_paths[image_id]}: label values {np.unique(label[bad]).tolist()} outside "
                              f"0..{self.manifest.num_classes - 1} and {IGNORE_INDEX}")
-        rng = np.random.default_rng([self.seed, self.epoch, i])
-        img, lab = augment(image, label, rng, self.crop, self.scales, self.hflip, self.pad_rgb)
+        img, lab = augment(image, label, self.rng(i), self.crop, self.scales, self.hflip, self.pad_rgb)
         return {"id": image_id, "index": i, "image": torch.from_numpy(img.transpose(2, 0, 1).copy()),
                 "label": torch.from_numpy(lab)}
