@@ -54,7 +54,7 @@ def features(model, manifest, image_id: str, stages) -> dict:
             f = getattr(model.backbone, name)(f)
             if name in stages:
                 out[name] = f[0]
-        cam = F.relu(F.conv2d(f, model.classifier.weight))[0]
+        cam = F.relu(model.classifier(f))[0]  # CAMNet.cam on the trunk output already computed
     out["cam"] = cam / (cam.flatten(1).amax(1)[:, None, None] + 1e-5)  # IRN's max-normalised CAM
     out["gt"] = torch.from_numpy(read_label_png(manifest.mask_path(image_id), manifest.num_classes).astype(np.int64))
     return out
