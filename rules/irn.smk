@@ -49,7 +49,7 @@ rule train_irn:
         seed=config["seed"],
         device=config["device"],
         speed=config["speed"],
-    threads: 8
+    threads: config["threads"]["train_irn"]
     resources:
         gpu=1,
     log:
@@ -80,7 +80,7 @@ rule random_walk:
         radius=config["irn"]["train"]["radius"],
         walk=walk_settings,
         device=config["device"],
-    threads: 2
+    threads: config["threads"]["random_walk"]
     resources:
         gpu=1,
     log:

@@ -50,7 +50,7 @@ rule train_deeplab:
         seed=config["seed"],
         device=config["device"],
         speed=config["speed"],
-    threads: 8
+    threads: config["threads"]["train_deeplab"]
     resources:
         gpu=1,
     log:

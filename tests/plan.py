@@ -14,11 +14,12 @@ import sys
 from pathlib import Path
 
 MARK = "PLAN "
+PLAN_CORES = 64  # above every rule's threads, so a job's threads are the rule's, not lowered to --cores
 
 
 def plan_jobs(targets, configfiles=(), config=None) -> list[dict]:
     """Every job of the DAG of ``targets`` (all of them, as with --forceall): rule, wildcards, input, output, params
-    (evaluated), report (category and caption, relative to the working directory, of an output flagged report()),
+    (evaluated), threads, report (category and caption, relative to the working directory, of an output flagged report()),
     producers (the rules whose output patterns match one of the job's outputs)."""
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import (ConfigSettings, DAGSettings, DeploymentSettings, OutputSettings,
@@ -27,7 +28,7 @@ def plan_jobs(targets, configfiles=(), config=None) -> list[dict]:
     cwd = Path.cwd()
     with SnakemakeApi(OutputSettings()) as api:
         workflow_api = api.workflow(
-            resource_settings=ResourceSettings(cores=1),
+            resource_settings=ResourceSettings(cores=PLAN_CORES),
             config_settings=ConfigSettings(configfiles=[Path(p).absolute() for p in configfiles], config=config or {}),
             storage_settings=StorageSettings(), workflow_settings=WorkflowSettings(),
             deployment_settings=DeploymentSettings(), snakefile=Path("Snakefile"), workdir=cwd)
@@ -44,7 +45,7 @@ def plan_jobs(targets, configfiles=(), config=None) -> list[dict]:
                               "caption": os.path.relpath(os.path.normpath(str(flag.caption)), cwd)}
             jobs.append({"rule": job.rule.name, "wildcards": dict(job.wildcards_dict),
                          "input": [str(f) for f in job.input], "output": [str(f) for f in job.output],
-                         "params": dict(job.params.items()), "report": report,
+                         "params": dict(job.params.items()), "threads": job.threads, "report": report,
                          "producers": sorted({r.name for f in job.output for r in workflow.rules if r.is_producer(f)})})
         return jobs
 

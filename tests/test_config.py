@@ -201,7 +201,6 @@ def test_paper_values_are_referenced_not_copied():
     config = yaml.safe_load((root / "config.yaml").read_text())
     assert config["irn"]["confident"]["matting"] is None and config["deeplab"]["test"]["crf_params"] is None
     assert "threads" not in config["matting"] and "threads" not in config["crf"]
-    assert config["threads"] == {"matting_labels": 1, "crf_labels": 1, "evaluate_deeplab": 8}
     # ImageNet's normalisation and the trimap values are defined once in the library
     for name in ("IMAGENET_MEAN", "IMAGENET_STD", "EPS_FG", "EPS_BG", "FG", "BG", "UNKNOWN"):
         owners = [p.relative_to(root).as_posix() for p in sorted((root / "matlabel").rglob("*.py"))
@@ -234,6 +233,18 @@ def test_irn_confident_regions_of_a_matting_row_follow_the_trimap(demo_plan):
             t = method_thresholds(cfg, config_section(method))
             expected = {"fg": t["confident_fg"], "bg": t["confident_bg"]}
         assert job["params"]["confident"] == expected, job["wildcards"]
+
+
+def test_every_rule_named_in_threads_plans_its_jobs_with_those_threads(demo_plan):
+    """config ``threads`` sets the job resources of the rules it names (config/folder-example.yaml: 1-thread trainings
+    side by side on 2 cores): each planned job of such a rule asks for that many, and every name is a rule's."""
+    cfg = load(overlay="config/demo.yaml")
+    planned = {j["rule"] for j in demo_plan}
+    assert set(cfg["threads"]) <= planned, set(cfg["threads"]) - planned
+    for job in demo_plan:
+        if job["rule"] in cfg["threads"]:
+            assert job["threads"] == cfg["threads"][job["rule"]], job["rule"]
+
 
 def test_eps_grid_must_keep_every_eps_bg_below_every_eps_fg():
     cfg = load()
