@@ -28,14 +28,18 @@ demo: venv
 	$(BIN)/snakemake $(DEMO_TARGETS) --configfile config/demo.yaml --report results/report.html
 	@cat results/table1.md results/table2.md
 
-# Everything CI runs (its time on 2 cores: README's measured table; the log ends with the 15 slowest tests) ...
+# Everything CI runs (its time on 2 cores: README's measured table; the log ends with the 15 slowest tests), in one
+# pytest-xdist worker per core, a test file to a worker (its module fixtures, e.g. the tiny demo run, made once) ...
+WORKERS ?= $(CORES)
+PYTEST  := $(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile
+
 test: venv
-	$(BIN)/python -m pytest -q --durations=15 tests
+	$(PYTEST) --durations=15 tests
 
 # ... and the fast loop: every test but those that run Snakemake jobs (marked slow: end-to-end, chaos,
 # determinism, SLURM).
 check: venv
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(PYTEST) -m "not slow" tests
 
 lint: venv
 	$(BIN)/snakemake --lint

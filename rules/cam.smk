@@ -20,7 +20,7 @@ rule train_classifier:
         seed=config["seed"],
         device=config["device"],
         speed=config["speed"],
-    threads: config["threads"]["train_classifier"]
+    threads: rule_threads("train_classifier")
     resources:
         gpu=1,
     log:
@@ -48,7 +48,7 @@ rule export_cams:
         flip=config["export"]["flip"],
         border_pad=config["export"]["border_pad"],  # export only: changing it re-exports, never retrains
         device=config["device"],
-    threads: config["threads"]["export_cams"]
+    threads: rule_threads("export_cams")
     resources:
         gpu=1,
     log:

@@ -49,7 +49,7 @@ rule train_irn:
         seed=config["seed"],
         device=config["device"],
         speed=config["speed"],
-    threads: config["threads"]["train_irn"]
+    threads: rule_threads("train_irn")
     resources:
         gpu=1,
     log:
@@ -80,7 +80,7 @@ rule random_walk:
         radius=config["irn"]["train"]["radius"],
         walk=walk_settings,
         device=config["device"],
-    threads: config["threads"]["random_walk"]
+    threads: rule_threads("random_walk")
     resources:
         gpu=1,
     log:

@@ -46,7 +46,7 @@ rule matting_labels:
         trimap=config["trimap"],
         matting=config["matting"],
         bg_threshold=lambda wc: row_thresholds(wc)["seed"],  # the threshold seed an image falls back to
-    threads: config["threads"]["matting_labels"]
+    threads: rule_threads("matting_labels")
     resources:
         gpu=MATTING_GPU,  # 1 with matting.device: cuda (and then the GPU partition under a cluster profile)
     log:
@@ -74,7 +74,7 @@ rule crf_labels:
         split=config["splits"]["export"],
         n_shards=N_SHARDS,
         crf=config["crf"],
-    threads: config["threads"]["crf_labels"]
+    threads: rule_threads("crf_labels")
     log:
         "logs/{dataset}/crf_labels/{row}/shard{shard}.log",
     benchmark:

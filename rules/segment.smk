@@ -50,7 +50,7 @@ rule train_deeplab:
         seed=config["seed"],
         device=config["device"],
         speed=config["speed"],
-    threads: config["threads"]["train_deeplab"]
+    threads: rule_threads("train_deeplab")
     resources:
         gpu=1,
     log:
@@ -78,7 +78,7 @@ rule evaluate_deeplab:
         test=config["deeplab"]["test"],
         split=config["splits"]["eval_seg"],
         device=config["device"],
-    threads: config["threads"]["evaluate_deeplab"]
+    threads: rule_threads("evaluate_deeplab")
     resources:
         gpu=1,
     log:
@@ -106,7 +106,7 @@ rule export_voc_test:
         test=config["deeplab"]["test"],
         split="test",
         device=config["device"],
-    threads: config["threads"]["evaluate_deeplab"]
+    threads: rule_threads("evaluate_deeplab")
     resources:
         gpu=1,
     log:

@@ -237,13 +237,21 @@ def test_irn_confident_regions_of_a_matting_row_follow_the_trimap(demo_plan):
 
 def test_every_rule_named_in_threads_plans_its_jobs_with_those_threads(demo_plan):
     """config ``threads`` sets the job resources of the rules it names (config/folder-example.yaml: 1-thread trainings
-    side by side on 2 cores): each planned job of such a rule asks for that many, and every name is a rule's."""
+    side by side on 2 cores): each planned job of such a rule asks for that many, and every name is a rule's.
+    train_classifier's may be one number per method family: the demo planned with {cam: 3, d2cam: 1, recam: 2}."""
+    from conftest import DEMO_PLAN_THREADS
+    from matlabel.methods import config_section
+
     cfg = load(overlay="config/demo.yaml")
     planned = {j["rule"] for j in demo_plan}
     assert set(cfg["threads"]) <= planned, set(cfg["threads"]) - planned
     for job in demo_plan:
-        if job["rule"] in cfg["threads"]:
+        if job["rule"] == "train_classifier":
+            expected = DEMO_PLAN_THREADS["train_classifier"][config_section(job["wildcards"]["method"])]
+            assert job["threads"] == expected, job["wildcards"]
+        elif job["rule"] in cfg["threads"]:
             assert job["threads"] == cfg["threads"][job["rule"]], job["rule"]
+    assert {j["threads"] for j in demo_plan if j["rule"] == "train_classifier"} == {1, 2, 3}
 
 
 def test_eps_grid_must_keep_every_eps_bg_below_every_eps_fg():

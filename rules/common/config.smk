@@ -42,6 +42,16 @@ CONTENT_DIR = str(Path(pattern("content", dataset=DATASET)).parent)  # the conte
 MATTING_GPU = int(str(config["matting"]["device"]) != "cpu")  # the matting solve on the GPU asks for one
 
 
+def rule_threads(rule_name):
+    """A rule's job threads, config threads.<rule>: a number, or (train_classifier) one per method family, as a
+    function of the job's method: the CAM, which the other methods start from, can take every core while it trains
+    alone, and D2CAM and ReCAM one each side by side (config/folder-example.yaml)."""
+    value = config["threads"][rule_name]
+    if isinstance(value, dict):
+        return lambda wildcards: value[config_section(wildcards.method)]
+    return value
+
+
 # Run on the submitting machine under a cluster profile: a copy, and downloads (compute nodes are often offline).
 localrules:
     download_archive,
