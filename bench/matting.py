@@ -141,11 +141,13 @@ def cam_trimaps(regions: np.ndarray, sigma: float, gamma: float = 1.0) -> np.nda
     """(C, h, w) bool regions -> (C, h, w) trimaps by paper Eq. 9 (the paper's eps) on CAM-like maps: each region
     blurred by a Gaussian of ``sigma`` px, scaled to [0, 1] (so a wide blur still leaves a background far away) and
     raised to the power ``gamma``."""
+    from matlabel.config import paper_config
     from matlabel.trimap import make_trimaps
 
     cams = np.stack([ndimage.gaussian_filter(r.astype(np.float64), sigma) for r in regions])
     lo, hi = cams.min(axis=(1, 2), keepdims=True), cams.max(axis=(1, 2), keepdims=True)
-    return make_trimaps(((cams - lo) / np.maximum(hi - lo, 1e-12)) ** gamma)
+    eps = paper_config()["trimap"]
+    return make_trimaps(((cams - lo) / np.maximum(hi - lo, 1e-12)) ** gamma, eps["eps_fg"], eps["eps_bg"])
 
 
 def synthetic_scene(index: int, h: int, w: int, band: int, seed: int) -> dict:

@@ -123,6 +123,28 @@ def plot_curves(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def steps_done(workdir: Path) -> int | None:
+    """The job count of the last Snakemake run in ``workdir`` (its log's "N of N steps (100%) done")."""
+    import re
+
+    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+    found = re.findall(r"(\d+) of \1 steps \(100%\) done", logs[-1].read_text()) if logs else []
+    return int(found[-1]) if found else None
+
+
+def job_seconds(workdir: Path) -> dict:
+    """Per rule, the wall seconds of its jobs (Snakemake's ``benchmarks/`` files, column ``s``), and their sum: against
+    the run's wall time, how many jobs ran side by side on average."""
+    per_rule: dict[str, float] = {}
+    for tsv in sorted((workdir / "benchmarks" / DATASET).rglob("*.tsv")):
+        rel = tsv.relative_to(workdir / "benchmarks" / DATASET)
+        rule = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+        with open(tsv) as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+        per_rule[rule] = per_rule.get(rule, 0.0) + sum(float(r["s"]) for r in rows)
+    return {rule: round(s, 1) for rule, s in sorted(per_rule.items(), key=lambda kv: -kv[1])}
+
+
 def write_csv(path: Path, rows: list[dict]) -> None:
     keys = list(dict.fromkeys(k for r in rows for k in r))
     with open(path, "w", newline="") as f:
@@ -191,12 +213,15 @@ def main(argv=None) -> None:
     curve_rows = curves(results)
     write_csv(out / "curves.csv", curve_rows)
     plot_curves(curve_rows, out / "curves.png")
+    jobs = job_seconds(wd)  # every job of the working directory (with --resume, the earlier runs' too)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     summary = {"root_name": root.name, "presets": presets, "resumed": args.resume, "targets": targets, "cores": args.cores,
                "check_s": round(check, 1), "wall_s": round(total, 1), "wall_min": round(total / 60, 1),
-               "finished": time.strftime("%Y-%m-%d %H:%M", time.localtime(start + total)), "commit": commit,
-               **machine(), "map_stats": stats}
+               "jobs": steps_done(wd),
+               "finished": time.strftime("%Y-%m-%d %H:%M"), "commit": commit, **machine(),
+               "job_s": round(sum(jobs.values()), 1), "jobs_side_by_side": round(sum(jobs.values()) / total, 2) if total else None,
+               "job_s_by_rule": jobs, "map_stats": stats}
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(f"{' + '.join(targets)} on {root.name} in {total / 60:.1f} min on {args.cores} cores "
           f"({total / check:.0f}x the folder check); files in {out.relative_to(ROOT)}/")

@@ -25,7 +25,7 @@ from matlabel.datasets.layout import IGNORE_INDEX, Manifest, split_path
 from matlabel.formats import ALPHAS_SUFFIX, MAPS_SUFFIX, read_alphas, read_maps
 from matlabel.io import atomic_path, read_image, read_label_png, voc_palette
 from matlabel.shards import find_in_shards
-from matlabel.trimap import BG, EPS_BG, EPS_FG, FG, UNKNOWN, make_trimaps
+from matlabel.trimap import BG, FG, UNKNOWN, make_trimaps
 
 # (row key, column title); Figure 2's caption names (b) CAM, (c) D2CAM and (d) the trimap.
 FIG2_COLUMNS = (
@@ -235,7 +235,7 @@ def _row_label(manifest: Manifest, image_id: str, classes) -> str:
 
 
 def load_pipeline_row(manifest: Manifest, image_id: str, cam_dirs, d2cam_dirs, matlabel_dirs,
-                      eps_fg: float = EPS_FG, eps_bg: float = EPS_BG) -> dict:
+                      eps_fg: float, eps_bg: float) -> dict:
     """Gather one Figure 2 row from the workflow's files.
 
     Parameters
@@ -311,9 +311,10 @@ def figure_ids(manifest: Manifest, ids, split: str, key: str = "figures.ids") ->
 # The ε grid (paper Sec. 3.2.2's claim, matlabel/sensitivity.py)
 # --------------------------------------------------------------------------------------------------------
 
-def eps_sensitivity_figure(df, out_path: str | os.PathLike, labels: Mapping[str, str] | None = None, dpi: int = 150):
-    """Heat maps of seed mIoU over ε_fg × ε_bg, one panel per method, on one colour scale; the paper's (0.75, 0.2)
-    marked where it is on the grid; a panel whose cells had matting failures (column ``failures``: images that took
+def eps_sensitivity_figure(df, out_path: str | os.PathLike, labels: Mapping[str, str] | None = None,
+                           marked: tuple[float, float] | None = None, dpi: int = 150):
+    """Heat maps of seed mIoU over ε_fg × ε_bg, one panel per method, on one colour scale; ``marked`` (ε_fg, ε_bg),
+    the configured trimap's (the paper's 0.75, 0.2 in config.yaml), boxed where it is on the grid; a panel whose cells had matting failures (column ``failures``: images that took
     the threshold seed) gives their sum over its cells in its title. Writes ``out_path`` (PNG) atomically and returns
     the figure."""
     methods = list(dict.fromkeys(df["method"]))
@@ -332,8 +333,8 @@ def eps_sensitivity_figure(df, out_path: str | os.PathLike, labels: Mapping[str,
                 if not np.isnan(grid[i, j]):
                     ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=7,
                             color="white" if grid[i, j] < (lo + hi) / 2 else "black")
-        if EPS_FG in fgs and EPS_BG in bgs:
-            ax.add_patch(_paper_box(fgs.index(EPS_FG), bgs.index(EPS_BG)))
+        if marked is not None and marked[0] in fgs and marked[1] in bgs:
+            ax.add_patch(_marked_box(fgs.index(marked[0]), bgs.index(marked[1])))
         spread = np.nanmax(grid) - np.nanmin(grid)
         failed = int(df.loc[df["method"] == method, "failures"].sum()) if "failures" in df else 0
         ax.set_title(f"{(labels or {}).get(method, method)}: spread {spread:.1f}"
@@ -348,5 +349,5 @@ def eps_sensitivity_figure(df, out_path: str | os.PathLike, labels: Mapping[str,
     return fig
 
 
-def _paper_box(i: int, j: int):
+def _marked_box(i: int, j: int):
     return Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5)

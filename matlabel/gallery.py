@@ -30,7 +30,7 @@ from matlabel.io import atomic_dir, read_image, read_json, read_label_png, voc_p
 from matlabel.metrics import confusion, miou
 from matlabel.shards import find_in_shards
 from matlabel.tables import STAGE_NAMES, TABLE1_ROWS
-from matlabel.trimap import EPS_BG, EPS_FG, make_trimaps
+from matlabel.trimap import make_trimaps
 
 NOT_USED = "—"  # a panel the row has no use for (a threshold row's trimap and alpha)
 SCORES_CSV = "scores.csv"
@@ -103,7 +103,7 @@ def _matting_failure(seed_dirs, image_id: str) -> str | None:
 
 
 def load_row(r: RowFiles, image_id: str, gt: np.ndarray, num_classes: int, stages: Sequence[str],
-             eps_fg: float = EPS_FG, eps_bg: float = EPS_BG) -> dict:
+             eps_fg: float, eps_bg: float) -> dict:
     """One row's panels of an image: ``maps``, ``trimap``, ``alpha`` ((k, H, W) or None) and ``<stage>`` label maps,
     ``notes`` {key: why a panel is empty}, ``miou`` {stage: per-image mIoU %}."""
     out: dict = {"row": r.row, "title": r.title, "notes": {}, "miou": {}}
@@ -135,7 +135,7 @@ def load_row(r: RowFiles, image_id: str, gt: np.ndarray, num_classes: int, stage
 
 
 def load_entry(manifest: Manifest, image_id: str, rows: Sequence[RowFiles], stages: Sequence[str],
-               eps_fg: float = EPS_FG, eps_bg: float = EPS_BG) -> dict:
+               eps_fg: float, eps_bg: float) -> dict:
     """Everything one gallery page shows: ``id``, ``image``, ``gt``, ``classes`` (the class names in the mask) and
     ``rows`` (``load_row`` of each row)."""
     gt = read_label_png(manifest.mask_path(image_id), manifest.num_classes)
@@ -219,8 +219,8 @@ def page_name(rank: int, n: int, image_id: str) -> str:
 
 
 def make_gallery(manifest: Manifest, ids, rows: Sequence[RowFiles], stages: Sequence[str], rank_stage: str,
-                 n_images: int, out_dir: str | os.PathLike, rank_by: Sequence[str] = (), eps_fg: float = EPS_FG,
-                 eps_bg: float = EPS_BG, dpi: int = 100) -> pd.DataFrame:
+                 n_images: int, out_dir: str | os.PathLike, rank_by: Sequence[str] = (), *, eps_fg: float,
+                 eps_bg: float, dpi: int = 100) -> pd.DataFrame:
     """Rank ``ids`` worst first (``score_images`` at ``rank_stage``, ``rank_worst_first`` over ``rank_by``) and
     write into ``out_dir`` (atomically, as a whole) one page per image for the first ``n_images``
     (``page_name``) and ``scores.csv``: every image's rank, score and per-row per-image mIoU. Returns that table."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ import numpy as np
 from matlabel.formats import ALPHAS_SUFFIX, MAPS_SUFFIX, read_alphas, read_maps
 from matlabel.io import read_json
 from matlabel.seeds import cams_to_labels
-from matlabel.trimap import BG, EPS_BG, EPS_FG, FG, UNKNOWN, make_trimaps, trimap_fractions
+from matlabel.trimap import BG, FG, UNKNOWN, make_trimaps, trimap_fractions
 
 # Table 1 row -> (method whose exported maps it uses, labeler)
 SOURCES = {
@@ -51,25 +51,27 @@ def rows_for(methods, labeler: str | None = None) -> list[str]:
 
 @dataclass(frozen=True)
 class MattingConfig:
-    """Config ``trimap`` + ``matting`` (paper Sec. 3.2.2: ε_fg 0.75, ε_bg 0.2)."""
+    """Config ``trimap`` + ``matting`` (paper Sec. 3.2.2; their values, the paper's, are config.yaml's:
+    ``from_config``; outside the workflow ``from_config(**matlabel.config.paper_config())``)."""
 
-    eps_fg: float = EPS_FG
-    eps_bg: float = EPS_BG
-    fg_threshold: float = 0.5  # alpha above which a pixel can be foreground (alpha is a fraction of fg)
-    solver: dict = field(default_factory=dict)  # keyword arguments of matting.knn_matting
-    method: str = "knn"  # the matting Laplacian (matting.LAPLACIANS; Table 5); the paper's is KNN
-    label_rule: str = "threshold"  # threshold: per-class alphas and fg_threshold (the paper's reading); bg_layer:
-    # background solved as a layer of its own, each pixel the layer of largest alpha (Table 5)
+    eps_fg: float  # Eq. 9's thresholds
+    eps_bg: float
+    fg_threshold: float  # alpha above which a pixel can be foreground (alpha is a fraction of fg)
+    solver: dict  # keyword arguments of matting.knn_matting
+    method: str  # the matting Laplacian (matting.LAPLACIANS; Table 5); the paper's is KNN
+    label_rule: str  # threshold: per-class alphas and fg_threshold (the paper's reading); bg_layer: background
+    # solved as a layer of its own, each pixel the layer of largest alpha (Table 5)
 
     def __post_init__(self):
         if self.label_rule not in LABEL_RULES:
             raise ValueError(f"matting label_rule must be one of {LABEL_RULES}, got {self.label_rule!r}")
 
     @classmethod
-    def from_config(cls, trimap: dict, matting: dict) -> MattingConfig:
+    def from_config(cls, trimap: dict, matting: dict, **_other_sections) -> MattingConfig:
+        """From config sections ``trimap`` and ``matting`` (the others ignored, so a whole config can be passed)."""
         matting = dict(matting)
-        extra = {k: matting.pop(k) for k in ("fg_threshold", "method", "label_rule") if k in matting}
-        return cls(eps_fg=trimap["eps_fg"], eps_bg=trimap["eps_bg"], solver=matting, **extra)
+        given = {k: matting.pop(k) for k in ("fg_threshold", "method", "label_rule")}
+        return cls(eps_fg=trimap["eps_fg"], eps_bg=trimap["eps_bg"], solver=matting, **given)
 
     def check_device(self) -> None:
         """Refuses, before the first image, a ``device`` torch cannot use (``matting.torch_solver.check_device``): a

@@ -6,7 +6,8 @@ For every class c present in an image, the exported map M^c (at image size) beco
                 0    (background)  if M^c(i, j) ≤ ε_bg
                 0.5  (unknown)     otherwise,
 
-with ε_fg = 0.75 and ε_bg = 0.2 (paper: "we empirically set ε_fg and ε_bg to 0.75 and 0.2").
+with the paper's ε_fg = 0.75 and ε_bg = 0.2 ("we empirically set ε_fg and ε_bg to 0.75 and 0.2"), which
+config.yaml's ``trimap`` section holds (their one owner: every caller passes them).
 
 Normalisation: the maps thresholded here are the ones the export rule writes, i.e. averaged over the
 scales {0.5, 1, 1.5, 2} and flips and then divided by each class's own maximum (IRN step/make_cam.py).
@@ -20,11 +21,9 @@ from __future__ import annotations
 import numpy as np
 
 FG, UNKNOWN, BG = 1.0, 0.5, 0.0
-#: The paper's ε_fg and ε_bg (Sec. 3.2.2): the library's defaults; the workflow reads config trimap.
-EPS_FG, EPS_BG = 0.75, 0.2
 
 
-def make_trimaps(maps: np.ndarray, eps_fg: float = EPS_FG, eps_bg: float = EPS_BG) -> np.ndarray:
+def make_trimaps(maps: np.ndarray, eps_fg: float, eps_bg: float) -> np.ndarray:
     """Eq. 9 for each class map.
 
     Parameters

@@ -42,6 +42,7 @@ rule eps_sensitivity:
                    category="Figures"),
     params:
         code=code_version("make_eps_figure"),
+        trimap=config["trimap"],  # its (eps_fg, eps_bg) boxed on the grid
     log:
         "logs/{dataset}/eps_sensitivity.log",
     conda:

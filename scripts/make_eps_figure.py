@@ -9,7 +9,8 @@ LABELS = {"cam": "CAM maps", "d2cam": "D2CAM maps", "recam": "ReCAM maps"}
 
 
 def main(smk):
-    log = jobs.start(smk).log
+    job = jobs.start(smk)
+    log, p = job.log, job.params
     cells = {}
     for path in smk.input:
         cell = read_json(path)
@@ -18,7 +19,7 @@ def main(smk):
     with atomic_path(smk.output.csv) as tmp:
         df.to_csv(tmp, index=False)
     write_text(smk.output.md, to_markdown(df))
-    eps_sensitivity_figure(df, smk.output.png, labels=LABELS)
+    eps_sensitivity_figure(df, smk.output.png, labels=LABELS, marked=(p.trimap["eps_fg"], p.trimap["eps_bg"]))
     log.info("\n%s", df.to_string(index=False))
 
 

@@ -14,7 +14,7 @@ def main(smk):
     rows = [RowFiles(row, SOURCES[row][1], list(getattr(smk.input, f"maps_{row}")),
                      {stage: list(getattr(smk.input, f"{row}_{stage}")) for stage in p.stages}) for row in p.rows]
     table = make_gallery(manifest, ids, rows, p.stages, p.rank_stage, p.images, smk.output[0], p.rank_by,
-                         p.eps_fg, p.eps_bg)
+                         eps_fg=p.eps_fg, eps_bg=p.eps_bg)
     shown = table.head(p.images)
     log.info("gallery of %d of %d images of %s, ranked by %s mIoU; worst: %s", len(shown), len(table), p.split,
              p.rank_stage, ", ".join(f"{i} ({s:.1f})" for i, s in zip(shown["image"][:5], shown["score"][:5])))

@@ -347,19 +347,185 @@ def photos_wall(src: Sources) -> str:
 def photos_run(src: Sources) -> str:
     """The real-photo run's jobs, wall time, script and commit."""
     s = src.json(f"{PHOTOS}/summary.json")
-    jobs = timings(src, "real_photos_voc330_jobs")[0]
-    return f"{s['wall_min']} min ({jobs['value']} jobs, `bench/real_photos.py`, commit {s['commit']}, {jobs['date']})"
+    return f"{s['wall_min']} min ({s['jobs']} jobs, `bench/real_photos.py`, commit {s['commit']}, {s['finished'][:10]})"
+
+
+def photos_check(src: Sources) -> str:
+    """The folder check's time before the real-photo run (summary.json)."""
+    return f"{src.json(f'{PHOTOS}/summary.json')['check_s']:.0f} s"
+
+
+def photos_source(src: Sources) -> str:
+    """The real-photo run's commit and date."""
+    s = src.json(f"{PHOTOS}/summary.json")
+    return f"commit {s['commit']}, {s['finished'][:10]}"
 
 
 def photos_jobs(src: Sources) -> str:
-    """The real-photo run's job count (bench/results/timings.csv)."""
-    return f"{timings(src, 'real_photos_voc330_jobs')[0]['value']} jobs"
+    """The real-photo run's job count and how many ran side by side on average (summary.json)."""
+    s = src.json(f"{PHOTOS}/summary.json")
+    return f"{s['jobs']} jobs, {s['jobs_side_by_side']:.1f} at a time on average"
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.1f}".replace("-", "−")
+
+
+def photos_findings(src: Sources) -> str:
+    """What the real-photo Table 1 shows, each number from its files: matting on each map method's maps against that
+    method's own seed, the order of the map methods, CRF's and IRN's moves, IRN's displacement loss."""
+    sys.path.insert(0, str(src.root))
+    from matlabel.tables import TABLE1_ROWS
+
+    names = {v: k for k, v in TABLE1_ROWS.items()}
+    t = {names[r["method"]]: {c: float(r[c]) for c in ("seed", "crf", "irn")}
+         for r in src.csv(f"{PHOTOS}/table1.csv") if r["method"] in names}
+    oracle = _oracle(src)
+    stats = {r["method"]: r for r in src.csv(f"{PHOTOS}/map_stats.csv")}
+    matting = {"cam": "matlabel_cam", "recam": "matlabel_recam", "d2cam": "matlabel"}
+    label = {"cam": "the CAM's", "recam": "ReCAM's", "d2cam": "D2CAM's"}
+    moves = []
+    for m, row in matting.items():
+        if m in t and row in t:
+            a, b = t[m]["seed"], t[row]["seed"]
+            moves.append(f"on {label[m]} maps {_signed(b - a)} ({a:.1f} → {b:.1f}"
+                         + (f"; that method's oracle threshold: {oracle[m][0]:.1f}" if m in oracle else "") + ")")
+    off = {m: 100 * (1 - float(stats[m]["fg_precision"])) for m in stats}
+    lines = ["- **Eq. 9 + KNN matting against each map method's own seed**, at the paper's ε and without choosing a "
+             "threshold: " + "; ".join(moves) + ". Share of the trimap's foreground lying off the object (first "
+             + f"{stats['cam']['images']} photos): " + ", ".join(f"{METHOD_NAMES[m]} {off[m]:.0f} %"
+                                                             for m in ("cam", "recam", "d2cam") if m in off) + "."]
+    failures = {names[r["method"]]: r["matting_failures"] for r in src.csv(f"{PHOTOS}/table1.csv")
+                if r["method"] in names and r["matting_failures"] != DASH}
+    lines.append("- **Images whose matting failed** (their seed falls back to the threshold label): "
+                 + ", ".join(f"{TABLE1_ROWS[m].split(' (')[0]} {v}" for m, v in failures.items()) + ".")
+    order = sorted((m for m in ("cam", "recam", "d2cam") if m in t), key=lambda m: -t[m]["seed"])
+    paper = "D2CAM > ReCAM > CAM (58.0 / 54.8 / 48.0)"
+    lines.append("- **Order of the map methods' seeds**: " + " > ".join(f"{TABLE1_ROWS[m]} {t[m]['seed']:.1f}"
+                                                                       for m in order) + f"; the paper's: {paper}.")
+    crf = {m: v["crf"] - v["seed"] for m, v in t.items()}
+    irn = {m: v["irn"] - v["seed"] for m, v in t.items()}
+    lines.append(f"- **Refinement**: CRF moves every row by at most {max(abs(x) for x in crf.values()):.1f} points ("
+                 + ", ".join(f"{TABLE1_ROWS[m].split(' (')[0]} {_signed(x)}" for m, x in crf.items()) + "). IRN, "
+                 "retrained per row on its own labels for ~100 steps: "
+                 + ", ".join(f"{TABLE1_ROWS[m].split(' (')[0]} {_signed(x)}" for m, x in irn.items()) + ".")
+    dp: dict[str, list[float]] = {}
+    for r in src.csv(f"{PHOTOS}/curves.csv"):
+        if r["model"].endswith("/irn") and r["term"] == "dp_fg":
+            dp.setdefault(r["model"].split("/")[1], []).append(float(r["value"]))
+    if dp:
+        flat = [m for m, v in dp.items() if abs(v[-1] - v[0]) < 0.1]
+        lines.append(f"- **IRN's foreground displacement loss** (`dp_fg`, first → last of {len(next(iter(dp.values())))} "
+                     "epochs; `curves.png`): " + ", ".join(f"{TABLE1_ROWS[m].split(' (')[0]} {v[0]:.2f} → {v[-1]:.2f}"
+                                                           for m, v in dp.items())
+                     + f". It barely moves for {len(flat)} of the {len(dp)} rows: at ~100 steps the displacement field "
+                     "hardly trains, so the walk's instance cues are weak (a budget question, not measured further).")
+    return "\n".join(lines)
 
 
 def photos_map_stats(src: Sources) -> str:
     """D2CAM's mean map on its object and elsewhere (map_stats.csv)."""
     r = next(r for r in src.csv(f"{PHOTOS}/map_stats.csv") if r["method"] == "d2cam")
     return f"mean map {float(r['on_object']):.2f} on the object, {float(r['elsewhere']):.2f} elsewhere"
+
+
+BUDGET = "bench/results/classifier_budget_photos.csv"
+#: What each run of bench/classifier_budget.py on the photos tried (its ``run`` key), in the order shown.
+D2CAM_READINGS = {
+    "d2cam/cam/176": "176 steps (the preset's budget, ~11 epochs)",
+    "d2cam/cam/528": "528 steps",
+    "d2cam/cam/176/d2cam.head_lr_mult=1": "176 steps, φ and the classifier at 1× lr (`d2cam.head_lr_mult: 1`; the "
+                                          "preset: 10×, IRN's new layers)",
+    "d2cam/cam/176/d2cam.train_n1=false": "176 steps, N1 frozen (`d2cam.train_n1: false`: only L_cls's, L_ma's and "
+                                          "L_oe's gradient into N1 removed)",
+    "d2cam/cam/176/_split=layer3": "176 steps, F taken after `layer3` (stride 16, 112 channels) instead of `layer2` "
+                                   "(stride 8, 40)",
+    "d2cam/cam/176/d2cam.head_lr_mult=1,_split=layer3": "176 steps, F after `layer3`, 1× lr",
+    "d2cam/cam/176/d2cam.train_n1=false,_split=layer3": "176 steps, F after `layer3`, N1 frozen",
+    "d2cam/cam/176/_fill=mean": "176 steps, masked cells of F at its per-channel mean, not 0 (`--fill mean`, below)",
+}
+RECAM_READINGS = {
+    "recam/cam/176/recam.lr=5.0e-5,recam.momentum=1.0e-4": "the reference's lr (5e-5, predictor 5e-4, momentum 1e-4)",
+    "recam/cam/176": "the old preset (2e-3, momentum 0.9)",
+    "recam/cam/176/recam.lr=7.5e-4": "7.5e-4, momentum 0.9",
+    "recam/cam/128/recam.lr=1.0e-3,recam.momentum=1.0e-4": "**the preset: reference lr × (2,648 / 128) = 1.0e-3, "
+                                                           "momentum 1e-4**",
+}
+
+
+def _r(x, digits: int = 1) -> str:
+    """``x`` rounded half up to ``digits`` decimals, as the hand-written tables were (0.125 -> 0.13)."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return str(Decimal(str(x)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+
+def _budget_rows(src: Sources, readings: dict) -> list[dict]:
+    rows = {r["run"]: r for r in src.csv(BUDGET)}
+    missing = [k for k in readings if k not in rows]
+    if missing:
+        raise KeyError(f"{BUDGET} has no run {missing} (scripts/render_docs.py names it)")
+    return [rows[k] for k in readings]
+
+
+def d2cam_readings(src: Sources) -> str:
+    """The D2CAM readings retrained on the photos (bench/results/classifier_budget_photos.csv)."""
+    out = []
+    for r in _budget_rows(src, D2CAM_READINGS):
+        out.append([D2CAM_READINGS[r["run"]], _r(r['miou']),
+                    f"{_r(r['best_miou'], 1)} at {_r(r['best_t'], 2)}",
+                    f"{_r(r['on_object'], 2)} / {_r(r['elsewhere'], 2)}",
+                    f"{_r(r['fg_share'], 2)} / {_r(r['fg_precision'], 2)}",
+                    f"{_r(r['loss_d2'], 2)} / {_r(r['loss_ma'], 2)}"])
+    return md_table(["D2CAM (from the trained CAM)", "seed", "oracle threshold", "on object / elsewhere",
+                     "fg share / precision", "L_d2 / L_ma (last epoch)"], out)
+
+
+def d2cam_readings_range(src: Sources) -> str:
+    """The lowest and highest seed of the D2CAM readings."""
+    seeds = [float(r["miou"]) for r in _budget_rows(src, D2CAM_READINGS)]
+    return f"{_r(min(seeds))}–{_r(max(seeds))}"
+
+
+def recam_readings(src: Sources) -> str:
+    """The ReCAM recipes retrained on the photos (bench/results/classifier_budget_photos.csv)."""
+    out = []
+    for r in _budget_rows(src, RECAM_READINGS):
+        out.append([RECAM_READINGS[r["run"]], r["steps"], _r(r['miou']),
+                    f"{_r(r['best_miou'], 1)} at {_r(r['best_t'], 2)}",
+                    f"{_r(r['on_object'], 2)} / {_r(r['elsewhere'], 2)}", f"{_r(r['bg_share'], 2)}",
+                    f"{_r(r['loss_ce'], 2)}"])
+    return md_table(["ReCAM", "steps", "seed (at 0.21)", "oracle", "on object / elsewhere", "bg share",
+                     "predictor's CE (chance 3.0)"], out)
+
+
+PHI = "bench/results/phi_capacity_photos.csv"
+
+
+def phi_capacity(src: Sources) -> str:
+    """φ fitted to the masks on each stage's features against the CAM, on held-out photos (bench/phi_capacity.py)."""
+    rows = src.csv(PHI)
+    train = {(r["maps"], r["stage"]): r for r in rows if r["split"] == "train"}
+    out = []
+    for r in (r for r in rows if r["split"] == "val"):
+        f = DASH if not r["channels"] else (f"`{r['stage']}`: stride {r['stride']}, {int(r['channels']):,} channels"
+                                            + (" (the paper's F)" if r["stage"] == "layer2" else ""))
+        out.append([r["maps"].replace("phi", "φ"), f, _r(r['miou']), _r(r['best_miou']),
+                    f"{_r(train[(r['maps'], r['stage'])]['miou'], 1)}"])
+    return md_table(["maps on held-out val photos (seed at 0.15)", "F", "seed", "oracle",
+                     "on the train photos it fitted"], out)
+
+
+def phi_vs_cam(src: Sources) -> str:
+    """φ on the paper's F (layer2) against the CAM, on held-out photos."""
+    val = {(r["maps"].startswith("phi"), r["stage"]): float(r["miou"]) for r in src.csv(PHI) if r["split"] == "val"}
+    return f"{_r(val[(True, 'layer2')])} against the CAM's {_r(val[(False, 'layer4')])}"
+
+
+def photos_matting_gain(src: Sources) -> str:
+    """Mat-Label on the CAM's maps against the CAM's seed (table1.csv)."""
+    seed = {r["method"]: float(r["seed"]) for r in src.csv(f"{PHOTOS}/table1.csv")}
+    return f"{seed['Mat-Label w/ CAM (not in the paper)'] - seed['CAM']:.1f}"
 
 
 # --------------------------------------------------------------------------------- matting speed (bench/results/)
@@ -545,6 +711,15 @@ REGIONS = {
     "photos-wall": photos_wall,
     "photos-run": photos_run,
     "photos-jobs": photos_jobs,
+    "photos-source": photos_source,
+    "photos-check": photos_check,
+    "photos-findings": photos_findings,
+    "photos-matting-gain": photos_matting_gain,
+    "d2cam-readings": d2cam_readings,
+    "d2cam-readings-range": d2cam_readings_range,
+    "recam-readings": recam_readings,
+    "phi-capacity": phi_capacity,
+    "phi-vs-cam": phi_vs_cam,
     "photos-map-stats": photos_map_stats,
     "matting-sweep": matting_sweep,
     "matting-speed": matting_speed,

@@ -101,6 +101,16 @@ def plan(wd: Path, targets, configfiles=(), config=None, timeout=300) -> list[di
     return json.loads(line[len("PLAN "):])
 
 
+def paper_matting(**fields):
+    """The MattingConfig of config.yaml (the paper's trimap and matting sections), ``fields`` replaced."""
+    from dataclasses import replace
+
+    from matlabel.config import paper_config
+    from matlabel.labels import MattingConfig
+
+    return replace(MattingConfig.from_config(**paper_config()), **fields)
+
+
 def make_variable(name: str) -> list[str]:
     """The words of the Makefile's variable ``name``, as make expands it."""
     proc = subprocess.run(["make", "-s", "--no-print-directory", "-f", "Makefile",

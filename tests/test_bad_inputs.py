@@ -27,7 +27,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from matlabel import runlog
-from matlabel.config import ConfigError, check_config, validate_config
+from matlabel.config import ConfigError, check_config, paper_config, validate_config
 from matlabel.datasets.download import (
     ChecksumError,
     CorruptArchiveError,
@@ -53,7 +53,8 @@ from matlabel.io import (
     write_json,
     write_label_png,
 )
-from matlabel.labels import MattingConfig, matting_labels, threshold_labels
+from helpers import paper_matting
+from matlabel.labels import matting_labels, threshold_labels
 from matlabel.train import resolve_device
 from matlabel.trimap import make_trimaps
 
@@ -349,17 +350,19 @@ def _ramp() -> np.ndarray:
 
 
 def _labels_smk(tmp_path: Path, cams: Path, out: Path, solver: dict) -> SimpleNamespace:
+    """A matting_labels job with config.yaml's trimap and matting sections, ``solver`` overriding the latter's keys."""
+    paper = paper_config()
     return SimpleNamespace(
         input=SimpleNamespace(manifest=str(tmp_path / "dataset.json"), cams=str(cams)), output=[str(out)], log=[],
         rule="matting_labels", threads=1, wildcards=SimpleNamespace(shard="0"),
         params=SimpleNamespace(labeler="matting", split="train", n_shards=1, bg_threshold=0.15,
-                               trimap={"eps_fg": 0.75, "eps_bg": 0.2}, matting=solver))
+                               trimap=paper["trimap"], matting={**paper["matting"], **solver}))
 
 
 def test_empty_trimap_is_labelled_and_counted(tmp_path, quiet_runlog):
     image = np.repeat(np.linspace(60, 200, W, dtype=np.uint8)[None, :, None], 3, axis=2).repeat(H, axis=0)
     no_fg, no_bg = np.zeros((1, H, W)), np.where(_mask() == 1, 1.0, 0.5)[None]  # all <= eps_bg; all > eps_bg
-    labels, alphas, info = matting_labels(image, np.concatenate([no_fg, no_bg]), [3, 8], MattingConfig())
+    labels, alphas, info = matting_labels(image, np.concatenate([no_fg, no_bg]), [3, 8], paper_matting())
     assert info["degenerate"] == [3, 8]  # defined alphas, no error: 0 without foreground, ~1 without background
     assert alphas[0].max() == 0 and alphas[1].min() > 0.999 and set(np.unique(labels)) == {8}
 

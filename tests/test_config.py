@@ -202,7 +202,7 @@ def test_paper_values_are_referenced_not_copied():
     assert config["irn"]["confident"]["matting"] is None and config["deeplab"]["test"]["crf_params"] is None
     assert "threads" not in config["matting"] and "threads" not in config["crf"]
     # ImageNet's normalisation and the trimap values are defined once in the library
-    for name in ("IMAGENET_MEAN", "IMAGENET_STD", "EPS_FG", "EPS_BG", "FG", "BG", "UNKNOWN"):
+    for name in ("IMAGENET_MEAN", "IMAGENET_STD", "FG", "BG", "UNKNOWN"):
         owners = [p.relative_to(root).as_posix() for p in sorted((root / "matlabel").rglob("*.py"))
                   if any(isinstance(n, ast.Assign) and any(getattr(t, "id", None) == name or
                                                            name in [getattr(e, "id", None) for e in getattr(t, "elts", [])]

@@ -120,7 +120,7 @@ def _rows():
     maps = rng.random((2, H, W)).astype(np.float32)
     gt = np.zeros((H, W), dtype=np.uint8)
     gt[10:20, 10:30], gt[30:40, 5:15], gt[0, :] = 8, 15, 255
-    multi = {"image": image, "cam": maps, "d2cam": maps[::-1], "trimap": make_trimaps(maps),
+    multi = {"image": image, "cam": maps, "d2cam": maps[::-1], "trimap": make_trimaps(maps, 0.75, 0.2),
              "alpha": maps, "pseudo_label": gt, "gt": gt, "label": "two classes"}
     empty = {"image": image, "cam": np.zeros((0, H, W)), "d2cam": np.zeros((0, H, W)),
              "trimap": np.zeros((0, H, W)), "alpha": None, "pseudo_label": np.zeros((H, W), np.uint8),
@@ -142,7 +142,7 @@ def test_figure2_writes_one_row_per_image_with_seven_panels(tmp_path):
     # the trimap panel of the multi-class row is the per-pixel max over classes, in black/grey/white
     trimap_ax = fig.axes[[k for k, _ in FIG2_COLUMNS].index("trimap")]
     shown = np.asarray(trimap_ax.images[0].get_array())
-    np.testing.assert_array_equal(shown, trimap_rgb(make_trimaps(multi["d2cam"]).max(axis=0)))
+    np.testing.assert_array_equal(shown, trimap_rgb(make_trimaps(multi["d2cam"], 0.75, 0.2).max(axis=0)))
     # the ground-truth panel goes through the palette, ignore white
     np.testing.assert_array_equal(np.asarray(fig.axes[6].images[0].get_array()), colorize(multi["gt"]))
 
@@ -214,9 +214,9 @@ def test_load_pipeline_row_reads_the_shards(tiny_synthetic, shards):
     np.testing.assert_array_equal(row["gt"], gt)
     np.testing.assert_array_equal(row["pseudo_label"], np.where(gt == 255, 0, gt))
     assert ids[1] in row["label"]
-    assert load_pipeline_row(tiny_synthetic, ids[0], dirs["cam"], dirs["d2cam"], dirs["matlabel"])["alpha"] is None
+    assert load_pipeline_row(tiny_synthetic, ids[0], dirs["cam"], dirs["d2cam"], dirs["matlabel"], 0.75, 0.2)["alpha"] is None
     with pytest.raises(FileNotFoundError):
-        load_pipeline_row(tiny_synthetic, "missing", dirs["cam"], dirs["d2cam"], dirs["matlabel"])
+        load_pipeline_row(tiny_synthetic, "missing", dirs["cam"], dirs["d2cam"], dirs["matlabel"], 0.75, 0.2)
     seg = load_segmentation_row(tiny_synthetic, ids[1], dirs["seg"])
     np.testing.assert_array_equal(seg["prediction"], np.where(gt == 255, 0, gt))
 

@@ -97,7 +97,7 @@ def test_gallery_draws_the_worst_images_first_and_scores_every_image(rows_on_dis
     m, rows, (a, b, _, _) = rows_on_disk
     ids = m.split_ids("train")
     out = tmp_path / "gallery"
-    table = make_gallery(m, ids, rows, ["seed", "crf"], "seed", 3, out)
+    table = make_gallery(m, ids, rows, ["seed", "crf"], "seed", 3, out, eps_fg=0.75, eps_bg=0.2)
     # A is all background in both rows, B in one: they are the two worst; every other image is perfect (100), and
     # the third page is the first of those in id order
     perfect = sorted(set(ids) - {a, b})
@@ -116,7 +116,7 @@ def test_page_has_the_panels_of_every_row_and_says_why_one_is_empty(rows_on_disk
     m, rows, (_, _, c, d) = rows_on_disk
     missing_row = RowFiles("recam", "threshold")  # a row none of whose files exist
     stages = ["seed", "crf"]
-    entry = load_entry(m, c, [*rows, missing_row], stages)
+    entry = load_entry(m, c, [*rows, missing_row], stages, 0.75, 0.2)
     cam, matlabel, recam = entry["rows"]
     assert cam["notes"] == {"trimap": NOT_USED, "alpha": NOT_USED} and set(cam["miou"]) == {"seed", "crf"}
     assert matlabel["trimap"].shape == matlabel["maps"].shape and set(np.unique(matlabel["trimap"])) <= {0, 0.5, 1}
@@ -139,9 +139,9 @@ def test_page_has_the_panels_of_every_row_and_says_why_one_is_empty(rows_on_disk
     with Image.open(tmp_path / "page.png") as page:
         assert page.size == (round(width), round(height)) == (750, round(100 * ((1.5 * 48 / 64 + 0.32) * 4 + 0.1)))
     # an image without a class (k = 0 maps): empty trimap and alpha, still drawn
-    empty = load_entry(m, d, rows, stages)["rows"][1]
+    empty = load_entry(m, d, rows, stages, 0.75, 0.2)["rows"][1]
     assert empty["maps"].shape[0] == 0 and empty["alpha"].shape[0] == 0 and empty["trimap"].shape[0] == 0
-    gallery_page(load_entry(m, d, rows, stages), stages, tmp_path / "empty.png")
+    gallery_page(load_entry(m, d, rows, stages, 0.75, 0.2), stages, tmp_path / "empty.png")
 
 
 def test_a_row_without_the_ranking_stage_is_not_scored(rows_on_disk):

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from matlabel.cam import cams_to_labels
+from helpers import paper_matting
 from matlabel.labels import SOURCES, MattingConfig, matting_labels, rows_for, threshold_labels
 from matlabel.tables import TABLE1_ROWS
 
@@ -23,9 +24,14 @@ def test_threshold_labels_are_the_cam_seed():
 
 
 def test_matting_config_from_the_config_sections():
-    cfg = MattingConfig.from_config({"eps_fg": 0.7, "eps_bg": 0.1}, {"lam": 50.0, "fg_threshold": 0.4})
+    cfg = MattingConfig.from_config({"eps_fg": 0.7, "eps_bg": 0.1},
+                                    {"lam": 50.0, "fg_threshold": 0.4, "method": "knn", "label_rule": "threshold"})
     assert (cfg.eps_fg, cfg.eps_bg, cfg.fg_threshold) == (0.7, 0.1, 0.4)
     assert cfg.solver == {"lam": 50.0}  # the solver's keywords (the rule's threads live in config threads)
+    with pytest.raises(KeyError):  # every field from the config: the library holds none of the paper's numbers
+        MattingConfig.from_config({"eps_fg": 0.7, "eps_bg": 0.1}, {"lam": 50.0, "fg_threshold": 0.4})
+    paper = paper_matting()
+    assert (paper.eps_fg, paper.eps_bg, paper.fg_threshold, paper.method) == (0.75, 0.2, 0.5, "knn")  # Sec. 3.2.2
 
 
 def scene(h=40, w=56):
@@ -52,7 +58,7 @@ def blurry_map(mask, sigma=4.0):
 def test_matting_labels_recover_objects_that_the_maps_blur():
     image, gt, square, disc = scene()
     cams = np.stack([blurry_map(square), blurry_map(disc)])
-    labels, alphas, info = matting_labels(image, cams, [3, 8], MattingConfig())
+    labels, alphas, info = matting_labels(image, cams, [3, 8], paper_matting())
     assert labels.shape == gt.shape and labels.dtype == np.uint8 and alphas.shape == (2, *gt.shape)
     assert set(np.unique(labels)) <= {0, 3, 8}
     assert 0 < info["unknown"] < 1
@@ -63,7 +69,7 @@ def test_matting_labels_recover_objects_that_the_maps_blur():
 
 def test_matting_labels_of_an_image_without_classes_is_background():
     image, *_ = scene()
-    labels, alphas, _ = matting_labels(image, np.zeros((0, 40, 56), np.float32), [], MattingConfig())
+    labels, alphas, _ = matting_labels(image, np.zeros((0, 40, 56), np.float32), [], paper_matting())
     assert (labels == 0).all() and alphas.shape == (0, 40, 56)
 
 
@@ -71,7 +77,7 @@ def test_matting_labels_of_an_image_without_classes_is_background():
 def test_matting_labels_reject_bad_thresholds(bad):
     image, _, square, _ = scene()
     with pytest.raises(ValueError):
-        matting_labels(image, blurry_map(square)[None], [3], MattingConfig(**bad))
+        matting_labels(image, blurry_map(square)[None], [3], paper_matting(**bad))
 
 
 def test_confident_labels_keep_the_sure_regions_and_ignore_the_rest():
@@ -135,17 +141,17 @@ def test_every_matting_method_and_label_rule_snaps_blurred_maps_to_the_objects(m
     """Table 5's axes: each Laplacian, each label rule, through the labels rule's own function."""
     image, gt, square, disc = scene()
     cams = np.stack([blurry_map(square), blurry_map(disc)])
-    labels, alphas, info = matting_labels(image, cams, [3, 8], MattingConfig(method=method, label_rule=rule))
+    labels, alphas, info = matting_labels(image, cams, [3, 8], paper_matting(method=method, label_rule=rule))
     assert labels.dtype == np.uint8 and alphas.shape == (2, *gt.shape) and set(np.unique(labels)) <= {0, 3, 8}
     assert (labels == gt).mean() > 0.95, (method, rule, (labels == gt).mean())
 
 
 def test_matting_config_reads_method_and_label_rule_and_refuses_unknown_rules():
-    cfg = MattingConfig.from_config({"eps_fg": 0.75, "eps_bg": 0.2},
-                                    {"method": "closed_form", "label_rule": "bg_layer", "lam": float("inf")})
+    cfg = MattingConfig.from_config({"eps_fg": 0.75, "eps_bg": 0.2}, {"method": "closed_form", "label_rule": "bg_layer",
+                                                                      "lam": float("inf"), "fg_threshold": 0.5})
     assert (cfg.method, cfg.label_rule, cfg.solver) == ("closed_form", "bg_layer", {"lam": float("inf")})
     with pytest.raises(ValueError, match="label_rule must be one of"):
-        MattingConfig(label_rule="argmax")
+        paper_matting(label_rule="argmax")
 
 
 def test_matting_seed_falls_back_to_the_threshold_seed_and_says_why():
@@ -153,9 +159,9 @@ def test_matting_seed_falls_back_to_the_threshold_seed_and_says_why():
 
     image, gt, square, disc = scene()
     cams = np.stack([blurry_map(square), blurry_map(disc)])
-    labels, alphas, info, error = matting_seed(image, cams, [3, 8], MattingConfig(), 0.15)
+    labels, alphas, info, error = matting_seed(image, cams, [3, 8], paper_matting(), 0.15)
     assert error is None and alphas.shape == (2, *gt.shape) and 0 < info["unknown"] < 1
-    stuck = MattingConfig(solver={"max_iter": 1})  # the solver stops above its tolerance: no pseudo-label
+    stuck = paper_matting(solver={"max_iter": 1})  # the solver stops above its tolerance: no pseudo-label
     labels, alphas, info, error = matting_seed(image, cams, [3, 8], stuck, 0.15)
     assert error.startswith("MattingFailure: knn_matting: CG did not reach") and alphas is None and info is None
     np.testing.assert_array_equal(labels, threshold_labels(cams, [3, 8], 0.15))
@@ -171,15 +177,15 @@ def test_matting_seed_stops_on_a_matting_device_torch_cannot_use(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     image, _, square, disc = scene()
     cams = np.stack([blurry_map(square), blurry_map(disc)])
-    cfg = MattingConfig(solver={"device": "cuda"})
+    cfg = paper_matting(solver={"device": "cuda"})
     fix = "config matting.device: cuda, but no CUDA device is visible to PyTorch; set matting.device: cpu"
     with pytest.raises(RuntimeError, match=fix):
         matting_seed(image, cams, [3, 8], cfg, 0.15)
     with pytest.raises(RuntimeError, match=fix):
         cfg.check_device()  # what the rules run before their first image
-    MattingConfig().check_device()  # cpu: nothing to check
+    paper_matting().check_device()  # cpu: nothing to check
     with pytest.raises(RuntimeError, match="set matting.device: cpu or cuda"):
-        MattingConfig(solver={"device": "mps"}).check_device()
+        paper_matting(solver={"device": "mps"}).check_device()
 
 
 @pytest.mark.parametrize("error", [RuntimeError("CUDA error: an illegal memory access was encountered"),
@@ -195,7 +201,7 @@ def test_matting_seed_falls_back_on_matting_failures_only(monkeypatch, error):
     monkeypatch.setattr(matting, "knn_matting", broken)
     image, _, square, _ = scene()
     with pytest.raises(type(error), match=str(error)):
-        matting_seed(image, blurry_map(square)[None], [3], MattingConfig(), 0.15)
+        matting_seed(image, blurry_map(square)[None], [3], paper_matting(), 0.15)
 
 
 def test_matting_labels_refuse_maps_with_nan():
@@ -207,7 +213,7 @@ def test_matting_labels_refuse_maps_with_nan():
     cams[0, 3, 5] = np.nan
     with pytest.raises(ValueError, match=r"maps have 1 non-finite values \(NaN or inf\), the first in map 0 at row 3, "
                                          "column 5"):
-        matting_seed(image, cams, [3], MattingConfig(), 0.15)
+        matting_seed(image, cams, [3], paper_matting(), 0.15)
 
 
 def test_a_job_whose_every_matting_failed_stops_naming_it_and_the_first_errors():

@@ -4,7 +4,7 @@ import pytest
 
 from matlabel.formats import write_maps
 from matlabel.io import read_label_png
-from matlabel.labels import MattingConfig
+from helpers import paper_matting
 from matlabel.figures import eps_sensitivity_figure
 from matlabel.sensitivity import eps_cell, grid_table
 
@@ -30,7 +30,7 @@ def test_exact_maps_score_100_at_every_eps(tiny_synthetic, tmp_path):
     ids = tiny_synthetic.split_ids("train")[:4]
     shard = ground_truth_maps(tiny_synthetic, ids, tmp_path / "shard0")
     for eps_fg, eps_bg in [(0.75, 0.2), (0.5, 0.05), (0.9, 0.35)]:
-        cell = eps_cell(tiny_synthetic, ids, [shard], MattingConfig(eps_fg=eps_fg, eps_bg=eps_bg), 0.15)
+        cell = eps_cell(tiny_synthetic, ids, [shard], paper_matting(eps_fg=eps_fg, eps_bg=eps_bg), 0.15)
         assert cell["miou"] == 100.0 and cell["failures"] == 0 and cell["n_images"] == 4
         assert cell["mean_unknown_share"] == 0.0 and (cell["eps_fg"], cell["eps_bg"]) == (eps_fg, eps_bg)
 
@@ -38,8 +38,8 @@ def test_exact_maps_score_100_at_every_eps(tiny_synthetic, tmp_path):
 def test_soft_maps_leave_unknown_pixels_that_grow_with_the_band(tiny_synthetic, tmp_path):
     ids = tiny_synthetic.split_ids("train")[:4]
     shard = ground_truth_maps(tiny_synthetic, ids, tmp_path / "shard0", blur=True)
-    narrow = eps_cell(tiny_synthetic, ids, [shard], MattingConfig(eps_fg=0.6, eps_bg=0.4), 0.15)
-    wide = eps_cell(tiny_synthetic, ids, [shard], MattingConfig(eps_fg=0.9, eps_bg=0.1), 0.15)
+    narrow = eps_cell(tiny_synthetic, ids, [shard], paper_matting(eps_fg=0.6, eps_bg=0.4), 0.15)
+    wide = eps_cell(tiny_synthetic, ids, [shard], paper_matting(eps_fg=0.9, eps_bg=0.1), 0.15)
     assert 0 < narrow["mean_unknown_share"] < wide["mean_unknown_share"] < 1
     assert narrow["miou"] > 50 and wide["miou"] > 50  # matting fills the band from the image's colours
 
@@ -55,8 +55,11 @@ def test_grid_table_spread_and_figure(tmp_path):
     assert list(dict.fromkeys(df["method"])) == ["d2cam", "cam"]
     assert df[df["method"] == "d2cam"][["eps_fg", "eps_bg"]].values.tolist() == [[0.5, 0.05], [0.5, 0.2],
                                                                                  [0.75, 0.05], [0.75, 0.2]]
-    fig = eps_sensitivity_figure(df, tmp_path / "eps.png", labels={"d2cam": "D2CAM maps"})
+    fig = eps_sensitivity_figure(df, tmp_path / "eps.png", labels={"d2cam": "D2CAM maps"}, marked=(0.75, 0.05))
     assert (tmp_path / "eps.png").stat().st_size > 5_000 and len(fig.axes) == 3  # two panels and a colour bar
+    (box,) = fig.axes[0].patches  # the marked cell: row eps_fg 0.75 (index 1), column eps_bg 0.05 (index 0)
+    assert box.get_xy() == (-0.5, 0.5)
+    assert not eps_sensitivity_figure(df, tmp_path / "eps.png", marked=(0.6, 0.2)).axes[0].patches  # not on the grid
     assert fig.axes[0].get_title() == "D2CAM maps: spread 2.5"
     assert fig.axes[1].get_title() == "cam: spread 15.0\n4 threshold-seed fallback(s) over its cells"  # 1 per cell
 
@@ -68,7 +71,7 @@ def test_seed_cell_with_crf_and_another_laplacian(tiny_synthetic, tmp_path):
 
     ids = tiny_synthetic.split_ids("train")[:3]
     shard = ground_truth_maps(tiny_synthetic, ids, tmp_path / "shard0")
-    cell = seed_cell(tiny_synthetic, ids, [shard], MattingConfig(method="closed_form", label_rule="bg_layer"), 0.15,
+    cell = seed_cell(tiny_synthetic, ids, [shard], paper_matting(method="closed_form", label_rule="bg_layer"), 0.15,
                      crf_params=CRFParams())
     assert (cell["method"], cell["label_rule"], cell["miou"], cell["failures"]) == ("closed_form", "bg_layer", 100.0, 0)
     assert 50 < cell["miou_crf"] <= 100 and cell["seconds_per_image"] >= 0  # the CRF smooths 64x48 images a little
@@ -79,7 +82,7 @@ def test_a_cell_whose_every_matting_failed_stops_and_a_partial_one_counts(tiny_s
     with some images solved, the failed ones are counted (column ``failures`` of the grid and of Table 5)."""
     ids = tiny_synthetic.split_ids("train")[:3]
     shard = ground_truth_maps(tiny_synthetic, ids, tmp_path / "shard0", blur=True)
-    stuck = MattingConfig(solver={"max_iter": 1, "rtol": 1e-14})  # one CG step at an unreachable tolerance
+    stuck = paper_matting(solver={"max_iter": 1, "rtol": 1e-14})  # one CG step at an unreachable tolerance
     with pytest.raises(RuntimeError, match=r"knn matting cell \(eps_fg 0.75, eps_bg 0.2, label rule threshold\): the "
                                            r"matting failed on all \d image\(s\) with a class"):
         eps_cell(tiny_synthetic, ids, [shard], stuck, 0.15)

@@ -37,4 +37,4 @@ def test_bad_thresholds(fg, bg):
 
 def test_bad_shape():
     with pytest.raises(ValueError, match="k, H, W"):
-        make_trimaps(np.zeros((2, 2)))
+        make_trimaps(np.zeros((2, 2)), 0.75, 0.2)
