@@ -429,6 +429,36 @@ def photos_map_stats(src: Sources) -> str:
     return f"mean map {float(r['on_object']):.2f} on the object, {float(r['elsewhere']):.2f} elsewhere"
 
 
+PHOTOS_T2 = "bench/results/real_photos_voc330_table2"
+
+
+def photos_table2(src: Sources) -> str:
+    """Table 2 on the 82 val photos: DeepLab-v2 trained on each row's labels of the 248 train photos, the mean of its
+    MSC loss (4 terms) over the first and the last 10 iterations (table2.csv, curves.csv)."""
+    loss: dict[str, list[float]] = {}
+    for r in src.csv(f"{PHOTOS_T2}/curves.csv"):
+        if r["model"].endswith("/deeplab") and r["term"] == "total":
+            loss.setdefault(r["model"].split("/")[1], []).append(float(r["value"]))
+    sys.path.insert(0, str(src.root))
+    from matlabel.tables import TABLE1_ROWS
+
+    names = {v: k for k, v in TABLE1_ROWS.items()}
+    out = []
+    for r in src.csv(f"{PHOTOS_T2}/table2.csv"):
+        v = loss.get(names.get(r["method"], ""))
+        val = r["val"] if not r["val"].startswith("not run") else r["val"].split(" (")[0]
+        out.append([r["method"], val, r["val_paper"],
+                    DASH if not v else f"{sum(v[:10]) / 10:.1f} → {sum(v[-10:]) / 10:.1f}"])
+    return md_table(["method", "val mIoU", "paper (VOC val)", "DeepLab loss, first → last 10 iterations"], out)
+
+
+def photos_table2_run(src: Sources) -> str:
+    """The Table 2 run: its wall time on top of Table 1's, its jobs, commit and date (summary.json)."""
+    s = src.json(f"{PHOTOS_T2}/summary.json")
+    return (f"{s['wall_min']} min for the {s['jobs']} jobs on top of Table 1's (`bench/real_photos.py --table2 --resume`,"
+            f" commit {s['commit']}, {s['finished'][:10]})")
+
+
 BUDGET = "bench/results/classifier_budget_photos.csv"
 #: What each run of bench/classifier_budget.py on the photos tried (its ``run`` key), in the order shown.
 D2CAM_READINGS = {
@@ -715,6 +745,8 @@ REGIONS = {
     "photos-check": photos_check,
     "photos-findings": photos_findings,
     "photos-matting-gain": photos_matting_gain,
+    "photos-table2": photos_table2,
+    "photos-table2-run": photos_table2_run,
     "d2cam-readings": d2cam_readings,
     "d2cam-readings-range": d2cam_readings_range,
     "recam-readings": recam_readings,
