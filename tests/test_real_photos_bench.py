@@ -1,0 +1,29 @@
+"""bench/real_photos.py's run facts: the job count from Snakemake's log and the job seconds per rule."""
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import real_photos  # noqa: E402
+
+
+def test_steps_done_reads_the_last_runs_log(tmp_path):
+    logs = tmp_path / ".snakemake" / "log"
+    logs.mkdir(parents=True)
+    (logs / "2026-12-07T010000.000000.snakemake.log").write_text("9 of 9 steps (100%) done\n")
+    (logs / "2026-12-07T020000.000000.snakemake.log").write_text("1 of 4 steps (25%) done\n4 of 4 steps (100%) done\n")
+    assert real_photos.steps_done(tmp_path) == 4
+    (logs / "2026-12-07T030000.000000.snakemake.log").write_text("1 of 4 steps (25%) done\n")  # stopped
+    assert real_photos.steps_done(tmp_path) is None
+    assert real_photos.steps_done(tmp_path / "none") is None
+
+
+def test_job_seconds_sum_each_rules_benchmarks(tmp_path):
+    bench = tmp_path / "benchmarks" / real_photos.DATASET
+    (bench / "train_irn").mkdir(parents=True)
+    header = "s\th:m:s\tmax_rss\n"
+    (bench / "train_irn" / "cam.tsv").write_text(header + "100.5\t0:01:40\t1\n")
+    (bench / "train_irn" / "recam.tsv").write_text(header + "50.25\t0:00:50\t1\n")
+    (bench / "prepare_folder.tsv").write_text(header + "2.0\t0:00:02\t1\n")
+    assert real_photos.job_seconds(tmp_path) == {"train_irn": 150.8, "prepare_folder": 2.0}
