@@ -371,15 +371,32 @@ def _signed(x: float) -> str:
     return f"{x:+.1f}".replace("-", "−")
 
 
+def _table1_rows(src: Sources, rel: str) -> dict[str, dict]:
+    """The rows of a table CSV written by the workflow that are Table 1 rows, by their key (``matlabel.tables``'s
+    TABLE1_ROWS: ``cam``, ``matlabel_cam``, ...); the floor and I+S rows left out."""
+    keys = {label: key for key, label in _table1_labels(src).items()}
+    return {keys[r["method"]]: r for r in src.csv(rel) if r["method"] in keys}
+
+
+def _table1_labels(src: Sources) -> dict[str, str]:
+    sys.path.insert(0, str(src.root))
+    from matlabel.tables import TABLE1_ROWS
+    return TABLE1_ROWS
+
+
+def _short(src: Sources, row: str) -> str:
+    """A Table 1 row's label without its parenthesis (``Mat-Label w/ CAM``)."""
+    return _table1_labels(src)[row].split(" (")[0]
+
+
 def photos_findings(src: Sources) -> str:
     """What the real-photo Table 1 shows, each number from its files: matting on each map method's maps against that
     method's own seed, the order of the map methods, CRF's and IRN's moves, IRN's displacement loss."""
     sys.path.insert(0, str(src.root))
-    from matlabel.tables import TABLE1_ROWS
+    from matlabel.tables import TABLE1_PAPER
 
-    names = {v: k for k, v in TABLE1_ROWS.items()}
-    t = {names[r["method"]]: {c: float(r[c]) for c in ("seed", "crf", "irn")}
-         for r in src.csv(f"{PHOTOS}/table1.csv") if r["method"] in names}
+    table = _table1_rows(src, f"{PHOTOS}/table1.csv")
+    t = {row: {c: float(r[c]) for c in ("seed", "crf", "irn")} for row, r in table.items()}
     oracle = _oracle(src)
     stats = {r["method"]: r for r in src.csv(f"{PHOTOS}/map_stats.csv")}
     matting = {"cam": "matlabel_cam", "recam": "matlabel_recam", "d2cam": "matlabel"}
@@ -395,20 +412,22 @@ def photos_findings(src: Sources) -> str:
              "threshold: " + "; ".join(moves) + ". Share of the trimap's foreground lying off the object (first "
              + f"{stats['cam']['images']} photos): " + ", ".join(f"{METHOD_NAMES[m]} {off[m]:.0f} %"
                                                              for m in ("cam", "recam", "d2cam") if m in off) + "."]
-    failures = {names[r["method"]]: r["matting_failures"] for r in src.csv(f"{PHOTOS}/table1.csv")
-                if r["method"] in names and r["matting_failures"] != DASH}
+    failures = {row: r["matting_failures"] for row, r in table.items() if r["matting_failures"] != DASH}
     lines.append("- **Images whose matting failed** (their seed falls back to the threshold label): "
-                 + ", ".join(f"{TABLE1_ROWS[m].split(' (')[0]} {v}" for m, v in failures.items()) + ".")
-    order = sorted((m for m in ("cam", "recam", "d2cam") if m in t), key=lambda m: -t[m]["seed"])
-    paper = "D2CAM > ReCAM > CAM (58.0 / 54.8 / 48.0)"
-    lines.append("- **Order of the map methods' seeds**: " + " > ".join(f"{TABLE1_ROWS[m]} {t[m]['seed']:.1f}"
-                                                                       for m in order) + f"; the paper's: {paper}.")
+                 + ", ".join(f"{_short(src, m)} {v}" for m, v in failures.items()) + ".")
+    map_methods = [m for m in ("cam", "recam", "d2cam") if m in t]
+    order = sorted(map_methods, key=lambda m: -t[m]["seed"])
+    paper = sorted(map_methods, key=lambda m: -TABLE1_PAPER[m]["seed"])
+    paper_seeds = " / ".join(f"{TABLE1_PAPER[m]['seed']:.1f}" for m in paper)
+    lines.append("- **Order of the map methods' seeds**: "
+                 + " > ".join(f"{_table1_labels(src)[m]} {t[m]['seed']:.1f}" for m in order) + "; the paper's: "
+                 + " > ".join(METHOD_NAMES[m] for m in paper) + f" ({paper_seeds}).")
     crf = {m: v["crf"] - v["seed"] for m, v in t.items()}
     irn = {m: v["irn"] - v["seed"] for m, v in t.items()}
     lines.append(f"- **Refinement**: CRF moves every row by at most {max(abs(x) for x in crf.values()):.1f} points ("
-                 + ", ".join(f"{TABLE1_ROWS[m].split(' (')[0]} {_signed(x)}" for m, x in crf.items()) + "). IRN, "
+                 + ", ".join(f"{_short(src, m)} {_signed(x)}" for m, x in crf.items()) + "). IRN, "
                  "retrained per row on its own labels for ~100 steps: "
-                 + ", ".join(f"{TABLE1_ROWS[m].split(' (')[0]} {_signed(x)}" for m, x in irn.items()) + ".")
+                 + ", ".join(f"{_short(src, m)} {_signed(x)}" for m, x in irn.items()) + ".")
     dp: dict[str, list[float]] = {}
     for r in src.csv(f"{PHOTOS}/curves.csv"):
         if r["model"].endswith("/irn") and r["term"] == "dp_fg":
@@ -416,7 +435,7 @@ def photos_findings(src: Sources) -> str:
     if dp:
         flat = [m for m, v in dp.items() if abs(v[-1] - v[0]) < 0.1]
         lines.append(f"- **IRN's foreground displacement loss** (`dp_fg`, first → last of {len(next(iter(dp.values())))} "
-                     "epochs; `curves.png`): " + ", ".join(f"{TABLE1_ROWS[m].split(' (')[0]} {v[0]:.2f} → {v[-1]:.2f}"
+                     "epochs; `curves.png`): " + ", ".join(f"{_short(src, m)} {v[0]:.2f} → {v[-1]:.2f}"
                                                            for m, v in dp.items())
                      + f". It barely moves for {len(flat)} of the {len(dp)} rows: at ~100 steps the displacement field "
                      "hardly trains, so the walk's instance cues are weak (a budget question, not measured further).")
@@ -439,15 +458,11 @@ def photos_table2(src: Sources) -> str:
     for r in src.csv(f"{PHOTOS_T2}/curves.csv"):
         if r["model"].endswith("/deeplab") and r["term"] == "total":
             loss.setdefault(r["model"].split("/")[1], []).append(float(r["value"]))
-    sys.path.insert(0, str(src.root))
-    from matlabel.tables import TABLE1_ROWS
-
-    names = {v: k for k, v in TABLE1_ROWS.items()}
-    out = []
+    keys = {label: key for key, label in _table1_labels(src).items()}
+    out, seen = [], set()
     for r in src.csv(f"{PHOTOS_T2}/table2.csv"):
-        v = loss.get(names.get(r["method"], ""))
-        val = r["val"] if not r["val"].startswith("not run") else r["val"].split(" (")[0]
-        out.append([r["method"], val, r["val_paper"],
+        v = loss.get(keys.get(r["method"], ""))
+        out.append([r["method"], short_not_run(r["val"], seen), r["val_paper"],
                     DASH if not v else f"{sum(v[:10]) / 10:.1f} → {sum(v[-10:]) / 10:.1f}"])
     return md_table(["method", "val mIoU", "paper (VOC val)", "DeepLab loss, first → last 10 iterations"], out)
 
@@ -554,8 +569,8 @@ def phi_vs_cam(src: Sources) -> str:
 
 def photos_matting_gain(src: Sources) -> str:
     """Mat-Label on the CAM's maps against the CAM's seed (table1.csv)."""
-    seed = {r["method"]: float(r["seed"]) for r in src.csv(f"{PHOTOS}/table1.csv")}
-    return f"{seed['Mat-Label w/ CAM (not in the paper)'] - seed['CAM']:.1f}"
+    rows = _table1_rows(src, f"{PHOTOS}/table1.csv")
+    return f"{float(rows['matlabel_cam']['seed']) - float(rows['cam']['seed']):.1f}"
 
 
 # --------------------------------------------------------------------------------- matting speed (bench/results/)
