@@ -52,7 +52,7 @@ def rows_for(methods, labeler: str | None = None) -> list[str]:
 @dataclass(frozen=True)
 class MattingConfig:
     """Config ``trimap`` + ``matting`` (paper Sec. 3.2.2; their values, the paper's, are config.yaml's:
-    ``from_config``; outside the workflow ``from_config(**matlabel.config.paper_config())``)."""
+    ``from_config`` of the workflow's config, or of ``matlabel.config.paper_config()`` outside it)."""
 
     eps_fg: float  # Eq. 9's thresholds
     eps_bg: float
@@ -67,8 +67,8 @@ class MattingConfig:
             raise ValueError(f"matting label_rule must be one of {LABEL_RULES}, got {self.label_rule!r}")
 
     @classmethod
-    def from_config(cls, trimap: dict, matting: dict, **_other_sections) -> MattingConfig:
-        """From config sections ``trimap`` and ``matting`` (the others ignored, so a whole config can be passed)."""
+    def from_config(cls, trimap: dict, matting: dict) -> MattingConfig:
+        """From config sections ``trimap`` and ``matting``."""
         matting = dict(matting)
         given = {k: matting.pop(k) for k in ("fg_threshold", "method", "label_rule")}
         return cls(eps_fg=trimap["eps_fg"], eps_bg=trimap["eps_bg"], solver=matting, **given)

@@ -108,7 +108,8 @@ def paper_matting(**fields):
     from matlabel.config import paper_config
     from matlabel.labels import MattingConfig
 
-    return replace(MattingConfig.from_config(**paper_config()), **fields)
+    paper = paper_config()
+    return replace(MattingConfig.from_config(paper["trimap"], paper["matting"]), **fields)
 
 
 def make_variable(name: str) -> list[str]:
