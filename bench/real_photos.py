@@ -213,15 +213,16 @@ def main(argv=None) -> None:
     curve_rows = curves(results)
     write_csv(out / "curves.csv", curve_rows)
     plot_curves(curve_rows, out / "curves.png")
-    jobs = job_seconds(wd)  # every job of the working directory (with --resume, the earlier runs' too)
+    seconds = job_seconds(wd)  # every job of the working directory (with --resume, the earlier runs' too)
+    busy = sum(seconds.values())
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     summary = {"root_name": root.name, "presets": presets, "resumed": args.resume, "targets": targets, "cores": args.cores,
                "check_s": round(check, 1), "wall_s": round(total, 1), "wall_min": round(total / 60, 1),
                "jobs": steps_done(wd),
                "finished": time.strftime("%Y-%m-%d %H:%M"), "commit": commit, **machine(),
-               "job_s": round(sum(jobs.values()), 1), "jobs_side_by_side": round(sum(jobs.values()) / total, 2) if total else None,
-               "job_s_by_rule": jobs, "map_stats": stats}
+               "job_s": round(busy, 1), "jobs_side_by_side": round(busy / total, 2) if total else None,
+               "job_s_by_rule": seconds, "map_stats": stats}
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(f"{' + '.join(targets)} on {root.name} in {total / 60:.1f} min on {args.cores} cores "
           f"({total / check:.0f}x the folder check); files in {out.relative_to(ROOT)}/")
