@@ -11,11 +11,14 @@ whatever the budget; if it does, the failure is in reaching it (φ's capacity on
 The gradient −∂L_d2/∂M at M = 0.5 on and off the object says which way the first steps push the maps.
 ``--fill mean`` reads N2 on masked features another way (not the paper's ⊗, an experiment): a masked-out cell
 takes F's per-channel mean over the image instead of 0, i.e. F ⊗ M + (1 − M) ⊗ mean(F).
-Prints one table; nothing is written.
+Prints one table; ``--out FILE`` adds (or replaces) this ``--fill``'s rows in a CSV (``fill, quantity, value, n``:
+L_d2 per map, then the gradient on and off the object and the share of pairs where it is larger on the object),
+which ``make docs`` renders into docs/real-photos.md (``bench/results/d2_landscape_photos.csv``).
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from pathlib import Path
 
@@ -51,6 +54,7 @@ def main(argv=None) -> None:
     ap.add_argument("--arch", default="efficientnet_lite0")
     ap.add_argument("--fill", choices=("zero", "mean"), default="zero",
                     help="masked-out cells of F: 0 (the paper's F ⊗ M) or F's per-channel mean over the image")
+    ap.add_argument("--out", type=Path, help="CSV to add this --fill's rows to (replacing earlier rows of it)")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     beta = paper_config()["d2cam"]["loss"]["beta"]
@@ -83,7 +87,8 @@ def main(argv=None) -> None:
                               else mean_filled_logits(model.decoupled_logits, feat, make(obj), pi, pc))
                 losses[name].append(float(d2_loss(y_fg, y_bg, pi, pc, lab, beta)))
         m = torch.full((1, num_fg, h, w), 0.5, requires_grad=True)
-        y_fg, y_bg = model.decoupled_logits(feat, m, pi, pc)
+        y_fg, y_bg = (model.decoupled_logits(feat, m, pi, pc) if args.fill == "zero"
+                      else mean_filled_logits(model.decoupled_logits, feat, m, pi, pc))
         d2_loss(y_fg, y_bg, pi, pc, lab, beta).backward()
         for c in classes:
             g, o = -m.grad[0, c - 1], obj[0, c - 1] > 0
@@ -96,6 +101,28 @@ def main(argv=None) -> None:
     g = np.array(grads)
     print(f"\n-dL_d2/dM at M = 0.5 (mean per cell): on the object {g[:, 0].mean():.2e}, off it {g[:, 1].mean():.2e}; "
           f"larger on the object for {np.mean(g[:, 0] > g[:, 1]):.0%} of {len(g)} (image, class) pairs")
+    if args.out:
+        rows = [(name, float(np.mean(vals)), len(vals)) for name, vals in losses.items()]
+        rows += [("grad on object", float(g[:, 0].mean()), len(g)), ("grad off object", float(g[:, 1].mean()), len(g)),
+                 ("share larger on object", float(np.mean(g[:, 0] > g[:, 1])), len(g))]
+        write_rows(args.out, args.fill, rows)
+
+
+FIELDS = ("fill", "quantity", "value", "n")
+
+
+def write_rows(path: Path, fill: str, rows) -> None:
+    """Replace ``fill``'s rows of the CSV at ``path`` (created if absent) by ``rows`` of (quantity, value, n)."""
+    kept = []
+    if path.exists():
+        with open(path, newline="", encoding="utf-8") as f:
+            kept = [r for r in csv.DictReader(f) if r["fill"] != fill]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, FIELDS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(kept)
+        w.writerows({"fill": fill, "quantity": q, "value": f"{v:.6g}", "n": n} for q, v, n in rows)
 
 
 def mean_filled_logits(decoupled_logits, feat: torch.Tensor, maps: torch.Tensor, pair_img, pair_cls):

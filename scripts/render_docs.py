@@ -567,6 +567,64 @@ def phi_vs_cam(src: Sources) -> str:
     return f"{_r(val[(True, 'layer2')])} against the CAM's {_r(val[(False, 'layer4')])}"
 
 
+LANDSCAPE = "bench/results/d2_landscape_photos.csv"
+LANDSCAPE_MAPS = {"all ones": "all ones", "uniform 0.5": "uniform 0.5", "uniform 0.2": "uniform 0.2",
+                  "object (hard)": "the true object (hard)", "object (0.1 / 0.9)": "the true object, 0.1 / 0.9",
+                  "complement of the object": "complement of the object"}
+
+
+def _landscape(src: Sources, fill: str) -> dict[str, dict]:
+    return {r["quantity"]: r for r in src.csv(LANDSCAPE) if r["fill"] == fill}
+
+
+def d2_landscape(src: Sources) -> str:
+    """Eq. 5 for hand-made maps, the paper's zero fill, lowest first (bench/d2_landscape.py --out)."""
+    rows = _landscape(src, "zero")
+    maps = sorted((q for q in LANDSCAPE_MAPS if q in rows), key=lambda q: float(rows[q]["value"]))
+    return md_table(["maps M_fg^c", "L_d2 (Eq. 5)"], [[LANDSCAPE_MAPS[q], f"{float(rows[q]['value']):.2f}"] for q in maps])
+
+
+def d2_landscape_photos(src: Sources) -> str:
+    return f"{_landscape(src, 'zero')['all ones']['n']} photos"
+
+
+def d2_landscape_minimum(src: Sources) -> str:
+    rows = _landscape(src, "zero")
+    return f"a map of ones scores {float(rows['all ones']['value']):.2f}, the true object {float(rows['object (hard)']['value']):.2f}"
+
+
+def d2_landscape_area(src: Sources) -> str:
+    rows = _landscape(src, "zero")
+    return f"{float(rows['object (hard)']['value']):.2f} vs {float(rows['uniform 0.2']['value']):.2f} at ~0.2"
+
+
+def d2_landscape_gradient(src: Sources) -> str:
+    rows = _landscape(src, "zero")
+    on, off = (float(rows[f"grad {w} object"]["value"]) for w in ("on", "off"))
+    share = rows["share larger on object"]
+    return (f"−∂L_d2/∂M at M = 0.5 is {on / off:.0f}× larger on the object than off it ({on:.1e} vs {off:.1e} per "
+            f"cell), larger on the object for {pct(float(share['value']))} of {share['n']} (image, class) pairs")
+
+
+def d2_landscape_fill_mean(src: Sources) -> str:
+    """The true object and the uniform 0.5 map under --fill mean against the zero fill."""
+    zero, mean = _landscape(src, "zero"), _landscape(src, "mean")
+    obj0, obj1 = (float(d["object (hard)"]["value"]) for d in (zero, mean))
+    uni0, uni1 = (float(d["uniform 0.5"]["value"]) for d in (zero, mean))
+    side = "below" if obj1 < uni1 else "still above"
+    return (f"the true object's L_d2 moves from {obj0:.2f} to {obj1:.2f}, {side} the uniform 0.5 map's {uni1:.2f} "
+            f"(with the paper's zero fill {uni0:.2f}, {'ahead of' if uni0 < obj0 else 'behind'} the object)")
+
+
+def d2_landscape_vs_lma(src: Sources) -> str:
+    """L_ma's per-cell gradient as a sum (γ2 (1 + λ)) against L_d2's on the object (γ1 × the landscape's gradient)."""
+    loss = src.yaml("config.yaml")["d2cam"]["loss"]
+    lma = loss["gamma_ma"] * (1 + loss["lam"])
+    on = float(_landscape(src, "zero")["grad on object"]["value"])
+    return (f"L_ma's gradient (γ2 (1 + λ) = {lma:.1f} per cell) outweighs L_d2's (γ1 × {on:.2g} ≈ "
+            f"{loss['gamma_d2'] * on:.2g} per cell on the object, above) by {lma / (loss['gamma_d2'] * on):.0f}×")
+
+
 def photos_matting_gain(src: Sources) -> str:
     """Mat-Label on the CAM's maps against the CAM's seed (table1.csv)."""
     rows = _table1_rows(src, f"{PHOTOS}/table1.csv")
@@ -767,6 +825,13 @@ REGIONS = {
     "recam-readings": recam_readings,
     "phi-capacity": phi_capacity,
     "phi-vs-cam": phi_vs_cam,
+    "d2-landscape": d2_landscape,
+    "d2-landscape-photos": d2_landscape_photos,
+    "d2-landscape-minimum": d2_landscape_minimum,
+    "d2-landscape-area": d2_landscape_area,
+    "d2-landscape-gradient": d2_landscape_gradient,
+    "d2-landscape-fill-mean": d2_landscape_fill_mean,
+    "d2-landscape-vs-lma": d2_landscape_vs_lma,
     "photos-map-stats": photos_map_stats,
     "matting-sweep": matting_sweep,
     "matting-speed": matting_speed,

@@ -1,4 +1,4 @@
-"""bench/real_photos.py's run facts: the job count from Snakemake's log and the job seconds per rule."""
+"""bench/real_photos.py's run facts (the job count from Snakemake's log, the job seconds per rule) and bench/d2_landscape.py's CSV."""
 import sys
 from pathlib import Path
 
@@ -27,3 +27,16 @@ def test_job_seconds_sum_each_rules_benchmarks(tmp_path):
     (bench / "train_irn" / "recam.tsv").write_text(header + "50.25\t0:00:50\t1\n")
     (bench / "prepare_folder.tsv").write_text(header + "2.0\t0:00:02\t1\n")
     assert real_photos.job_seconds(tmp_path) == {"train_irn": 150.8, "prepare_folder": 2.0}
+
+
+def test_d2_landscape_rows_replace_only_their_fill(tmp_path):
+    import csv
+
+    import d2_landscape
+    out = tmp_path / "sub" / "landscape.csv"
+    d2_landscape.write_rows(out, "zero", [("all ones", 1.5, 4), ("grad on object", 0.25, 3)])
+    d2_landscape.write_rows(out, "mean", [("all ones", 2.0, 4)])
+    d2_landscape.write_rows(out, "zero", [("all ones", 1.25, 5)])
+    with open(out, newline="") as f:
+        rows = [(r["fill"], r["quantity"], float(r["value"]), int(r["n"])) for r in csv.DictReader(f)]
+    assert rows == [("mean", "all ones", 2.0, 4), ("zero", "all ones", 1.25, 5)]
