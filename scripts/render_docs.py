@@ -121,6 +121,73 @@ def demo_table1(src: Sources) -> str:
                      for r in rows])
 
 
+def _demo_eval(src: Sources, row: str, stage: str) -> dict:
+    """A demo row's score at a stage: its labels' eval.json, or for a map method's seed its maps' (matlabel.paths)."""
+    sys.path.insert(0, str(src.root))
+    from matlabel.paths import pattern
+    try:
+        return src.json(pattern("labels_eval", dataset=DEMO, row=row, stage=stage))
+    except Missing:
+        if stage != "seed":
+            raise
+        return src.json(pattern("maps_eval", dataset=DEMO, method=row))
+
+
+def demo_class_iou(src: Sources) -> str:
+    """Per-class IoU of every Table 1 row at each stage on the demo (each row's eval.json), classes present only."""
+    sys.path.insert(0, str(src.root))
+    from matlabel.tables import STAGE_NAMES
+    rows = _table1_rows(src, f"results/{DEMO}/table1.csv")
+    evals = {(row, st): _demo_eval(src, row, st) for row in rows for st in STAGE_NAMES}
+    first = next(iter(evals.values()))["iou"]
+    classes = [c for c in first if any(e["iou"].get(c) is not None for e in evals.values())]
+    out = [[_short(src, row), STAGE_NAMES[st], *(DASH if e["iou"][c] is None else f"{e['iou'][c]:.0f}"
+                                                          for c in classes), f"{e['miou']:.1f}"]
+           for (row, st), e in evals.items()]
+    return md_table(["row", "labels", *classes, "mIoU"], out)
+
+
+def _demo_table1(src: Sources) -> dict[str, dict[str, float]]:
+    return {row: {c: float(r[c]) for c in ("seed", "crf", "irn")}
+            for row, r in _table1_rows(src, f"results/{DEMO}/table1.csv").items()}
+
+
+def _gain(x: float) -> str:
+    return "0.0" if round(x, 1) == 0 else _signed(x)
+
+
+def demo_seeds_vs_floor(src: Sources) -> str:
+    """D2CAM's and Mat-Label's seeds against the floor (table1.csv)."""
+    sys.path.insert(0, str(src.root))
+    from matlabel.tables import FLOOR_ROW
+    t = _demo_table1(src)
+    floor = float(next(r for r in src.csv(f"results/{DEMO}/table1.csv") if r["method"] == FLOOR_ROW)["seed"])
+    return (f"D2CAM's maps ({t['d2cam']['seed']:.1f}, {_signed(t['d2cam']['seed'] - floor)} against the floor) and "
+            f"Mat-Label on D2CAM's trimaps ({t['matlabel']['seed']:.1f}, {_signed(t['matlabel']['seed'] - floor)})")
+
+
+def demo_gains(stage: str):
+    """Each Table 1 row's stage against its seed, in the table's order (table1.csv)."""
+    return lambda src: ", ".join(_gain(r[stage] - r["seed"]) for r in _demo_table1(src).values())
+
+
+def demo_sweep_peaks(src: Sources) -> str:
+    """Where the CAM's and ReCAM's threshold sweeps peak (their maps' eval.json), an oracle choice."""
+    peaks = {m: _demo_eval(src, m, "seed") for m in ("cam", "recam")}
+    return " and ".join(f"{e['best_miou']:.1f} ({METHOD_NAMES[m]}) at {e['best_threshold']:.2f}" for m, e in peaks.items())
+
+
+def demo_gallery_scores(src: Sources) -> str:
+    """The gallery's images (its worst-first PNGs): each row's mean per-image seed mIoU, and how often Mat-Label's beats D2CAM's."""
+    shown = len(list(src.path(f"results/{DEMO}/gallery").glob("*.png")))  # scores.csv ranks every image
+    rows = src.csv(f"results/{DEMO}/gallery/scores.csv")[:shown]
+    keys = [k for k in rows[0] if k not in ("rank", "image", "score")]
+    means = ", ".join(f"{sum(float(r[k]) for r in rows) / len(rows):.1f} ({_short(src, k)})" for k in keys)
+    wins = sum(float(r["matlabel"]) > float(r["d2cam"]) for r in rows)
+    return (f"the gallery's {len(rows)} worst images average a per-image seed mIoU of {means}; Mat-Label's seed "
+            f"beats D2CAM's on {wins} of them")
+
+
 def demo_matting_failures(src: Sources) -> str:
     """Table 1's matting_failures column in words."""
     rows = [r for r in src.csv(f"results/{DEMO}/table1.csv") if r.get("matting_failures", DASH) != DASH]
@@ -143,6 +210,16 @@ def demo_table4(src: Sources) -> str:
     """Table 4 (the D2CAM loss ablation) of the demo (results/synthetic/table4.csv)."""
     rows = src.csv(f"results/{DEMO}/table4.csv")
     return md_table(["variant", "demo (ours)", "paper (VOC)"], [[r["variant"], r["miou"], r["miou_paper"]] for r in rows])
+
+
+def demo_table4_moves(src: Sources) -> str:
+    """What L_ma against L_area and adding L_oe do to the seed, ours beside the paper's (table4.csv's last rows)."""
+    rows = src.csv(f"results/{DEMO}/table4.csv")
+    ours, paper = ([float(r[k]) for r in rows] for k in ("miou", "miou_paper"))
+    area, ma, oe = ours[-3] - ours[-4], ours[-2] - ours[-4], ours[-1] - ours[-2]  # rows: ..., +L_area, +L_ma, +L_oe
+    order = "the paper's order" if (ma > area) == (paper[-2] > paper[-3]) else "against the paper's order"
+    return (f"L_ma scores {'above' if ma > area else 'below'} L_area ({_signed(ma - area)}), {order}; L_oe moves the "
+            f"seed by {_signed(oe)} (the paper: {_signed(paper[-1] - paper[-2])})")
 
 
 def demo_table5(src: Sources) -> str:
@@ -795,8 +872,15 @@ def crf_presets(src: Sources) -> str:
 REGIONS = {
     "demo-table1": demo_table1,
     "demo-matting-failures": demo_matting_failures,
+    "demo-class-iou": demo_class_iou,
+    "demo-seeds-vs-floor": demo_seeds_vs_floor,
+    "demo-crf-gains": demo_gains("crf"),
+    "demo-irn-gains": demo_gains("irn"),
+    "demo-sweep-peaks": demo_sweep_peaks,
+    "demo-gallery-scores": demo_gallery_scores,
     "demo-table2": demo_table2,
     "demo-table4": demo_table4,
+    "demo-table4-moves": demo_table4_moves,
     "demo-table5": demo_table5,
     "demo-table5-facts": demo_table5_facts,
     "demo-eps": demo_eps,

@@ -3,6 +3,7 @@ with the committed measurements (bench/results/, the configs). The demo's result
 are tested on small fixture tables here, and a region whose source is absent is left as it is."""
 import csv
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -130,3 +131,47 @@ def test_timings_file_names_its_sources():
     rows = list(csv.DictReader(open(ROOT / rd.TIMINGS, encoding="utf-8")))
     assert rows and all(r["source"] and r["date"] and r["commit"] and r["unit"] for r in rows)
     assert {"make_demo", "make_test", "make_check"} <= {r["what"] for r in rows}
+
+
+def test_demo_column_notes_from_table1_evals_and_gallery(demo):
+    """The Table 1 notes: gains per row, seeds against the floor, per-class IoU from each row's eval.json (a map
+    method's seed from its maps'), the sweep peaks, the gallery's means and Table 4's moves."""
+    res = demo.results / rd.DEMO
+    write_csv(res / "table1.csv", [
+        dict(method=m, seed=s, crf=c, irn=i, seed_paper="—", crf_paper="—", irn_paper="—")
+        for m, s, c, i in [("All background (floor)", "12.7", "12.7", "12.7"), ("CAM", "11.3", "10.8", "10.2"),
+                           ("D2CAM only", "17.8", "19.9", "19.0"), ("Mat-Label", "17.3", "17.3", "19.1")]])
+    assert rd.demo_gains("crf")(demo) == "−0.5, +2.1, 0.0"
+    assert rd.demo_gains("irn")(demo) == "−1.1, +1.2, +1.8"
+    assert rd.demo_seeds_vs_floor(demo) == ("D2CAM's maps (17.8, +5.1 against the floor) and Mat-Label on D2CAM's "
+                                            "trimaps (17.3, +4.6)")
+
+    def ev(path, miou, car, best=None):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"miou": miou, "iou": {"background": 50.0, "car": car, "dog": None},
+                                    "best_miou": best or miou, "best_threshold": 0.6}))
+    for m, v in (("cam", 11.3), ("d2cam", 17.8), ("recam", 7.0)):
+        ev(res / "maps" / m / "eval.json", v, 10.0, best=v + 10)
+    for row in ("cam", "d2cam", "matlabel"):
+        for st in ("crf", "irn") + (("seed",) if row == "matlabel" else ()):
+            ev(res / "rows" / row / st / "eval.json", 15.0, 24.4)
+    t = rd.demo_class_iou(demo).splitlines()
+    assert t[0] == "| row | labels | background | car | mIoU |"  # dog: no row scored it
+    assert t[2] == "| CAM | Seed | 50 | 10 | 11.3 |" and t[3] == "| CAM | w/ CRF | 50 | 24 | 15.0 |"
+    assert len(t) == 2 + 3 * 3 and t[-3] == "| Mat-Label | Seed | 50 | 24 | 15.0 |"
+    assert rd.demo_sweep_peaks(demo) == "21.3 (CAM) at 0.60 and 17.0 (ReCAM) at 0.60"
+
+    (res / "gallery").mkdir()
+    for i in (1, 2):
+        (res / "gallery" / f"0{i}_x.png").write_bytes(b"")
+    write_csv(res / "gallery" / "scores.csv", [
+        dict(rank=r, image=f"x{r}", score=1, cam=c, d2cam=d, matlabel=m)
+        for r, c, d, m in [(1, 2.0, 10.0, 20.0), (2, 4.0, 30.0, 20.0), (3, 90.0, 90.0, 99.0)]])
+    assert rd.demo_gallery_scores(demo) == ("the gallery's 2 worst images average a per-image seed mIoU of 3.0 (CAM), "
+                                            "20.0 (D2CAM only), 20.0 (Mat-Label); Mat-Label's seed beats D2CAM's on "
+                                            "1 of them")
+    write_csv(res / "table4.csv", [dict(variant=v, miou=o, miou_paper=p) for v, o, p in [
+        ("CAM", 11.3, 48.0), ("L_d2", 6.3, 53.7), ("L_d2 + L_area", 15.2, 50.4), ("L_d2 + L_ma", 20.1, 56.8),
+        ("L_d2 + L_ma + L_oe", 17.8, 58.0)]])
+    assert rd.demo_table4_moves(demo) == ("L_ma scores above L_area (+4.9), the paper's order; L_oe moves the seed by "
+                                          "−2.3 (the paper: +1.2)")
