@@ -851,6 +851,72 @@ def node_projection_summary(src: Sources) -> str:
             f"{big['gpus']} GPUs + {big['cores']} cores, the Mat-Label row alone {row['minutes']:.0f} min on 1 GPU")
 
 
+CRITICAL_JOBS = {"train_classifier": "D2CAM training", "export_cams": "export", "matting_labels": "matting of one shard",
+                 "ir_labels": "its confident regions", "train_irn": "IRN", "random_walk": "walk",
+                 "train_deeplab": "DeepLab-v2", "evaluate_deeplab": "evaluation with its CRFs"}
+WORK_RULES = {"ir_labels": "the confident regions", "matting_labels": "the matting", "crf_labels": "Table 1's CRF column",
+              "train_deeplab": "DeepLab-v2 training", "evaluate_deeplab": "DeepLab-v2's evaluation", "random_walk": "the walks",
+              "train_irn": "IRN", "export_cams": "the map export", "train_classifier": "the three classifiers"}
+
+
+def _critical_jobs(d: dict) -> str:
+    """The critical path's jobs with their minutes, the zero-minute ones (download, tables) left out."""
+    parts = []
+    for j in d["critical_path"]["jobs"]:
+        rule = j["job"].split("(")[0]
+        if rule in CRITICAL_JOBS:
+            parts.append(f"{CRITICAL_JOBS[rule]} {j['minutes']:.1f}")
+    return ", ".join(parts)
+
+
+def node_projection_row(src: Sources) -> str:
+    """The Mat-Label row alone: serial sum, list-scheduled under both accountings, critical path."""
+    d = src.json(PROJECTION)
+    c = d["chain"]
+    one, acc = c["list_scheduled_1gpu"], c["list_scheduled_1gpu_voc_scale_accounting"]
+    card = d["device"].replace("NVIDIA ", "")
+    return (f"{c['jobs']} jobs, {one['gpus']} GPU + {one['cores']} cores: `voc_scale.py`'s serial sum recomputed from "
+            f"the DAG's jobs is {c['serial_minutes']:.1f} min (the {card} JSON's own "
+            f"{c['voc_scale_projected_minutes']:.1f} min spread the evaluation's CRFs over {one['cores']} cores; a test "
+            f"recomputes it with the job's workers). List-scheduled as the jobs run: {acc['minutes']:.1f} min with one "
+            f"CRF per confident image as `voc_scale.py` counts it, {one['minutes']:.1f} min with the code's two; its "
+            f"critical path is {c['critical_path_minutes']:.1f} min")
+
+
+def node_projection_work(src: Sources) -> str:
+    """All of Tables 1 + 2: GPU and CPU work, the critical path's jobs, the work per rule."""
+    d = src.json(PROJECTION)
+    w = d["work"]
+    cpu = sorted(((k.split(" ")[0], v) for k, v in w["by_rule"].items() if "core-min" in k), key=lambda kv: -kv[1])
+    gpu = sorted(((k.split(" ")[0], v) for k, v in w["by_rule"].items() if "GPU-min" in k), key=lambda kv: -kv[1])
+
+    def fmt(v):
+        return f"{v:.0f}" if v >= 100 else f"{v:.1f}"
+    return (f"{w['gpu_job_minutes']:.0f} minutes of GPU jobs, {w['cpu_job_core_minutes']:,.0f} core-minutes of CPU "
+            f"jobs, and a critical path of {d['critical_path']['minutes']:.1f} min (the Mat-Label row: "
+            f"{_critical_jobs(d)}). Of the CPU work, " + ", ".join(f"{WORK_RULES[r]} {fmt(v)}" for r, v in cpu)
+            + " core-minutes; of the GPU jobs' minutes, " + ", ".join(f"{WORK_RULES[r]} {fmt(v)}" for r, v in gpu))
+
+
+def node_projection_one_gpu(src: Sources) -> str:
+    """On one GPU (fifo): the wall time against the GPU work, the card's idle minutes, the CPU work beside GPU jobs."""
+    d = src.json(PROJECTION)
+    one = min((s for s in d["scenarios"] if s["order"] == "fifo"), key=lambda s: (s["gpus"], s["cores"]))
+    return (f"{one['minutes']:.0f} min against a bound of {d['work']['gpu_job_minutes']:.0f} (the GPU work): the card "
+            f"waits {one['minutes_no_gpu_job_running']:.0f} minutes")
+
+
+def node_projection_shards64(src: Sources) -> str:
+    """The same projection with 64 shards on the largest node (node_projection_h200_shards64.json)."""
+    d = src.json(PROJECTION.replace(".json", "_shards64.json"))
+    big = max(d["scenarios"], key=lambda s: (s["gpus"], s["cores"]))
+    runs = {s["order"]: s["minutes"] for s in d["scenarios"] if (s["gpus"], s["cores"]) == (big["gpus"], big["cores"])}
+    dl = {j["job"].split("(")[0]: j["minutes"] for j in d["critical_path"]["jobs"]}
+    return (f"projects {runs['fifo']:.1f} min (fifo) / {runs['critical']:.1f} min on {big['gpus']} GPUs + "
+            f"{big['cores']} cores, critical path {d['critical_path']['minutes']:.1f} min, of which DeepLab-v2's "
+            f"training is {dl['train_deeplab']:.1f} and its evaluation {dl['evaluate_deeplab']:.1f}")
+
+
 def crf_presets(src: Sources) -> str:
     """The CRF presets of ``matlabel.crf.PRESETS``, the default from config.yaml's ``crf.preset``."""
     sys.path.insert(0, str(src.root))
@@ -925,6 +991,10 @@ REGIONS = {
     "crf-presets": crf_presets,
     "node-projection": node_projection,
     "node-projection-summary": node_projection_summary,
+    "node-projection-row": node_projection_row,
+    "node-projection-work": node_projection_work,
+    "node-projection-one-gpu": node_projection_one_gpu,
+    "node-projection-shards64": node_projection_shards64,
 }
 
 
