@@ -175,3 +175,38 @@ def test_demo_column_notes_from_table1_evals_and_gallery(demo):
         ("L_d2 + L_ma + L_oe", 17.8, 58.0)]])
     assert rd.demo_table4_moves(demo) == ("L_ma scores above L_area (+4.9), the paper's order; L_oe moves the seed by "
                                           "−2.3 (the paper: +1.2)")
+
+
+def test_node_projection_prose_from_its_json(tmp_path):
+    """The projection's prose: the row alone, the work by rule (largest first), one GPU's idle time, 64 shards."""
+    sc = [dict(gpus=g, cores=c, order=o, minutes=m, minutes_no_gpu_job_running=idle)
+          for g, c, o, m, idle in [(1, 16, "fifo", 216.9, 54.3), (1, 16, "critical", 225.9, 60.0),
+                                   (8, 128, "fifo", 62.1, 3.1), (8, 128, "critical", 61.0, 3.0)]]
+    path = [{"job": "prepare_voc12", "minutes": 0.0}, {"job": "train_classifier(method d2cam)", "minutes": 4.2},
+            {"job": "train_deeplab(row matlabel)", "minutes": 34.0},
+            {"job": "evaluate_deeplab(row matlabel)", "minutes": 2.0}]
+    d = {"device": "NVIDIA H200", "scenarios": sc, "critical_path": {"minutes": 40.2, "jobs": path},
+         "chain": {"jobs": 76, "serial_minutes": 65.33, "voc_scale_projected_minutes": 64.6,
+                   "critical_path_minutes": 40.2, "list_scheduled_1gpu": {"gpus": 1, "cores": 16, "minutes": 68.43},
+                   "list_scheduled_1gpu_voc_scale_accounting": {"minutes": 65.32}},
+         "work": {"gpu_job_minutes": 162.6, "cpu_job_core_minutes": 1110.6,
+                  "by_rule": {"matting_labels (core-min)": 364.0, "ir_labels (core-min)": 497.7,
+                              "train_irn (GPU-min)": 15.04, "train_deeplab (GPU-min)": 102.0}}}
+    out = tmp_path / rd.PROJECTION
+    out.parent.mkdir(parents=True)
+    out.write_text(json.dumps(d))
+    out.with_name(out.stem + "_shards64.json").write_text(json.dumps({**d, "critical_path": {"minutes": 36.0,
+                                                                                               "jobs": path}}))
+    src = rd.Sources(root=tmp_path)
+    assert rd.node_projection_row(src).startswith("76 jobs, 1 GPU + 16 cores: `voc_scale.py`'s serial sum recomputed "
+                                                  "from the DAG's jobs is 65.3 min (the H200 JSON's own 64.6 min")
+    assert rd.node_projection_row(src).endswith("65.3 min with one CRF per confident image as `voc_scale.py` counts "
+                                                "it, 68.4 min with the code's two; its critical path is 40.2 min")
+    assert rd.node_projection_work(src) == (
+        "163 minutes of GPU jobs, 1,111 core-minutes of CPU jobs, and a critical path of 40.2 min (the Mat-Label row: "
+        "D2CAM training 4.2, DeepLab-v2 34.0, evaluation with its CRFs 2.0). Of the CPU work, the confident regions "
+        "498, the matting 364 core-minutes; of the GPU jobs' minutes, DeepLab-v2 training 102, IRN 15.0")
+    assert rd.node_projection_one_gpu(src) == "217 min against a bound of 163 (the GPU work): the card waits 54 minutes"
+    assert rd.node_projection_shards64(src) == ("projects 62.1 min (fifo) / 61.0 min on 8 GPUs + 128 cores, critical "
+                                                "path 36.0 min, of which DeepLab-v2's training is 34.0 and its "
+                                                "evaluation 2.0")
