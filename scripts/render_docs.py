@@ -609,6 +609,34 @@ def d2cam_readings_range(src: Sources) -> str:
     return f"{_r(min(seeds))}–{_r(max(seeds))}"
 
 
+def d2cam_readings_gap(src: Sources) -> str:
+    """How far the best D2CAM reading stays below the CAM's seed on the photos, and which reading it is."""
+    rows = _budget_rows(src, D2CAM_READINGS)
+    best = max(rows, key=lambda r: float(r["miou"]))
+    cam = float(_table1_rows(src, f"{PHOTOS}/table1.csv")["cam"]["seed"])
+    gap = math.floor(cam - float(best["miou"]))
+    return (f"stays {gap} or more points below the CAM's {cam:.1f} (the best: "
+            f"{D2CAM_READINGS[best['run']]}, {_r(best['miou'])})")
+
+
+def d2cam_readings_best(src: Sources) -> str:
+    return _r(max(float(r["miou"]) for r in _budget_rows(src, D2CAM_READINGS)))
+
+
+def d2cam_layer3_move(src: Sources) -> str:
+    """F one stage deeper against the paper's F, both 176 steps from the CAM."""
+    rows = {r["run"]: r for r in _budget_rows(src, D2CAM_READINGS)}
+    a, b = rows["d2cam/cam/176"], rows["d2cam/cam/176/_split=layer3"]
+    return (f"raises the precision of the foreground from {_r(a['fg_precision'], 2)} to {_r(b['fg_precision'], 2)} "
+            f"and lowers L_d2 from {_r(a['loss_d2'], 2)} to {_r(b['loss_d2'], 2)}, but the foreground shrinks to "
+            f"{pct(float(b['fg_share']))} of the pixels and the seed goes from {_r(a['miou'])} to {_r(b['miou'])}")
+
+
+def d2cam_fill_mean_seed(src: Sources) -> str:
+    r = {r["run"]: r for r in _budget_rows(src, D2CAM_READINGS)}["d2cam/cam/176/_fill=mean"]
+    return f"{r['steps']} steps, the seed is {_r(r['miou'])}"
+
+
 def recam_readings(src: Sources) -> str:
     """The ReCAM recipes retrained on the photos (bench/results/classifier_budget_photos.csv)."""
     out = []
@@ -700,6 +728,21 @@ def d2_landscape_vs_lma(src: Sources) -> str:
     on = float(_landscape(src, "zero")["grad on object"]["value"])
     return (f"L_ma's gradient (γ2 (1 + λ) = {lma:.1f} per cell) outweighs L_d2's (γ1 × {on:.2g} ≈ "
             f"{loss['gamma_d2'] * on:.2g} per cell on the object, above) by {lma / (loss['gamma_d2'] * on):.0f}×")
+
+
+def _phi(src: Sources, split: str, stage: str) -> str:
+    return next(_r(r["miou"]) for r in src.csv(PHI) if r["split"] == split and r["stage"] == stage
+                and r["maps"].startswith("phi"))
+
+
+def phi_memorised(src: Sources) -> str:
+    """φ on the paper's F scored on the photos it was fitted to."""
+    return _phi(src, "train", "layer2")
+
+
+def phi_layer3(src: Sources) -> str:
+    """φ one stage deeper, on held-out photos."""
+    return _phi(src, "val", "layer3")
 
 
 def photos_matting_gain(src: Sources) -> str:
@@ -973,6 +1016,12 @@ REGIONS = {
     "d2cam-readings": d2cam_readings,
     "d2cam-readings-range": d2cam_readings_range,
     "recam-readings": recam_readings,
+    "d2cam-readings-gap": d2cam_readings_gap,
+    "d2cam-readings-best": d2cam_readings_best,
+    "d2cam-layer3-move": d2cam_layer3_move,
+    "d2cam-fill-mean-seed": d2cam_fill_mean_seed,
+    "phi-memorised": phi_memorised,
+    "phi-layer3": phi_layer3,
     "phi-capacity": phi_capacity,
     "phi-vs-cam": phi_vs_cam,
     "d2-landscape": d2_landscape,
