@@ -241,6 +241,13 @@ def demo_table5_facts(src: Sources) -> str:
     return f"unknown share {share} of the pixels; every cell's `failures` column: {fail} to the threshold seed"
 
 
+def demo_table5_spread(src: Sources) -> str:
+    """How far apart Table 5's cells land (seed and CRF columns)."""
+    rows = src.csv(f"results/{DEMO}/table5.csv")
+    spread = max(max(float(r[c]) for r in rows) - min(float(r[c]) for r in rows) for c in ("seed", "crf"))
+    return f"lands within {spread:.1f} points"
+
+
 METHOD_NAMES = {"cam": "CAM", "recam": "ReCAM", "d2cam": "D2CAM"}
 
 
@@ -992,6 +999,7 @@ REGIONS = {
     "demo-table4-moves": demo_table4_moves,
     "demo-table5": demo_table5,
     "demo-table5-facts": demo_table5_facts,
+    "demo-table5-spread": demo_table5_spread,
     "demo-eps": demo_eps,
     "demo-gallery-time": demo_gallery_time,
     "demo-steps": demo_steps,

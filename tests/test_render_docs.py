@@ -73,6 +73,7 @@ def test_demo_tables_from_fixture_files(demo):
     assert t5[0] == "| matting | fg threshold | bg layer |"
     assert t5[2] == "| KNN (the paper) | 17.3 / 17.9, 0.095 s | 17.3 / 17.9, 0.104 s |"
     assert t5[3] == "| closed-form | 17.5 / 18.1, 0.037 s |  |"
+    assert rd.demo_table5_spread(demo) == "lands within 0.2 points"
     assert rd.demo_table5_facts(demo) == ("unknown share 7.3% of the pixels; every cell's `failures` column: "
                                           "0 of 96 images fell back to the threshold seed")
     assert rd.demo_eps(demo) == ("over ε_fg 0.5–0.9 × ε_bg 0.05–0.35, Mat-Label's seed moves from D2CAM's maps by "
