@@ -28,6 +28,7 @@ times ``NOISE_FACTOR`` and its last loss agrees to ``LOSS_RTOL``; each flag alon
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -99,7 +100,8 @@ def deeplab_once(manifest, out: Path, arch: str, speed: Speed | None = None) -> 
     from matlabel import deeplab as dl
     from matlabel.deeplab.data import SegDataset
 
-    cfg = dl.SegConfig(iterations=8, batch_size=10, accumulate=1, crop=161, checkpoint_every=1000)
+    cfg = dataclasses.replace(dl.SegConfig.from_mapping(paper_config()["deeplab"]["train"]), iterations=8,
+                              batch_size=10, accumulate=1, crop=161, checkpoint_every=1000)
     # BN trained here: a from-scratch ResNet-101 with frozen (identity) BN overflows to NaN in a few steps;
     # the recipe's frozen BN needs ImageNet weights, which the GPU machines here cannot download
     model = dl.DeepLabV2(21, arch=arch, weights="none", freeze_bn=False, seed=0)

@@ -112,6 +112,16 @@ def paper_matting(**fields):
     return replace(MattingConfig.from_config(paper["trimap"], paper["matting"]), **fields)
 
 
+def paper_seg(**fields):
+    """The SegConfig of config.yaml's ``deeplab.train`` (deeplab-pytorch's VOC recipe), ``fields`` replaced."""
+    from dataclasses import replace
+
+    from matlabel.config import paper_config
+    from matlabel.deeplab import SegConfig
+
+    return replace(SegConfig.from_mapping(paper_config()["deeplab"]["train"]), **fields)
+
+
 def make_variable(name: str) -> list[str]:
     """The words of the Makefile's variable ``name``, as make expands it."""
     proc = subprocess.run(["make", "-s", "--no-print-directory", "-f", "Makefile",

@@ -14,6 +14,8 @@ from torch import nn
 import matlabel.deeplab as dl
 import matlabel.deeplab.export
 import matlabel.deeplab.infer
+from helpers import ROOT, paper_seg
+from matlabel.config import check_files
 from matlabel.datasets.layout import VOC_CLASSES, load_manifest, write_manifest, write_split
 from matlabel.io import read_image, read_label_png, voc_palette, write_label_png
 from matlabel.deeplab.data import SegDataset, augment
@@ -144,17 +146,22 @@ def test_msc_loss_sums_the_outputs_and_ignores_255():
     assert float(empty["total"]) == 0.0  # not NaN
 
 
-def test_recipes_are_the_reference_numbers():
-    voc = dl.RECIPES["voc12"]
-    assert (voc.iterations, voc.batch_size, voc.accumulate, voc.crop, voc.lr, voc.momentum, voc.weight_decay,
-            voc.poly_power, voc.poly_every) == (20000, 5, 2, 321, 2.5e-4, 0.9, 5e-4, 0.9, 10)
+def test_the_recipes_come_from_the_configs():
+    """config.yaml's deeplab.train is deeplab-pytorch's configs/voc12.yaml in one pass (batch 10 = 5 x 2);
+    config/coco14.yaml changes only what the COCO recipe changes (LPCAM: 100k iterations, lr 2e-4)."""
+    voc = paper_seg()
+    assert (voc.iterations, voc.batch_size * voc.accumulate, voc.crop, voc.lr, voc.momentum, voc.weight_decay,
+            voc.poly_power, voc.poly_every) == (20000, 10, 321, 2.5e-4, 0.9, 5e-4, 0.9, 10)
     assert voc.scales == (0.5, 0.75, 1.0, 1.25, 1.5) and voc.msc_scales == (0.5, 0.75)
-    assert dl.RECIPES["coco14"].iterations == 100000 and dl.RECIPES["coco14"].lr == 2e-4
-    assert dl.SegConfig.from_mapping({"scales": [1, 2]}).scales == (1.0, 2.0)
+    coco = dl.SegConfig.from_mapping(check_files([ROOT / "config" / "coco14.yaml"])["deeplab"]["train"])
+    assert dataclasses.replace(voc, iterations=100000, lr=2e-4) == coco
+    assert dl.SegConfig.from_mapping({**dataclasses.asdict(voc), "scales": [1, 2]}).scales == (1.0, 2.0)
     with pytest.raises(ValueError, match="unknown"):
-        dl.SegConfig.from_mapping({"iters": 3})
+        dl.SegConfig.from_mapping({**dataclasses.asdict(voc), "iters": 3})
+    with pytest.raises(ValueError, match=r"\['lr'\] missing"):
+        dl.SegConfig.from_mapping({k: v for k, v in dataclasses.asdict(voc).items() if k != "lr"})
     with pytest.raises(ValueError, match="accumulate"):
-        dl.SegConfig(accumulate=0)
+        dataclasses.replace(voc, accumulate=0)
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -243,7 +250,7 @@ class RecordingData(torch.utils.data.Dataset):
 
 
 def test_poly_every_10_and_accumulation_consume_the_data_in_seeded_epochs(tmp_path):
-    cfg = dl.SegConfig(iterations=25, batch_size=2, accumulate=3, lr=0.1, poly_every=10, checkpoint_every=100)
+    cfg = paper_seg(iterations=25, batch_size=2, accumulate=3, lr=0.1, poly_every=10, checkpoint_every=100)
     data = RecordingData(5)
     history = dl.train_deeplab(TinyNet(), data, cfg, CPU, tmp_path / "m.pt")
     lrs = [h["lr"] for h in history]
@@ -269,7 +276,7 @@ class EpochData(RecordingData):
 def test_worker_processes_see_the_epoch(tmp_path):
     weights = []
     for workers in (0, 1):
-        cfg = dl.SegConfig(iterations=6, batch_size=2, accumulate=1, lr=0.1, num_workers=workers)
+        cfg = paper_seg(iterations=6, batch_size=2, accumulate=1, lr=0.1, num_workers=workers)
         torch.manual_seed(0)
         model = TinyNet()
         dl.train_deeplab(model, EpochData(4), cfg, CPU, tmp_path / f"w{workers}.pt")
@@ -279,7 +286,7 @@ def test_worker_processes_see_the_epoch(tmp_path):
 
 def test_one_step_is_sgd_on_the_accumulated_msc_loss(tmp_path):
     """One iteration = mean over the 2 sub-batches of the loss summed over all 4 MSC outputs; bias lr 20x."""
-    cfg = dl.SegConfig(iterations=1, batch_size=2, accumulate=2, lr=0.1, momentum=0.0, weight_decay=0.0)
+    cfg = paper_seg(iterations=1, batch_size=2, accumulate=2, lr=0.1, momentum=0.0, weight_decay=0.0)
     torch.manual_seed(0)
     model, ref = TinyNet(), TinyNet()
     ref.load_state_dict(model.state_dict())
@@ -298,7 +305,7 @@ def test_one_step_is_sgd_on_the_accumulated_msc_loss(tmp_path):
 
 def test_resume_skips_done_batches_and_ignores_another_configuration(tmp_path):
     # 5 images in batches of 2: an epoch is 3 iterations (2 + 2 + 1 images); the run dies in iteration 6
-    cfg = dl.SegConfig(iterations=6, batch_size=2, accumulate=1, lr=0.1, checkpoint_every=2)
+    cfg = paper_seg(iterations=6, batch_size=2, accumulate=1, lr=0.1, checkpoint_every=2)
     for out in ("m.pt", "n.pt"):
         with pytest.raises(KeyboardInterrupt):
             dl.train_deeplab(TinyNet(), RecordingData(5, die_after=9), cfg, CPU, tmp_path / out)
@@ -315,7 +322,7 @@ def test_resume_skips_done_batches_and_ignores_another_configuration(tmp_path):
 def _train_cfg(**kw):
     base = {"iterations": 4, "batch_size": 2, "accumulate": 2, "crop": 32, "lr": 1e-3, "checkpoint_every": 2,
             "seed": 0}
-    return dl.SegConfig(**{**base, **kw})
+    return paper_seg(**{**base, **kw})
 
 
 def _data(manifest, cfg):

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import matlabel.deeplab as dl
+from helpers import paper_seg
 from matlabel.train import Plan, Speed, TrainConfig, fit, multilabel_loss, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,7 +128,7 @@ class SegData(torch.utils.data.Dataset):
         return {"image": image, "label": label}
 
 
-SEG = dl.SegConfig(iterations=6, batch_size=2, accumulate=2, crop=32, lr=0.05, momentum=0.9, checkpoint_every=3)
+SEG = paper_seg(iterations=6, batch_size=2, accumulate=2, crop=32, lr=0.05, momentum=0.9, checkpoint_every=3)
 
 
 def train_seg(tmp_path, name, speed, cfg=SEG, data=None):

@@ -20,10 +20,10 @@ from matlabel.deeplab.export import VOC_RESULT_PATH, export_voc_test
 from matlabel.deeplab.infer import (DEEPLAB_CRF, TEST_SCALES, evaluate_segmentation, predict, segment,
                                    segment_all)
 from matlabel.deeplab.model import ASPP, CAFFE_MEAN_RGB, INPUT_NORMS, MSC, MSC_SCALES, DeepLabV2
-from matlabel.deeplab.train import RECIPES, SegConfig, deeplab_step, msc_loss, resize_labels, train_deeplab
+from matlabel.deeplab.train import SegConfig, deeplab_step, msc_loss, resize_labels, train_deeplab
 
 __all__ = [
-    "ASPP", "CAFFE_MEAN_RGB", "DEEPLAB_CRF", "DeepLabV2", "INPUT_NORMS", "MSC", "MSC_SCALES", "RECIPES", "SegConfig",
+    "ASPP", "CAFFE_MEAN_RGB", "DEEPLAB_CRF", "DeepLabV2", "INPUT_NORMS", "MSC", "MSC_SCALES", "SegConfig",
     "TEST_SCALES", "VOC_RESULT_PATH", "deeplab_step", "evaluate_segmentation", "export_voc_test", "msc_loss",
     "predict", "resize_labels", "segment", "segment_all", "train_deeplab",
 ]

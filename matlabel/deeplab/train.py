@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from matlabel.datasets.layout import IGNORE_INDEX
-from matlabel.deeplab.model import MSC, MSC_SCALES, DeepLabV2
+from matlabel.deeplab.model import MSC, DeepLabV2
 from matlabel.train import Plan, Speed, fit, to_device
 
 
@@ -55,7 +55,9 @@ def msc_loss(outputs: Sequence[torch.Tensor], labels: torch.Tensor, names: Seque
 
 @dataclass(frozen=True)
 class SegConfig:
-    """DeepLab-v2 training recipe; defaults are deeplab-pytorch's configs/voc12.yaml (``RECIPES["voc12"]``).
+    """DeepLab-v2 training recipe. The recipe's numbers have no defaults here: config.yaml's ``deeplab.train`` holds
+    deeplab-pytorch's configs/voc12.yaml values (named below), config/coco14.yaml the COCO recipe; only our run
+    settings (``checkpoint_every``, ``seed``, ``num_workers``) default.
 
     Attributes
     ----------
@@ -75,18 +77,18 @@ class SegConfig:
     num_workers : DataLoader workers (DATALOADER.NUM_WORKERS 0 in the reference).
     """
 
-    iterations: int = 20000
-    batch_size: int = 5
-    accumulate: int = 2
-    crop: int = 321
-    scales: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5)
-    hflip: bool = True
-    msc_scales: tuple[float, ...] = MSC_SCALES
-    lr: float = 2.5e-4
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    poly_power: float = 0.9
-    poly_every: int = 10
+    iterations: int
+    batch_size: int
+    accumulate: int
+    crop: int
+    scales: tuple[float, ...]
+    hflip: bool
+    msc_scales: tuple[float, ...]
+    lr: float
+    momentum: float
+    weight_decay: float
+    poly_power: float
+    poly_every: int
     checkpoint_every: int = 1000
     seed: int = 0
     num_workers: int = 0
@@ -111,21 +113,16 @@ class SegConfig:
 
     @classmethod
     def from_mapping(cls, values: Mapping) -> SegConfig:
-        """Build from a mapping (a config.yaml section); missing keys keep defaults, unknown keys raise."""
-        known = {f.name for f in dataclasses.fields(cls)}
+        """Build from a mapping (config.yaml's ``deeplab.train``); unknown or missing recipe keys raise."""
+        fields = dataclasses.fields(cls)
+        known = {f.name for f in fields}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown DeepLab training keys {unknown}; known keys: {sorted(known)}")
+        missing = [f.name for f in fields if f.default is dataclasses.MISSING and f.name not in values]
+        if missing:
+            raise ValueError(f"DeepLab training keys {missing} missing (config.yaml's deeplab.train sets every one)")
         return cls(**dict(values))
-
-
-RECIPES = {
-    # deeplab-pytorch configs/voc12.yaml (ResNet-101 MSC, train_aug).
-    "voc12": SegConfig(),
-    # COCO 2014 (81 classes) as LPCAM (Chen & Sun, CVPR 2023) trains it: batch 10, 100k iterations, lr 2e-4; 5 x 2
-    # and the rest as deeplab-pytorch's configs/cocostuff164k.yaml (ITER_MAX 100000, BATCH 5, ITER_SIZE 2).
-    "coco14": SegConfig(iterations=100000, lr=2e-4),
-}
 
 
 def _batches(dataset, cfg: SegConfig, start: int, pin: bool):
