@@ -88,7 +88,8 @@ def trained_twice(train_once, deterministic: bool) -> dict:
 def classifier_once(method: str, manifest, out: Path, speed: Speed | None = None) -> Path:
     """The CAM baseline or D2CAM trained with the workflow's loop (2 epochs of batch 8); ``speed``: the flags,
     default the rules' (auto)."""
-    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, head_lr_mult=10, momentum=0.9, seed=0)
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, head_lr_mult=10, momentum=0.9,
+                      weight_decay=1e-4, poly_power=0.9, seed=0)
     model, loss_fn = build(method, 20, BACKBONE, seed=0, loss=paper_config()[method].get("loss"))
     data = VOCLayoutDataset(manifest, "train", transform=ClassifierAugment((160, 256), 160, True, seed=0))
     train(model, data, cfg, torch.device(ARGS.device), out, loss_fn, speed=speed)

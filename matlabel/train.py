@@ -32,15 +32,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimiser and schedule (IRN step/train_cam.py defaults for the CAM baseline)."""
+    """Optimiser and schedule of a classifier's or IRN's training. No recipe defaults here: config.yaml's ``cam``,
+    ``d2cam``, ``recam`` and ``irn.train`` sections set every field (the paper's and the references' values, each
+    cited there); only ``seed`` and ``num_workers`` default."""
 
-    epochs: int = 5
-    batch_size: int = 16
-    lr: float = 0.1
-    head_lr_mult: float = 10.0
-    weight_decay: float = 1e-4
-    momentum: float = 1e-4
-    poly_power: float = 0.9
+    epochs: int
+    batch_size: int
+    lr: float
+    head_lr_mult: float
+    weight_decay: float
+    momentum: float
+    poly_power: float
     seed: int = 0
     num_workers: int = 0
 

@@ -138,7 +138,8 @@ def test_short_training_run_lowers_the_total_loss(tiny_synthetic, tmp_path):
     torch.manual_seed(0)
     model = build(20, BACKBONE)
     data = VOCLayoutDataset(tiny_synthetic, "train", transform=ClassifierAugment((40, 64), 48, True, seed=0))
-    cfg = TrainConfig(epochs=4, batch_size=4, lr=0.01, head_lr_mult=1, momentum=0.9, seed=0)
+    cfg = TrainConfig(epochs=4, batch_size=4, lr=0.01, head_lr_mult=1, momentum=0.9,
+                      weight_decay=1e-4, poly_power=0.9, seed=0)
     history = train(model, data, cfg, torch.device("cpu"), tmp_path / "d2cam.pt", loss_for_variant("d2_ma_oe", PAPER))
     assert {"total", "cls", "d2", "ma", "oe"} <= set(history[0])
     assert history[-1]["total"] < history[0]["total"]

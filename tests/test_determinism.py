@@ -161,7 +161,8 @@ def _with_threads(n, fn):
 def _train(manifest, out: Path) -> dict:
     model, loss_fn = build("cam", 20, BACKBONE, seed=0)
     data = VOCLayoutDataset(manifest, "train", transform=ClassifierAugment((40, 64), 48, True, seed=0))
-    cfg = TrainConfig(epochs=2, batch_size=4, lr=0.01, head_lr_mult=1, momentum=0.9, seed=0)
+    cfg = TrainConfig(epochs=2, batch_size=4, lr=0.01, head_lr_mult=1, momentum=0.9,
+                      weight_decay=1e-4, poly_power=0.9, seed=0)
     train(model, data, cfg, torch.device("cpu"), out, loss_fn)
     return torch.load(out, weights_only=False)["model"]
 

@@ -230,7 +230,8 @@ def test_short_training_lowers_the_loss(shapes_dataset, tmp_path):
     torch.manual_seed(0)
     model = IRNet(ResNetBackbone("resnet18", "none", 16, True, "layer3"), radius=5)
     frozen = {k: v.clone() for k, v in model.backbone.state_dict().items()}
-    cfg = TrainConfig(epochs=4, batch_size=2, lr=0.01, head_lr_mult=10, momentum=0.9, seed=0)
+    cfg = TrainConfig(epochs=4, batch_size=2, lr=0.01, head_lr_mult=10, momentum=0.9,
+                      weight_decay=1e-4, poly_power=0.9, seed=0)
     history = train(model, ds, cfg, torch.device("cpu"), tmp_path / "irn.pt", irn_loss)
     assert set(history[0]) >= {"total", "pos_aff_bg", "pos_aff_fg", "neg_aff", "dp_fg", "dp_bg"}
     assert history[-1]["total"] < 0.9 * history[0]["total"]

@@ -143,7 +143,8 @@ def test_training_lowers_the_loss(tiny_synthetic, tmp_path):
 
     dataset = VOCLayoutDataset(tiny_synthetic, "train", transform=ClassifierAugment((40, 64), 48, True, seed=0))
     model, loss_fn = build("recam", 20, BACKBONE, loss={"ce_weight": 1.0})
-    cfg = TrainConfig(epochs=3, batch_size=4, lr=0.01, head_lr_mult=1, momentum=0.9, seed=0)
+    cfg = TrainConfig(epochs=3, batch_size=4, lr=0.01, head_lr_mult=1, momentum=0.9,
+                      weight_decay=1e-4, poly_power=0.9, seed=0)
     history = train(model, dataset, cfg, torch.device("cpu"), tmp_path / "model.pt", loss_fn)
     assert {"total", "cls", "ce"} <= set(history[0])
     assert history[-1]["total"] < history[0]["total"]

@@ -76,7 +76,8 @@ def test_a_killed_jobs_temporary_shard_is_removed_by_the_next_attempt(tmp_path):
 
 # --- IRN training resumes from its epoch checkpoint ------------------------------------------------------
 
-IRN_CFG = TrainConfig(epochs=2, batch_size=4, lr=0.01, head_lr_mult=10, momentum=0.9, seed=0)
+IRN_CFG = TrainConfig(epochs=2, batch_size=4, lr=0.01, head_lr_mult=10, momentum=0.9,
+                      weight_decay=1e-4, poly_power=0.9, seed=0)
 
 
 def _irn_data(manifest):

@@ -162,7 +162,8 @@ class ClsData(SegData):
         return {"image": torch.randn(3, 32, 32, generator=g) + label.argmax(), "label": label}
 
 
-CLS = TrainConfig(epochs=3, batch_size=4, lr=0.05, head_lr_mult=10, momentum=0.9, seed=0)
+CLS = TrainConfig(epochs=3, batch_size=4, lr=0.05, head_lr_mult=10, momentum=0.9,
+                  weight_decay=1e-4, poly_power=0.9, seed=0)
 
 
 def train_cls(tmp_path, name, speed):
@@ -297,7 +298,8 @@ def test_compiled_d2cam_on_cpu_ends_near_eager(tiny_synthetic, tmp_path):
     from matlabel.models import build
 
     backbone = dict(arch="resnet18", weights="none", output_stride=16, freeze_bn=False, train_from="stem")
-    cfg = TrainConfig(epochs=2, batch_size=5, lr=0.01, head_lr_mult=1, momentum=0.9, seed=0)
+    cfg = TrainConfig(epochs=2, batch_size=5, lr=0.01, head_lr_mult=1, momentum=0.9,
+                      weight_decay=1e-4, poly_power=0.9, seed=0)
     runs = {}
     for name, speed in (("eager", OFF), ("compiled", Speed(compile=True))):
         model, loss_fn = build("d2cam", 20, backbone, seed=0, loss=paper_config()["d2cam"]["loss"])

@@ -12,7 +12,8 @@ from matlabel.checkpoints import resume_path
 from matlabel.train import TrainConfig, input_stamps, poly_lr, resolve_device, resume_meta, train
 
 BACKBONE = dict(arch="resnet18", weights="none", output_stride=16, freeze_bn=False, train_from="stem")
-CFG = TrainConfig(epochs=2, batch_size=4, lr=0.01, head_lr_mult=1, momentum=0.9, seed=0)
+CFG = TrainConfig(epochs=2, batch_size=4, lr=0.01, head_lr_mult=1, momentum=0.9,
+                  weight_decay=1e-4, poly_power=0.9, seed=0)
 
 
 def dataset(manifest):
@@ -85,7 +86,8 @@ def test_cuda_without_cuda_is_a_clear_error(monkeypatch):
 
 def test_training_lowers_the_loss_and_writes_a_checkpoint(tiny_synthetic, tmp_path):
     model, loss_fn = build("cam", 20, BACKBONE)
-    cfg = TrainConfig(epochs=4, batch_size=4, lr=0.01, head_lr_mult=1, momentum=0.9, seed=0)
+    cfg = TrainConfig(epochs=4, batch_size=4, lr=0.01, head_lr_mult=1, momentum=0.9,
+                      weight_decay=1e-4, poly_power=0.9, seed=0)
     data = dataset(tiny_synthetic)
     history = train(model, data, cfg, torch.device("cpu"), tmp_path / "model.pt", loss_fn)
     assert history[-1]["total"] < history[0]["total"]
@@ -100,8 +102,7 @@ def test_training_lowers_the_loss_and_writes_a_checkpoint(tiny_synthetic, tmp_pa
 def test_an_empty_training_set_is_a_clear_error(tmp_path):
     model, loss_fn = build("cam", 20, BACKBONE)
     with pytest.raises(ValueError, match="the training set is empty"):
-        train(model, [], TrainConfig(epochs=1, batch_size=4, lr=0.01), torch.device("cpu"), tmp_path / "m.pt",
-              loss_fn)
+        train(model, [], dataclasses.replace(CFG, epochs=1), torch.device("cpu"), tmp_path / "m.pt", loss_fn)
 
 
 def test_killed_training_resumes_to_the_same_weights(tiny_synthetic, tmp_path, uninterrupted):
