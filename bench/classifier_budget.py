@@ -124,10 +124,11 @@ def run_one(workdir: Path, cfg: dict, method: str, steps: int, start: str, image
             **res, **last, "train_s": round(t_train, 1), "export_s": round(t_export, 1), "images": len(ids)}
 
 
-def append_csv(path: Path, rows: list[dict]) -> None:
-    """``rows`` after those already in ``path``, under the union of their columns (``real_photos.write_csv``)."""
+def append_csv(path: Path, rows: list[dict], replace_run: str | None = None) -> None:
+    """``rows`` after those already in ``path``, under the union of their columns (``real_photos.write_csv``);
+    with ``replace_run``, the old rows of that ``run`` are dropped first (a rerun replaces its rows)."""
     old = list(csv.DictReader(path.open())) if path.exists() else []
-    write_csv(path, old + rows)
+    write_csv(path, [r for r in old if replace_run is None or r.get("run") != replace_run] + rows)
 
 
 def main(argv=None) -> None:

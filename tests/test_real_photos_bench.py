@@ -40,3 +40,10 @@ def test_d2_landscape_rows_replace_only_their_fill(tmp_path):
     with open(out, newline="") as f:
         rows = [(r["fill"], r["quantity"], float(r["value"]), int(r["n"])) for r in csv.DictReader(f)]
     assert rows == [("mean", "all ones", 2.0, 4), ("zero", "all ones", 1.25, 5)]
+
+
+def test_deeplab_budget_loss_per_output_counts_the_msc_outputs():
+    import deeplab_budget
+    history = [{"iteration": 1, "lr": 0.1, "x1": 2.0, "x0.5": 3.0, "x0.75": 1.0, "max": 2.0, "total": 8.0},
+               {"iteration": 2, "lr": 0.1, "x1": 1.5, "max": 1.5, "total": 3.0}]  # msc_scales: [] (x1 and max)
+    assert deeplab_budget.per_output(history) == [2.0, 1.5]
