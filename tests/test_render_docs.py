@@ -1,18 +1,32 @@
-"""scripts/render_docs.py: the docs' measured numbers are rendered from their files, and the committed docs agree
-with the committed measurements (bench/results/, the configs). The demo's results are not in git: their renderers
-are tested on small fixture tables here, and a region whose source is absent is left as it is."""
+"""scripts/render_docs.py and its renderers (scripts/docs_render/): the docs' measured numbers are rendered from
+their files, and the committed docs agree with the committed measurements (bench/results/, the configs). The demo's
+results are not in git: their renderers are tested on small fixture tables here, and a region whose source is absent
+is left as it is."""
 import csv
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from docs_render.bench import (PROJECTION, node_projection_one_gpu, node_projection_row,  # noqa: E402
+                               node_projection_shards64, node_projection_work)
+from docs_render.demo import (demo_class_iou, demo_eps, demo_gains, demo_gallery_scores,  # noqa: E402
+                              demo_gallery_time, demo_matting_failures, demo_seeds_vs_floor, demo_sweep_peaks,
+                              demo_table1, demo_table2, demo_table4, demo_table4_moves, demo_table5, demo_table5_facts,
+                              demo_table5_spread)
+from docs_render.formatting import DASH, about_minutes, duration, half_up  # noqa: E402
+from docs_render.regions import REGION, REGIONS, doc_files, render_text  # noqa: E402
+from docs_render.sources import DEMO, Sources  # noqa: E402
+from docs_render.timings import TIMINGS, _with_history, timings  # noqa: E402
+
 _spec = importlib.util.spec_from_file_location("render_docs", ROOT / "scripts" / "render_docs.py")
-rd = importlib.util.module_from_spec(_spec)
-sys.modules["render_docs"] = rd  # dataclasses look their module up there
+rd = importlib.util.module_from_spec(_spec)  # the command: its main()
 _spec.loader.exec_module(rd)
 
 
@@ -27,8 +41,8 @@ def write_csv(path: Path, rows: list[dict]):
 @pytest.fixture
 def demo(tmp_path):
     """A results/ directory with a two-row Table 1, Table 2, Table 4, Table 5, the ε grid and the runtimes."""
-    res = tmp_path / "results" / rd.DEMO
-    dash = rd.DASH
+    res = tmp_path / "results" / DEMO
+    dash = DASH
     write_csv(res / "table1.csv", [
         dict(method="CAM", dataset="synthetic", seed="11.3", seed_paper="48.0", crf="10.8", crf_paper=dash,
              irn="10.2", irn_paper=dash, paper_dataset="voc12 train", matting_failures=dash),
@@ -57,63 +71,63 @@ def demo(tmp_path):
                              ("cam", 0.9, 0.35, 27.6)]])
     write_csv(res / "runtimes.csv", [dict(rule="gallery", jobs=1, wall_s_total=18.32, wall_s_max=18.32, cpu_s_total=15,
                                           max_rss_mb=800)])
-    return rd.Sources(root=ROOT, results=tmp_path / "results")
+    return Sources(root=ROOT, results=tmp_path / "results")
 
 
 def test_demo_tables_from_fixture_files(demo):
-    t1 = rd.demo_table1(demo).splitlines()
+    t1 = demo_table1(demo).splitlines()
     assert t1[0] == "| method | seed | seed (paper) | w/ CRF | w/ CRF (paper) | w/ IRN | w/ IRN (paper) |"
     assert t1[2] == "| CAM | 11.3 | 48.0 | 10.8 | — | 10.2 | — |"
-    assert rd.demo_matting_failures(demo) == "0 of 96 images for both matting rows"
-    t2 = rd.demo_table2(demo).splitlines()
+    assert demo_matting_failures(demo) == "0 of 96 images for both matting rows"
+    t2 = demo_table2(demo).splitlines()
     assert t2[2].endswith("| not run: needs the VOC 2012 test images | 70.7 |")  # the parenthesis dropped
     assert t2[3].endswith("| not run (as above) | 72.7 |")
-    assert rd.demo_table4(demo).splitlines()[2] == "| L_d2 | 6.3 | 53.7 |"
-    t5 = rd.demo_table5(demo).splitlines()
+    assert demo_table4(demo).splitlines()[2] == "| L_d2 | 6.3 | 53.7 |"
+    t5 = demo_table5(demo).splitlines()
     assert t5[0] == "| matting | fg threshold | bg layer |"
     assert t5[2] == "| KNN (the paper) | 17.3 / 17.9, 0.095 s | 17.3 / 17.9, 0.104 s |"
     assert t5[3] == "| closed-form | 17.5 / 18.1, 0.037 s |  |"
-    assert rd.demo_table5_spread(demo) == "lands within 0.2 points"
-    assert rd.demo_table5_facts(demo) == ("unknown share 7.3% of the pixels; every cell's `failures` column: "
-                                          "0 of 96 images fell back to the threshold seed")
-    assert rd.demo_eps(demo) == ("over ε_fg 0.5–0.9 × ε_bg 0.05–0.35, Mat-Label's seed moves from D2CAM's maps by "
-                                 "1.9 points (16.0–17.9), from CAM's maps by 17.5 points (10.1–27.6)")
-    assert rd.demo_gallery_time(demo) == "18 s"
+    assert demo_table5_spread(demo) == "lands within 0.2 points"
+    assert demo_table5_facts(demo) == ("unknown share 7.3% of the pixels; every cell's `failures` column: "
+                                       "0 of 96 images fell back to the threshold seed")
+    assert demo_eps(demo) == ("over ε_fg 0.5–0.9 × ε_bg 0.05–0.35, Mat-Label's seed moves from D2CAM's maps by "
+                              "1.9 points (16.0–17.9), from CAM's maps by 17.5 points (10.1–27.6)")
+    assert demo_gallery_time(demo) == "18 s"
 
 
 def test_regions_render_block_and_inline_and_leave_missing_sources(demo, tmp_path):
     text = ("a <!-- generated:demo-gallery-time -->old<!-- /generated:demo-gallery-time --> b\n"
             "<!-- generated:demo-table4 -->\n| stale |\n<!-- /generated:demo-table4 -->\n")
-    out = rd.render_text(text, demo)
+    out = render_text(text, demo)
     assert "a <!-- generated:demo-gallery-time -->18 s<!-- /generated:demo-gallery-time --> b" in out
     assert "<!-- generated:demo-table4 -->\n| variant | demo (ours) | paper (VOC) |" in out
-    assert rd.render_text(out, demo) == out  # rendering is idempotent
+    assert render_text(out, demo) == out  # rendering is idempotent
     skipped = []
-    absent = rd.Sources(root=ROOT, results=tmp_path / "none")
-    assert rd.render_text(text, absent, skipped=skipped) == text
+    absent = Sources(root=ROOT, results=tmp_path / "none")
+    assert render_text(text, absent, skipped=skipped) == text
     assert [name for name, _ in skipped] == ["demo-gallery-time", "demo-table4"]
     with pytest.raises(KeyError, match="no-such-region"):
-        rd.render_text("<!-- generated:no-such-region -->x<!-- /generated:no-such-region -->", demo)
+        render_text("<!-- generated:no-such-region -->x<!-- /generated:no-such-region -->", demo)
 
 
 def test_formats():
-    assert rd.duration(799) == "13 min 19 s"
-    assert rd.duration(58) == "58 s"
-    assert rd.about_minutes(1315) == "about 22 minutes"
-    assert rd.about_minutes(40) == "about 1 minute"
-    assert rd.half_up(76.5) == 77 and rd.half_up(2.5) == 3
+    assert duration(799) == "13 min 19 s"
+    assert duration(58) == "58 s"
+    assert about_minutes(1315) == "about 22 minutes"
+    assert about_minutes(40) == "about 1 minute"
+    assert half_up(76.5) == 77 and half_up(2.5) == 3
 
 
 def test_timings_newest_first_with_history(tmp_path):
     (tmp_path / "bench" / "results").mkdir(parents=True)
-    write_csv(tmp_path / rd.TIMINGS, [
+    write_csv(tmp_path / TIMINGS, [
         dict(date="2026-11-30", commit="aaa", what="make_check", value="87", unit="s", machine="m", detail="old",
              source="x"),
         dict(date="2026-12-06", commit="bbb", what="make_check", value="122", unit="s", machine="m", detail="new",
              source="y")])
-    src = rd.Sources(root=tmp_path)
-    assert rd.REGIONS["make-check-about"](src) == "about 2 minutes"
-    assert rd._with_history(rd.timings(src, "make_check"), "make_check") == (
+    src = Sources(root=tmp_path)
+    assert REGIONS["make-check-about"](src) == "about 2 minutes"
+    assert _with_history(timings(src, "make_check"), "make_check") == (
         "2 min 2 s from a fresh clone of bbb, 2026-12-06 (new); earlier: 1 min 27 s from aaa (old)")
 
 
@@ -123,13 +137,20 @@ def test_committed_docs_match_committed_measurements(tmp_path, capsys):
     assert rd.main(["--check", "--results", str(tmp_path / "no-demo")]) == 0, capsys.readouterr().err
 
 
+def test_command_finds_its_renderers_from_another_directory(tmp_path):
+    """`python scripts/render_docs.py` imports scripts/docs_render/ whatever the working directory."""
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "render_docs.py"), "--help"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "--check" in proc.stdout, proc.stderr
+
+
 def test_every_region_is_used_and_every_used_region_known():
-    used = {m.group("name") for p in rd.doc_files() for m in rd.REGION.finditer(p.read_text(encoding="utf-8"))}
-    assert used == set(rd.REGIONS)
+    used = {m.group("name") for p in doc_files() for m in REGION.finditer(p.read_text(encoding="utf-8"))}
+    assert used == set(REGIONS)
 
 
 def test_timings_file_names_its_sources():
-    rows = list(csv.DictReader(open(ROOT / rd.TIMINGS, encoding="utf-8")))
+    rows = list(csv.DictReader(open(ROOT / TIMINGS, encoding="utf-8")))
     assert rows and all(r["source"] and r["date"] and r["commit"] and r["unit"] for r in rows)
     assert {"make_demo", "make_test", "make_check"} <= {r["what"] for r in rows}
 
@@ -137,15 +158,15 @@ def test_timings_file_names_its_sources():
 def test_demo_column_notes_from_table1_evals_and_gallery(demo):
     """The Table 1 notes: gains per row, seeds against the floor, per-class IoU from each row's eval.json (a map
     method's seed from its maps'), the sweep peaks, the gallery's means and Table 4's moves."""
-    res = demo.results / rd.DEMO
+    res = demo.results / DEMO
     write_csv(res / "table1.csv", [
         dict(method=m, seed=s, crf=c, irn=i, seed_paper="—", crf_paper="—", irn_paper="—")
         for m, s, c, i in [("All background (floor)", "12.7", "12.7", "12.7"), ("CAM", "11.3", "10.8", "10.2"),
                            ("D2CAM only", "17.8", "19.9", "19.0"), ("Mat-Label", "17.3", "17.3", "19.1")]])
-    assert rd.demo_gains("crf")(demo) == "−0.5, +2.1, 0.0"
-    assert rd.demo_gains("irn")(demo) == "−1.1, +1.2, +1.8"
-    assert rd.demo_seeds_vs_floor(demo) == ("D2CAM's maps (17.8, +5.1 against the floor) and Mat-Label on D2CAM's "
-                                            "trimaps (17.3, +4.6)")
+    assert demo_gains("crf")(demo) == "−0.5, +2.1, 0.0"
+    assert demo_gains("irn")(demo) == "−1.1, +1.2, +1.8"
+    assert demo_seeds_vs_floor(demo) == ("D2CAM's maps (17.8, +5.1 against the floor) and Mat-Label on D2CAM's "
+                                         "trimaps (17.3, +4.6)")
 
     def ev(path, miou, car, best=None):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,11 +177,11 @@ def test_demo_column_notes_from_table1_evals_and_gallery(demo):
     for row in ("cam", "d2cam", "matlabel"):
         for st in ("crf", "irn") + (("seed",) if row == "matlabel" else ()):
             ev(res / "rows" / row / st / "eval.json", 15.0, 24.4)
-    t = rd.demo_class_iou(demo).splitlines()
+    t = demo_class_iou(demo).splitlines()
     assert t[0] == "| row | labels | background | car | mIoU |"  # dog: no row scored it
     assert t[2] == "| CAM | Seed | 50 | 10 | 11.3 |" and t[3] == "| CAM | w/ CRF | 50 | 24 | 15.0 |"
     assert len(t) == 2 + 3 * 3 and t[-3] == "| Mat-Label | Seed | 50 | 24 | 15.0 |"
-    assert rd.demo_sweep_peaks(demo) == "21.3 (CAM) at 0.60 and 17.0 (ReCAM) at 0.60"
+    assert demo_sweep_peaks(demo) == "21.3 (CAM) at 0.60 and 17.0 (ReCAM) at 0.60"
 
     (res / "gallery").mkdir()
     for i in (1, 2):
@@ -168,14 +189,14 @@ def test_demo_column_notes_from_table1_evals_and_gallery(demo):
     write_csv(res / "gallery" / "scores.csv", [
         dict(rank=r, image=f"x{r}", score=1, cam=c, d2cam=d, matlabel=m)
         for r, c, d, m in [(1, 2.0, 10.0, 20.0), (2, 4.0, 30.0, 20.0), (3, 90.0, 90.0, 99.0)]])
-    assert rd.demo_gallery_scores(demo) == ("the gallery's 2 worst images average a per-image seed mIoU of 3.0 (CAM), "
-                                            "20.0 (D2CAM only), 20.0 (Mat-Label); Mat-Label's seed beats D2CAM's on "
-                                            "1 of them")
+    assert demo_gallery_scores(demo) == ("the gallery's 2 worst images average a per-image seed mIoU of 3.0 (CAM), "
+                                         "20.0 (D2CAM only), 20.0 (Mat-Label); Mat-Label's seed beats D2CAM's on "
+                                         "1 of them")
     write_csv(res / "table4.csv", [dict(variant=v, miou=o, miou_paper=p) for v, o, p in [
         ("CAM", 11.3, 48.0), ("L_d2", 6.3, 53.7), ("L_d2 + L_area", 15.2, 50.4), ("L_d2 + L_ma", 20.1, 56.8),
         ("L_d2 + L_ma + L_oe", 17.8, 58.0)]])
-    assert rd.demo_table4_moves(demo) == ("L_ma scores above L_area (+4.9), the paper's order; L_oe moves the seed by "
-                                          "−2.3 (the paper: +1.2)")
+    assert demo_table4_moves(demo) == ("L_ma scores above L_area (+4.9), the paper's order; L_oe moves the seed by "
+                                       "−2.3 (the paper: +1.2)")
 
 
 def test_node_projection_prose_from_its_json(tmp_path):
@@ -193,21 +214,21 @@ def test_node_projection_prose_from_its_json(tmp_path):
          "work": {"gpu_job_minutes": 162.6, "cpu_job_core_minutes": 1110.6,
                   "by_rule": {"matting_labels (core-min)": 364.0, "ir_labels (core-min)": 497.7,
                               "train_irn (GPU-min)": 15.04, "train_deeplab (GPU-min)": 102.0}}}
-    out = tmp_path / rd.PROJECTION
+    out = tmp_path / PROJECTION
     out.parent.mkdir(parents=True)
     out.write_text(json.dumps(d))
     out.with_name(out.stem + "_shards64.json").write_text(json.dumps({**d, "critical_path": {"minutes": 36.0,
                                                                                                "jobs": path}}))
-    src = rd.Sources(root=tmp_path)
-    assert rd.node_projection_row(src).startswith("76 jobs, 1 GPU + 16 cores: `voc_scale.py`'s serial sum recomputed "
-                                                  "from the DAG's jobs is 65.3 min (the H200 JSON's own 64.6 min")
-    assert rd.node_projection_row(src).endswith("65.3 min with one CRF per confident image as `voc_scale.py` counts "
-                                                "it, 68.4 min with the code's two; its critical path is 40.2 min")
-    assert rd.node_projection_work(src) == (
+    src = Sources(root=tmp_path)
+    assert node_projection_row(src).startswith("76 jobs, 1 GPU + 16 cores: `voc_scale.py`'s serial sum recomputed "
+                                               "from the DAG's jobs is 65.3 min (the H200 JSON's own 64.6 min")
+    assert node_projection_row(src).endswith("65.3 min with one CRF per confident image as `voc_scale.py` counts "
+                                             "it, 68.4 min with the code's two; its critical path is 40.2 min")
+    assert node_projection_work(src) == (
         "163 minutes of GPU jobs, 1,111 core-minutes of CPU jobs, and a critical path of 40.2 min (the Mat-Label row: "
         "D2CAM training 4.2, DeepLab-v2 34.0, evaluation with its CRFs 2.0). Of the CPU work, the confident regions "
         "498, the matting 364 core-minutes; of the GPU jobs' minutes, DeepLab-v2 training 102, IRN 15.0")
-    assert rd.node_projection_one_gpu(src) == "217 min against a bound of 163 (the GPU work): the card waits 54 minutes"
-    assert rd.node_projection_shards64(src) == ("projects 62.1 min (fifo) / 61.0 min on 8 GPUs + 128 cores, critical "
-                                                "path 36.0 min, of which DeepLab-v2's training is 34.0 and its "
-                                                "evaluation 2.0")
+    assert node_projection_one_gpu(src) == "217 min against a bound of 163 (the GPU work): the card waits 54 minutes"
+    assert node_projection_shards64(src) == ("projects 62.1 min (fifo) / 61.0 min on 8 GPUs + 128 cores, critical "
+                                             "path 36.0 min, of which DeepLab-v2's training is 34.0 and its "
+                                             "evaluation 2.0")

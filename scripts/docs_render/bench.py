@@ -1,0 +1,236 @@
+"""The benchmarks' regions (bench/results/): the matting sweep, the GPU scale check on the H100 and the H200, the
+node projection of VOC's Tables 1 + 2, and the CRF presets."""
+from __future__ import annotations
+
+import re
+import sys
+
+from docs_render.formatting import half_up, md_table, pct
+from docs_render.sources import Sources
+
+
+# --------------------------------------------------------------------------------- matting speed (bench/results/)
+
+SWEEP = "bench/results/matting_sweep"
+OURS, BASE, PYM = "ours (hard, all classes)", "baseline", "pymatting (per class)"
+
+
+def _sweep(src: Sources) -> list[dict]:
+    """The sweep's settings, each with CG steps and time shares parsed from its log (in the JSON's order)."""
+    settings = src.json(f"{SWEEP}.json")["settings"]
+    log = src.text(f"{SWEEP}.log")
+    blocks = log.split("\nsummary (")[1:]
+    if len(blocks) != len(settings):
+        raise ValueError(f"{SWEEP}.log has {len(blocks)} summaries for {len(settings)} settings")
+    for s, block in zip(settings, blocks):
+        s["cg_steps"] = int(re.search(rf"^{re.escape(OURS)}\s+\S+\s+\S+\s+\S+\s+\S+\s+(\d+)", block, re.M).group(1))
+        share = {m.group(1).strip(): float(m.group(2))
+                 for m in re.finditer(r"^  (.+?)\s+[\d.]+\s+([\d.]+) %$", block, re.M)}
+        s["share_search"] = share["neighbour search (kd-tree queries)"] + share["kd-tree builds (pymatting)"]
+        s["share_cg"] = share["CG solve"]
+    return settings
+
+
+def _ratio(s: dict, prefix: str) -> float:
+    return next(v["cpu_ratio_to_ours"] for k, v in s["methods"].items() if k.startswith(prefix))
+
+
+def matting_sweep(src: Sources) -> str:
+    """The matting sweep: seconds per image and ratios per unknown share (bench/results/matting_sweep.{json,log})."""
+    ss = _sweep(src)
+    base = src.json(f"{SWEEP}.json")["args"]["baseline"]
+    rows = [
+        ["unknown pixels per class trimap", *(pct(s["unknown_share"], 1) for s in ss)],
+        ["unknown in some class, per image", *(pct(s["unknown_share_any_class"], 1) for s in ss)],
+        ["ours, CPU s per image (all its classes)", *(f"{s['methods'][OURS]['cpu_s_per_image']:.2f}" for s in ss)],
+        [f"{base} / ours", *(f"{_ratio(s, BASE):.2f}×" for s in ss)],
+        ["pymatting / ours", *(f"{_ratio(s, PYM):.1f}×" for s in ss)],
+        ["CG steps (largest)", *(str(s["cg_steps"]) for s in ss)],
+        ["share of our time: kd-tree neighbour search + its builds", *(f"{half_up(s['share_search'])}%" for s in ss)],
+        ["share of our time: CG", *(f"{half_up(s['share_cg'])}%" for s in ss)],
+    ]
+    return md_table(rows[0], rows[1:])
+
+
+def matting_speed(src: Sources) -> str:
+    """README's summary of the sweep: three operating points (about 9%, 23% and 65% unknown per class)."""
+    ss = _sweep(src)
+    picks = [min(ss, key=lambda s: abs(s["unknown_share"] - target)) for target in (0.09, 0.23, 0.65)]
+    secs = ", ".join(f"{s['methods'][OURS]['cpu_s_per_image']:.2f} s at {pct(s['unknown_share'])}" for s in picks)
+    last = picks[-1]
+    return (f"{secs} ({pct(last['unknown_share_any_class'])} of the image unknown in some class, as with a trained "
+            f"CAM's maps on VOC photos); " + ", ".join(f"{_ratio(s, PYM):.2g}×" for s in picks)
+            + " pymatting's speed, and " + ", ".join(f"{_ratio(s, BASE):.2f}×" for s in picks)
+            + " this project's matting before its speed work")
+
+
+# ------------------------------------------------------------------------------- the GPU scale check (bench/results/)
+
+SCALE = {"H100": "bench/results/voc_scale_h100.json", "H200": "bench/results/voc_scale_h200.json"}
+SCALE_LABELS = {"d2cam": "D2CAM training (ResNet-50, crop 512, batch 16, bf16)",
+                "export": "map export, train_aug (4 scales × flip)",
+                "matting": "trimap + KNN matting (CPU, {unknown} unknown pixels)",
+                "crf_label": "confident regions, label CRF (CPU)", "irn": "IRN training (batch 32, crop 512)",
+                "walk": "random walk, train_aug", "deeplab": "DeepLab-v2 training (ResNet-101, MSC, 10 × 321², bf16)",
+                "deeplab_predict": "DeepLab multi-scale inference, val", "crf_deeplab": "DeepLab CRF, val (CPU)"}
+
+
+def _per_unit(p: dict) -> str:
+    s = p["s_per_unit"]
+    if s >= 1 or p["on"] == "cpu":
+        return f"{s:.2f} s"
+    return f"{1000 * s:.1f} ms" if s < 0.1 else f"{1000 * s:.0f} ms"
+
+
+def _projected(p: dict) -> str:
+    return f"{p['minutes']:.1f} min" + (f" on {p['parallel']} cores" if p["on"] == "cpu" else "")
+
+
+def voc_scale(src: Sources) -> str:
+    """Per-stage cost per unit and projected VOC minutes on the H100 and the H200 (bench/results/voc_scale_*.json)."""
+    runs = {card: src.json(path) for card, path in SCALE.items()}
+    first = next(iter(runs.values()))
+    unknown = pct(first["stages"]["matting"]["unknown_share"])
+    by_card = {card: {p["stage"]: p for p in run["projection"]} for card, run in runs.items()}
+    rows = []
+    for p in first["projection"]:
+        row = [SCALE_LABELS.get(p["stage"], p["what"]).format(unknown=unknown), f"{p['units']:,} {p['unit']}s"]
+        for card in runs:
+            q = by_card[card][p["stage"]]
+            row += [_per_unit(q), _projected(q)]
+        rows.append(row)
+    rows.append(["**total**", "",
+                 *(x for run in runs.values() for x in ("", f"**{run['projected_minutes']:.1f} min**"))])
+    return md_table(["stage (Mat-Label row, critical path)", "units on VOC",
+                     *(f"{card}: {what}" for card in runs for what in ("per unit", "projected"))], rows)
+
+
+def d2cam_step_ratio(src: Sources) -> str:
+    """D2CAM's step against the plain CAM step on each card (voc_scale's same-process measurement)."""
+    parts = []
+    for card, path in SCALE.items():
+        run = src.json(path)
+        st = run["stages"]
+        parts.append(f"{run['d2cam_over_cam']:.2f}× on an {card} ({1000 * st['d2cam']['s_per_unit']:.1f} vs "
+                     f"{1000 * st['cam']['s_per_unit']:.1f} ms; peak memory {st['d2cam']['peak_gib']:.1f} vs "
+                     f"{st['cam']['peak_gib']:.1f} GiB)")
+    return " and ".join(parts)
+
+
+def crf_deeplab_per_image(src: Sources) -> str:
+    """The DeepLab evaluation's CRF per image on each card's machine (voc_scale's ``crf_deeplab`` stage)."""
+    parts = [f"{src.json(path)['stages']['crf_deeplab']['s_per_unit']:.2f} s" for path in SCALE.values()]
+    cards = list(SCALE)
+    return (f"{parts[0]} per VOC-size image on the {cards[0]} machine's cores, "
+            + ", ".join(f"{p} on the {c}'s" for p, c in zip(parts[1:], cards[1:])))
+
+
+PROJECTION = "bench/results/node_projection_h200.json"
+
+
+def node_projection(src: Sources) -> str:
+    """Tables 1 + 2 of VOC list-scheduled on four nodes (bench/results/node_projection_h200.json)."""
+    sc = src.json(PROJECTION)["scenarios"]
+    rows = []
+    for gpus, cores in dict.fromkeys((s["gpus"], s["cores"]) for s in sc):
+        fifo = next(s for s in sc if (s["gpus"], s["cores"], s["order"]) == (gpus, cores, "fifo"))
+        crit = next(s for s in sc if (s["gpus"], s["cores"], s["order"]) == (gpus, cores, "critical"))
+        rows.append([f"{gpus} GPU{'s' if gpus > 1 else ''} + {cores} cores", f"{fifo['minutes']:.1f} min",
+                     f"{crit['minutes']:.1f} min", pct(fifo["gpu_utilisation"]),
+                     pct(fifo["cpu_work_share_under_a_gpu_job"]), f"{fifo['minutes_no_gpu_job_running']:.1f} min"])
+    return md_table(["node", "wall, fifo order", "wall, longest path first", "GPU busy",
+                     "CPU jobs' work while a GPU job runs", "no GPU job running"], rows)
+
+
+def node_projection_summary(src: Sources) -> str:
+    """README's summary of the projection: one GPU, the largest node, the Mat-Label row alone."""
+    d = src.json(PROJECTION)
+    fifo = [s for s in d["scenarios"] if s["order"] == "fifo"]
+    one = min(fifo, key=lambda s: (s["gpus"], s["cores"]))
+    big = max(fifo, key=lambda s: (s["gpus"], s["cores"]))
+    row = d["chain"]["list_scheduled_1gpu"]
+    return (f"{one['minutes']:.0f} min on {one['gpus']} GPU + {one['cores']} cores, {big['minutes']:.0f} min on "
+            f"{big['gpus']} GPUs + {big['cores']} cores, the Mat-Label row alone {row['minutes']:.0f} min on 1 GPU")
+
+
+CRITICAL_JOBS = {"train_classifier": "D2CAM training", "export_cams": "export",
+                 "matting_labels": "matting of one shard", "ir_labels": "its confident regions", "train_irn": "IRN",
+                 "random_walk": "walk", "train_deeplab": "DeepLab-v2", "evaluate_deeplab": "evaluation with its CRFs"}
+WORK_RULES = {"ir_labels": "the confident regions", "matting_labels": "the matting",
+              "crf_labels": "Table 1's CRF column", "train_deeplab": "DeepLab-v2 training",
+              "evaluate_deeplab": "DeepLab-v2's evaluation", "random_walk": "the walks",
+              "train_irn": "IRN", "export_cams": "the map export", "train_classifier": "the three classifiers"}
+
+
+def _critical_jobs(d: dict) -> str:
+    """The critical path's jobs with their minutes, the zero-minute ones (download, tables) left out."""
+    parts = []
+    for j in d["critical_path"]["jobs"]:
+        rule = j["job"].split("(")[0]
+        if rule in CRITICAL_JOBS:
+            parts.append(f"{CRITICAL_JOBS[rule]} {j['minutes']:.1f}")
+    return ", ".join(parts)
+
+
+def node_projection_row(src: Sources) -> str:
+    """The Mat-Label row alone: serial sum, list-scheduled under both accountings, critical path."""
+    d = src.json(PROJECTION)
+    c = d["chain"]
+    one, acc = c["list_scheduled_1gpu"], c["list_scheduled_1gpu_voc_scale_accounting"]
+    card = d["device"].replace("NVIDIA ", "")
+    return (f"{c['jobs']} jobs, {one['gpus']} GPU + {one['cores']} cores: `voc_scale.py`'s serial sum recomputed from "
+            f"the DAG's jobs is {c['serial_minutes']:.1f} min (the {card} JSON's own "
+            f"{c['voc_scale_projected_minutes']:.1f} min spread the evaluation's CRFs over {one['cores']} cores; "
+            f"a test recomputes it with the job's workers). List-scheduled as the jobs run: {acc['minutes']:.1f} min "
+            f"with one CRF per confident image as `voc_scale.py` counts it, {one['minutes']:.1f} min with the code's "
+            f"two; its critical path is {c['critical_path_minutes']:.1f} min")
+
+
+def node_projection_work(src: Sources) -> str:
+    """All of Tables 1 + 2: GPU and CPU work, the critical path's jobs, the work per rule."""
+    d = src.json(PROJECTION)
+    w = d["work"]
+    cpu = sorted(((k.split(" ")[0], v) for k, v in w["by_rule"].items() if "core-min" in k), key=lambda kv: -kv[1])
+    gpu = sorted(((k.split(" ")[0], v) for k, v in w["by_rule"].items() if "GPU-min" in k), key=lambda kv: -kv[1])
+
+    def fmt(v):
+        return f"{v:.0f}" if v >= 100 else f"{v:.1f}"
+    return (f"{w['gpu_job_minutes']:.0f} minutes of GPU jobs, {w['cpu_job_core_minutes']:,.0f} core-minutes of CPU "
+            f"jobs, and a critical path of {d['critical_path']['minutes']:.1f} min (the Mat-Label row: "
+            f"{_critical_jobs(d)}). Of the CPU work, " + ", ".join(f"{WORK_RULES[r]} {fmt(v)}" for r, v in cpu)
+            + " core-minutes; of the GPU jobs' minutes, " + ", ".join(f"{WORK_RULES[r]} {fmt(v)}" for r, v in gpu))
+
+
+def node_projection_one_gpu(src: Sources) -> str:
+    """On one GPU (fifo): the wall time against the GPU work, the card's idle minutes, the CPU work beside GPU jobs."""
+    d = src.json(PROJECTION)
+    one = min((s for s in d["scenarios"] if s["order"] == "fifo"), key=lambda s: (s["gpus"], s["cores"]))
+    return (f"{one['minutes']:.0f} min against a bound of {d['work']['gpu_job_minutes']:.0f} (the GPU work): the card "
+            f"waits {one['minutes_no_gpu_job_running']:.0f} minutes")
+
+
+def node_projection_shards64(src: Sources) -> str:
+    """The same projection with 64 shards on the largest node (node_projection_h200_shards64.json)."""
+    d = src.json(PROJECTION.replace(".json", "_shards64.json"))
+    big = max(d["scenarios"], key=lambda s: (s["gpus"], s["cores"]))
+    runs = {s["order"]: s["minutes"] for s in d["scenarios"] if (s["gpus"], s["cores"]) == (big["gpus"], big["cores"])}
+    dl = {j["job"].split("(")[0]: j["minutes"] for j in d["critical_path"]["jobs"]}
+    return (f"projects {runs['fifo']:.1f} min (fifo) / {runs['critical']:.1f} min on {big['gpus']} GPUs + "
+            f"{big['cores']} cores, critical path {d['critical_path']['minutes']:.1f} min, of which DeepLab-v2's "
+            f"training is {dl['train_deeplab']:.1f} and its evaluation {dl['evaluate_deeplab']:.1f}")
+
+
+def crf_presets(src: Sources) -> str:
+    """The CRF presets of ``matlabel.crf.PRESETS``, the default from config.yaml's ``crf.preset``."""
+    sys.path.insert(0, str(src.root))
+    from matlabel.crf import PRESETS
+    default = src.yaml("config.yaml")["crf"]["preset"]
+    unary = {"label": "the seed labels (gt_prob {gt_prob})", "score": "the row's maps as probabilities (background "
+             "(1 − max)^{bg_power}; matting rows: the alphas, background 1 − max alpha)"}
+    rows = []
+    for name, p in PRESETS.items():
+        rows.append([f"`{name}`" + (" (default)" if name == default else ""), unary[p["unary"]].format(**p),
+                     f"sxy {p['gaussian_sxy']:g}, compat {p['gaussian_compat']:g}",
+                     f"sxy {p['bilateral_sxy']:g}, srgb {p['bilateral_srgb']:g}, compat {p['bilateral_compat']:g}",
+                     str(p["iterations"])])
+    return md_table(["`crf.preset`", "unary", "Gaussian kernel", "bilateral kernel", "iterations"], rows)

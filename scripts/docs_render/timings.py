@@ -1,0 +1,59 @@
+"""The development machine's timings (bench/results/timings.csv): newest record first, with its history."""
+from __future__ import annotations
+
+from docs_render.formatting import about_minutes, duration, md_table
+from docs_render.sources import Missing, Sources
+
+
+TIMINGS = "bench/results/timings.csv"
+
+
+def timings(src: Sources, what: str) -> list[dict]:
+    """The records of one measurement, newest first."""
+    rows = [r for r in src.csv(TIMINGS) if r["what"] == what]
+    if not rows:
+        raise Missing(f"{TIMINGS}: {what}")
+    return sorted(rows, key=lambda r: r["date"], reverse=True)
+
+
+def _value(r: dict) -> str:
+    return duration(r["value"]) if r["unit"] == "s" else f"{r['value']} {r['unit']}"
+
+
+def _with_history(rows: list[dict], what: str) -> str:
+    new, old = rows[0], rows[1:]
+    text = f"{_value(new)} from a fresh clone of {new['commit']}, {new['date']} ({new['detail']})"
+    if old:
+        text += "; earlier: " + ", ".join(f"{_value(r)} from {r['commit']} ({r['detail']})" for r in old)
+    return text
+
+
+def timings_table(src: Sources) -> str:
+    """README's table of the development machine's timings."""
+    venv, size = timings(src, "make_venv")[0], timings(src, "venv_size")[0]
+    return md_table(["what", "value"], [
+        ["`make venv` (pip install of `requirements.txt` + numba warm-up)", about_minutes(venv["value"])],
+        ["venv size", f"{_value(size)} ({size['detail']})"],
+        ["`make demo` (96 train + 24 val synthetic images at 192×144, EfficientNet-Lite0 from ImageNet, CPU: the "
+         "content stamps, CAM, ReCAM and D2CAM training and export, matting, CRF, five IRNs and random walks, three "
+         "DeepLab-v2s, the floor, Tables 1–3, Figures 2 and 5, the gallery, run summary, then the report; the goal "
+         "is 10 min)", _with_history(timings(src, "make_demo"), "make_demo")],
+        ["`make test` (`bash .ci/run`)", _with_history(timings(src, "make_test"), "make_test")],
+        ["`make check`", _with_history(timings(src, "make_check"), "make_check")],
+        ["Table 5 + the ε grid after `make demo`", _with_history(timings(src, "table5_eps"), "table5_eps")],
+    ])
+
+
+def timing_about(what: str):
+    def render(src: Sources) -> str:
+        return about_minutes(float(timings(src, what)[0]["value"]))
+    render.__doc__ = f"``about N minutes`` of the newest {what} record."
+    return render
+
+
+def timing_exact(what: str):
+    def render(src: Sources) -> str:
+        r = timings(src, what)[0]
+        return f"{_value(r)} from a fresh clone of {r['commit']}"
+    render.__doc__ = f"The newest {what} record and its commit."
+    return render
