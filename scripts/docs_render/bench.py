@@ -64,6 +64,12 @@ def matting_speed(src: Sources) -> str:
             + " this project's matting before its speed work")
 
 
+
+def matting_goal_point(src: Sources) -> str:
+    """The sweep's last setting (the share of unknown pixels a trained CAM's maps give): its seconds per image."""
+    last = _sweep(src)[-1]
+    return f"{last['methods'][OURS]['cpu_s_per_image']:.2f} s at {pct(last['unknown_share_any_class'])} unknown"
+
 # ------------------------------------------------------------------------------- the GPU scale check (bench/results/)
 
 SCALE = {"H100": "bench/results/voc_scale_h100.json", "H200": "bench/results/voc_scale_h200.json"}

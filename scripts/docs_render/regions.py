@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from docs_render.bench import (crf_deeplab_per_image, crf_presets, d2cam_step_ratio, matting_speed, matting_sweep,
-                               node_projection, node_projection_one_gpu, node_projection_row, node_projection_shards64,
-                               node_projection_summary, node_projection_work, voc_scale)
+from docs_render.bench import (crf_deeplab_per_image, crf_presets, d2cam_step_ratio, matting_goal_point,
+                               matting_speed, matting_sweep, node_projection, node_projection_one_gpu,
+                               node_projection_row, node_projection_shards64, node_projection_summary,
+                               node_projection_work, voc_scale)
 from docs_render.demo import (demo_class_iou, demo_eps, demo_gains, demo_gallery_scores, demo_gallery_time,
                               demo_matting_failures, demo_seeds_vs_floor, demo_steps, demo_steps_share,
                               demo_sweep_peaks, demo_table1, demo_table2, demo_table4, demo_table4_moves, demo_table5,
@@ -84,6 +85,7 @@ REGIONS = {
     "photos-map-stats": photos_map_stats,
     "matting-sweep": matting_sweep,
     "matting-speed": matting_speed,
+    "matting-goal-point": matting_goal_point,
     "voc-scale": voc_scale,
     "d2cam-step-ratio": d2cam_step_ratio,
     "crf-deeplab-per-image": crf_deeplab_per_image,
