@@ -21,6 +21,7 @@ from docs_render.demo import (demo_class_iou, demo_eps, demo_gains, demo_gallery
                               demo_table1, demo_table2, demo_table4, demo_table4_moves, demo_table5, demo_table5_facts,
                               demo_table5_spread)
 from docs_render.formatting import DASH, about_minutes, duration, half_up  # noqa: E402
+from docs_render.photos import PHOTOS_T2, photos_table2_run  # noqa: E402
 from docs_render.regions import REGION, REGIONS, doc_files, render_text  # noqa: E402
 from docs_render.sources import DEMO, Sources  # noqa: E402
 from docs_render.timings import TIMINGS, _with_history, timings  # noqa: E402
@@ -232,3 +233,16 @@ def test_node_projection_prose_from_its_json(tmp_path):
     assert node_projection_shards64(src) == ("projects 62.1 min (fifo) / 61.0 min on 8 GPUs + 128 cores, critical "
                                              "path 36.0 min, of which DeepLab-v2's training is 34.0 and its "
                                              "evaluation 2.0")
+
+
+def test_photos_table2_run_says_whether_it_resumed_table1s_run(tmp_path):
+    summary = tmp_path / PHOTOS_T2 / "summary.json"
+    summary.parent.mkdir(parents=True)
+    run = dict(wall_min=96.5, jobs=97, commit="abc1234", finished="2026-12-07 08:00", resumed=False)
+    summary.write_text(json.dumps(run))
+    src = Sources(root=tmp_path)
+    assert photos_table2_run(src) == ("96.5 min for the 97 jobs of Tables 1 and 2 (`bench/real_photos.py --table2`, "
+                                      "commit abc1234, 2026-12-07)")
+    summary.write_text(json.dumps({**run, "jobs": 10, "resumed": True}))
+    assert photos_table2_run(src).startswith("96.5 min for the 10 jobs on top of Table 1's "
+                                             "(`bench/real_photos.py --table2 --resume`")

@@ -162,10 +162,12 @@ def photos_table2(src: Sources) -> str:
 
 
 def photos_table2_run(src: Sources) -> str:
-    """The Table 2 run: its wall time on top of Table 1's, its jobs, commit and date (summary.json)."""
+    """The Table 2 run: its wall time, its jobs (on top of Table 1's when it resumed that run's directory), commit and
+    date (summary.json)."""
     s = src.json(f"{PHOTOS_T2}/summary.json")
-    return (f"{s['wall_min']} min for the {s['jobs']} jobs on top of Table 1's "
-            f"(`bench/real_photos.py --table2 --resume`, commit {s['commit']}, {s['finished'][:10]})")
+    jobs, flags = ("jobs on top of Table 1's", " --resume") if s["resumed"] else ("jobs of Tables 1 and 2", "")
+    return (f"{s['wall_min']} min for the {s['jobs']} {jobs} "
+            f"(`bench/real_photos.py --table2{flags}`, commit {s['commit']}, {s['finished'][:10]})")
 
 
 BUDGET = "bench/results/classifier_budget_photos.csv"
