@@ -59,7 +59,8 @@ def main() -> None:
     print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}), {args.arch}, {w}x{h}")
     print(f"single forward at scale 1.0 (reference): {ref * 1e3:8.1f} ms")
     print(f"multi-scale + flip export (ours):        {ours * 1e3:8.1f} ms")
-    print(f"ratio ours / reference: {ours / ref:.2f}  (pixel work of 4 scales x 2 flips = {2 * (1 + .25 + 2.25 + 4):.1f}x)")
+    print(f"ratio ours / reference: {ours / ref:.2f}  "
+          f"(pixel work of 4 scales x 2 flips = {2 * (1 + .25 + 2.25 + 4):.1f}x)")
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ from matlabel.cam import border_response, multiscale_cams  # noqa: E402
 from matlabel.checkpoints import read_checkpoint  # noqa: E402
 from matlabel.datasets.layout import load_manifest  # noqa: E402
 from matlabel.datasets.loader import ClassifierAugment, VOCLayoutDataset  # noqa: E402
-from matlabel.evaluate import add_at_thresholds, map_statistics, summarise_map_statistics, threshold_meters  # noqa: E402
+from matlabel.evaluate import (add_at_thresholds, map_statistics, summarise_map_statistics,  # noqa: E402
+                               threshold_meters)
 from matlabel.io import read_image, read_label_png  # noqa: E402
 from matlabel.methods import config_section  # noqa: E402
 from matlabel.models import build, load_init, trunk_for_training  # noqa: E402

@@ -4,18 +4,18 @@
                                              [--name NAME]
 
 WORKDIR is a working directory of ``bench/real_photos.py`` whose row ``--row`` has its labels at
-``deeplab.labels_stage`` (``results/folder/rows/<row>/<stage>/shard*``): its prepared folder and its config (config.yaml,
-the preset it ran with, ``root.yaml``) are reused, so a run here differs from the workflow's ``train_deeplab`` only in
-``--steps`` (the iterations, poly decay over them) and what ``--set`` changes. The model, the dataset and the loop are
-the rule's (``DeepLabV2``, ``SegDataset``, ``train_deeplab``); the trained model is scored as ``evaluate_deeplab``
-scores it (the config's test scales, flip and DenseCRF) on the ``splits.eval_seg`` images.
+``deeplab.labels_stage`` (``results/folder/rows/<row>/<stage>/shard*``): its prepared folder and its config
+(config.yaml, the preset it ran with, ``root.yaml``) are reused, so a run here differs from the workflow's
+``train_deeplab`` only in ``--steps`` (the iterations, poly decay over them) and what ``--set`` changes. The model, the
+dataset and the loop are the rule's (``DeepLabV2``, ``SegDataset``, ``train_deeplab``); the trained model is scored as
+``evaluate_deeplab`` scores it (the config's test scales, flip and DenseCRF) on the ``splits.eval_seg`` images.
 
 The question it answers is the training's, not the masks': the loss per MSC output (the loss sum over the outputs
 divided by their number; chance is ln K) averaged over the first and the last 10 iterations says whether the network
 fits its labels in the budget at all. The val mIoU is reported beside it.
 
-One row per run is appended (a rerun of the same run replaces its rows) to ``bench/results/deeplab_budget_<name>.csv``; every iteration's loss to
-``deeplab_budget_<name>_history.csv``.
+One row per run is appended (a rerun of the same run replaces its rows) to ``bench/results/deeplab_budget_<name>.csv``;
+every iteration's loss to ``deeplab_budget_<name>_history.csv``.
 """
 from __future__ import annotations
 

@@ -29,10 +29,11 @@ largest alpha difference; ``--profile`` prints where our time goes (neighbour se
 assembly, solve); ``--sweep`` runs the settings of ``SWEEP`` and writes ``bench/results/matting_sweep.{json,png}``
 (seconds per image against the unknown share, ours and the baseline). Reported per method: wall and process-CPU
 seconds per image (all its classes), mean |alpha - ground truth| over the unknown pixels, pixel accuracy of
-``alphas_to_labels(.., 0.5)`` over the pixels unknown in some class, and max/mean |alpha_ours - alpha_pymatting| over the unknown pixels.
-``--device cuda`` also runs the torch path (``matlabel/matting/torch_solver.py``) on that device and reports its largest
-alpha difference to the CPU path; ``--json`` writes the summary there. ``--soft`` also runs our soft-constraint solve (lam = 100 on L = D - W, the original's system). Threads are
-limited before numpy/numba load (OMP/MKL/OPENBLAS/NUMBA env vars).
+``alphas_to_labels(.., 0.5)`` over the pixels unknown in some class, and max/mean |alpha_ours - alpha_pymatting| over
+the unknown pixels. ``--device cuda`` also runs the torch path (``matlabel/matting/torch_solver.py``) on that device and
+reports its largest alpha difference to the CPU path; ``--json`` writes the summary there. ``--soft`` also runs our
+soft-constraint solve (lam = 100 on L = D - W, the original's system). Threads are limited before numpy/numba load
+(OMP/MKL/OPENBLAS/NUMBA env vars).
 """
 from __future__ import annotations
 
@@ -206,7 +207,8 @@ def load_baseline(rev: str):
 #: phase.
 PHASES = {"neighbour search (kd-tree queries)": ("_bounded_knn_kernel", "_bounded_knn"),
           "kd-tree builds (pymatting)": ("_make_tree",),
-          "window bounds": ("_window_colour_d2", "_kth_distance_bound", "<method 'partition' of 'numpy.ndarray' objects>"),
+          "window bounds": ("_window_colour_d2", "_kth_distance_bound",
+                            "<method 'partition' of 'numpy.ndarray' objects>"),
           "Laplacian assembly": ("_edge_kernel", "_laplacian_csr_kernel",
                                  "_laplacian_from_edges", "_restrict_columns_kernel", "restrict_columns"),
           "CG solve": ("_ssor_pcg_kernel", "_split_triangles_kernel", "solve_classes")}
@@ -383,8 +385,8 @@ def main() -> None:
         setting = f"band {value} px" if trimaps == "band" else \
             f"CAM-like trimaps, sigma {value} px" + (f", gamma {gamma}" if gamma != 1.0 else "")
         n_cls = sum(s["trimaps"].shape[0] for s in scenes)
-        print(f"\n{args.n} {args.source} images {args.width}x{args.height}, {n_cls} classes ({n_cls / args.n:.1f}/image), "
-              f"{setting}, threads {args.threads}")
+        print(f"\n{args.n} {args.source} images {args.width}x{args.height}, {n_cls} classes "
+              f"({n_cls / args.n:.1f}/image), {setting}, threads {args.threads}")
         results = run(args, scenes, methods)
         rows.append(summarise(args, scenes, results, setting))
         if args.profile:

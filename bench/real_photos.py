@@ -170,7 +170,8 @@ def main(argv=None) -> None:
     ap.add_argument("--table2", action="store_true", help="also Table 2: DeepLab on the preset's eval_seg split")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--stats-images", type=int, default=120, help="images of the evaluated split for map_stats")
-    ap.add_argument("--name", default=None, help="results under bench/results/real_photos_<name> (default: ROOT's name)")
+    ap.add_argument("--name", default=None,
+                    help="results under bench/results/real_photos_<name> (default: ROOT's name)")
     ap.add_argument("--workdir", type=Path, default=Path("bench-real-photos"), help="fresh working directory "
                     "(removed first, unless --resume)")
     ap.add_argument("--resume", action="store_true", help="keep --workdir: an interrupted run goes on where it "
@@ -217,7 +218,8 @@ def main(argv=None) -> None:
     busy = sum(seconds.values())
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
-    summary = {"root_name": root.name, "presets": presets, "resumed": args.resume, "targets": targets, "cores": args.cores,
+    summary = {"root_name": root.name, "presets": presets, "resumed": args.resume, "targets": targets,
+               "cores": args.cores,
                "check_s": round(check, 1), "wall_s": round(total, 1), "wall_min": round(total / 60, 1),
                "jobs": steps_done(wd),
                "finished": time.strftime("%Y-%m-%d %H:%M"), "commit": commit, **machine(),

@@ -118,8 +118,9 @@ def synthetic_images(n: int, small: bool):
 
 def soft_maps(mask: np.ndarray, labels) -> np.ndarray:
     """Exported-map stand-ins with a realistic unknown band: each class's ground truth, blurred (sigma 32 px at
-    width 500, scaled with the width) and divided by its maximum. At 500 x 375 this leaves ~9% of the pixels unknown in the trimaps of Eq. 9, the
-    share measured on the demo's Mat-Label trimaps (9.2%); the matting time grows with it (bench/matting.py)."""
+    width 500, scaled with the width) and divided by its maximum. At 500 x 375 this leaves ~9% of the pixels unknown
+    in the trimaps of Eq. 9, the share measured on the demo's Mat-Label trimaps (9.2%); the matting time grows with it
+    (bench/matting.py)."""
     import cv2
 
     sigma = 32.0 * mask.shape[1] / 500
@@ -368,13 +369,13 @@ def stage_table(cfg: dict, cores: int) -> list[dict]:
     """The Mat-Label row's critical path: (stage, unit, units on VOC, where it runs)."""
     d2, irn, dl = cfg["d2cam"], cfg["irn"]["train"], cfg["deeplab"]["train"]
     return [
-        dict(stage="d2cam", what="D2CAM training", unit="step", units=d2["epochs"] * math.ceil(VOC_TRAIN_AUG / d2["batch_size"]),
-             on="gpu"),
+        dict(stage="d2cam", what="D2CAM training", unit="step",
+             units=d2["epochs"] * math.ceil(VOC_TRAIN_AUG / d2["batch_size"]), on="gpu"),
         dict(stage="export", what="CAM export, train_aug", unit="image", units=VOC_TRAIN_AUG, on="gpu"),
         dict(stage="matting", what="trimap + KNN matting", unit="image", units=VOC_TRAIN_AUG, on="cpu"),
         dict(stage="crf_label", what="confident regions (label CRF)", unit="image", units=VOC_TRAIN_AUG, on="cpu"),
-        dict(stage="irn", what="IRN training", unit="step", units=irn["epochs"] * math.ceil(VOC_TRAIN_AUG / irn["batch_size"]),
-             on="gpu"),
+        dict(stage="irn", what="IRN training", unit="step",
+             units=irn["epochs"] * math.ceil(VOC_TRAIN_AUG / irn["batch_size"]), on="gpu"),
         dict(stage="walk", what="random walk, train_aug", unit="image", units=VOC_TRAIN_AUG, on="gpu"),
         dict(stage="deeplab", what="DeepLab-v2 training", unit="iteration", units=dl["iterations"], on="gpu"),
         dict(stage="deeplab_predict", what="DeepLab multi-scale inference, val", unit="image", units=VOC_VAL,

@@ -4,8 +4,8 @@ Model: backbone → global average pooling → 1×1 convolution without bias (nu
 activation map of class c is ReLU(w_c · f(x)) at the backbone's output stride (IRN net/resnet50_cam.py).
 Export: multi-scale {1.0, 0.5, 1.5, 2.0} + horizontal flip, summed, upsampled to the image size, each
 present class divided by its own maximum (IRN step/make_cam.py); every method's maps optionally read from the image
-mirrored outwards (``read_maps``, config ``export.border_pad``; IRN does not pad). Seeds: background is a constant plane at
-``bg_threshold`` and every pixel takes the argmax (IRN step/eval_cam.py).
+mirrored outwards (``read_maps``, config ``export.border_pad``; IRN does not pad). Seeds: background is a constant plane
+at ``bg_threshold`` and every pixel takes the argmax (IRN step/eval_cam.py).
 """
 from __future__ import annotations
 

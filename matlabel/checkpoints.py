@@ -116,8 +116,9 @@ def read_model_state(path: str | os.PathLike) -> dict:
 
 def load_trunk(backbone: torch.nn.Module, checkpoint_path: str | os.PathLike) -> None:
     """Load the ``backbone.*`` tensors of a trained classifier checkpoint (``{"model": state_dict}``) into
-    ``backbone`` (a ``matlabel.backbone`` backbone), strictly: the configs ``irn.backbone_from`` / ``deeplab.backbone_from``,
-    the demo's stand-in for ImageNet weights. The architectures must match (same ``backbone.arch``)."""
+    ``backbone`` (a ``matlabel.backbone`` backbone), strictly: the configs ``irn.backbone_from`` /
+    ``deeplab.backbone_from``, the demo's stand-in for ImageNet weights. The architectures must match (same
+    ``backbone.arch``)."""
     state = read_model_state(checkpoint_path)
     trunk = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
     if not trunk:

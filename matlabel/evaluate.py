@@ -29,7 +29,8 @@ def evaluate_cams(manifest: Manifest, ids, shard_dirs, bg_threshold: float, swee
         cams, classes = read_maps(find_in_shards(shard_dirs, image_id, MAPS_SUFFIX))
         gt = read_label_png(manifest.mask_path(image_id), manifest.num_classes)
         if gt.shape != cams.shape[1:]:
-            raise ValueError(f"{manifest.mask_path(image_id)}: mask {gt.shape} and maps {cams.shape[1:]} differ in size")
+            raise ValueError(f"{manifest.mask_path(image_id)}: mask {gt.shape} and maps {cams.shape[1:]} "
+                             "differ in size")
         add_at_thresholds(meters, cams, classes, gt)
     main = meters[float(bg_threshold)]
     curve = {f"{t:.2f}": round(100 * m.miou(), 2) for t, m in meters.items()}
@@ -90,7 +91,8 @@ def _scores(meter: ConfusionMeter, manifest: Manifest, n_images: int) -> dict:
     return {
         "miou": round(100 * meter.miou(), 2),
         "n_images": n_images,
-        "iou": {name: (None if np.isnan(v) else round(100 * float(v), 2)) for name, v in zip(manifest.class_names, iou)},
+        "iou": {name: (None if np.isnan(v) else round(100 * float(v), 2))
+                for name, v in zip(manifest.class_names, iou)},
     }
 
 

@@ -314,9 +314,9 @@ def figure_ids(manifest: Manifest, ids, split: str, key: str = "figures.ids") ->
 def eps_sensitivity_figure(df, out_path: str | os.PathLike, labels: Mapping[str, str] | None = None,
                            marked: tuple[float, float] | None = None, dpi: int = 150):
     """Heat maps of seed mIoU over ε_fg × ε_bg, one panel per method, on one colour scale; ``marked`` (ε_fg, ε_bg),
-    the configured trimap's (the paper's 0.75, 0.2 in config.yaml), boxed where it is on the grid; a panel whose cells had matting failures (column ``failures``: images that took
-    the threshold seed) gives their sum over its cells in its title. Writes ``out_path`` (PNG) atomically and returns
-    the figure."""
+    the configured trimap's (the paper's 0.75, 0.2 in config.yaml), boxed where it is on the grid; a panel whose cells
+    had matting failures (column ``failures``: images that took the threshold seed) gives their sum over its cells in
+    its title. Writes ``out_path`` (PNG) atomically and returns the figure."""
     methods = list(dict.fromkeys(df["method"]))
     fgs, bgs = sorted(set(df["eps_fg"])), sorted(set(df["eps_bg"]))
     lo, hi = float(df["miou"].min()), float(df["miou"].max())

@@ -1,9 +1,9 @@
 """The D2CAM training losses (paper Sec. 3.2.1 Eq. 5–8, Sec. 4.2 "Training"), one function per equation.
 
-L_total = L_cls + γ1·L_d2 + γ2·L_ma + γ3·L_oe, the weights those of config.yaml ``d2cam.loss``. Every term is computed in fp32, also
-under bf16 autocast. Reductions (the paper writes each loss for one image): a per-image value is averaged
-over the images of the batch that hold at least one label (images without labels have no classes to
-decouple and contribute nothing).
+L_total = L_cls + γ1·L_d2 + γ2·L_ma + γ3·L_oe, the weights those of config.yaml ``d2cam.loss``. Every term is computed
+in fp32, also under bf16 autocast. Reductions (the paper writes each loss for one image): a per-image value is averaged
+over the images of the batch that hold at least one label (images without labels have no classes to decouple and
+contribute nothing).
 
 ``d2cam_loss(model, batch, cfg)`` is the ``loss_fn(model, batch) -> {"total", <term>...}`` of
 ``matlabel.train.train``; ``loss_for_variant(name, weights)`` gives it for one Table 4 variant of ``VARIANTS``.

@@ -144,7 +144,8 @@ TABLE2_PAPER = {"d2cam": (71.2, 70.7), "matlabel_recam": (70.3, 70.0), "matlabel
                 "matlabel_is": (73.3, 74.0)}
 TABLE3_ROWS = {k: TABLE2_ROWS[k] for k in ("d2cam", "matlabel_recam", "matlabel")}
 TABLE3_PAPER = {"d2cam": 44.0, "matlabel_recam": 43.8, "matlabel": 45.6}
-SALIENCY_ROWS = {"matlabel_is": "matlabel"}  # I+S row -> the row whose labels it combines with saliency maps (not shipped)
+# I+S row -> the row whose labels it combines with saliency maps (not shipped)
+SALIENCY_ROWS = {"matlabel_is": "matlabel"}
 
 
 def build_table2(measured: dict[str, float], rows, dataset: str, test_archives: dict[str, str] | None = None,

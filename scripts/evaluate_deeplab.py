@@ -1,5 +1,5 @@
-"""Rules evaluate_deeplab / export_voc_test: a trained DeepLab-v2 on the segmentation split (mIoU, and its
-predictions as <id>.png), or the VOC test predictions as the evaluation server's archive (the test masks are not public)."""
+"""Rules evaluate_deeplab / export_voc_test: a trained DeepLab-v2 on the segmentation split (mIoU, and its predictions
+as <id>.png), or the VOC test predictions as the evaluation server's archive (the test masks are not public)."""
 import dataclasses
 
 from matlabel import jobs

@@ -47,7 +47,8 @@ def snakemake(wd: Path, *args, timeout=900, check=True):
     cmd = [sys.executable, "-m", "snakemake", *args]
     proc = subprocess.run(cmd, cwd=wd, capture_output=True, text=True, timeout=timeout, env=snakemake_env())
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
 
 
@@ -97,7 +98,8 @@ def plan(wd: Path, targets, configfiles=(), config=None, timeout=300) -> list[di
                           text=True, timeout=timeout, env=snakemake_env())
     line = next((l for l in proc.stdout.splitlines() if l.startswith("PLAN ")), None)
     if proc.returncode != 0 or line is None:
-        raise AssertionError(f"planning {targets} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-4000:]}")
+        raise AssertionError(f"planning {targets} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-4000:]}")
     return json.loads(line[len("PLAN "):])
 
 

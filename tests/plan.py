@@ -19,8 +19,8 @@ PLAN_CORES = 64  # above every rule's threads, so a job's threads are the rule's
 
 def plan_jobs(targets, configfiles=(), config=None) -> list[dict]:
     """Every job of the DAG of ``targets`` (all of them, as with --forceall): rule, wildcards, input, output, params
-    (evaluated), threads, report (category and caption, relative to the working directory, of an output flagged report()),
-    producers (the rules whose output patterns match one of the job's outputs)."""
+    (evaluated), threads, report (category and caption, relative to the working directory, of an output flagged
+    report()), producers (the rules whose output patterns match one of the job's outputs)."""
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import (ConfigSettings, DAGSettings, DeploymentSettings, OutputSettings,
                                           ResourceSettings, StorageSettings, WorkflowSettings)

@@ -18,7 +18,8 @@ def write(path: Path, text: str) -> Path:
 def toy(tmp_path: Path):
     pkg = tmp_path / "matlabel"
     write(pkg / "__init__.py", "")
-    write(pkg / "a.py", '"""Module a."""\nfrom matlabel.b import f\n\n\ndef g():\n    """Doc."""\n    return f()  # note\n')
+    write(pkg / "a.py", '"""Module a."""\nfrom matlabel.b import f\n\n\ndef g():\n    """Doc."""\n'
+                        '    return f()  # note\n')
     write(pkg / "b.py", "from . import c\n\n\ndef f():\n    from matlabel.sub import d  # a lazy import counts\n"
                         "    return c.X + d.Y\n")
     write(pkg / "c.py", "X = 1\n")

@@ -205,7 +205,8 @@ def test_paper_values_are_referenced_not_copied():
     for name in ("IMAGENET_MEAN", "IMAGENET_STD", "FG", "BG", "UNKNOWN"):
         owners = [p.relative_to(root).as_posix() for p in sorted((root / "matlabel").rglob("*.py"))
                   if any(isinstance(n, ast.Assign) and any(getattr(t, "id", None) == name or
-                                                           name in [getattr(e, "id", None) for e in getattr(t, "elts", [])]
+                                                           name in [getattr(e, "id", None)
+                                                                    for e in getattr(t, "elts", [])]
                                                            for t in n.targets)
                          for n in ast.parse(p.read_text()).body)]
         assert len(owners) == 1, (name, owners)

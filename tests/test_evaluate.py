@@ -70,7 +70,8 @@ def test_label_pngs_equal_to_the_masks_score_100_and_background_only_scores_less
     assert r["miou"] == 100.0 and r["n_images"] == len(ids) and r["iou"]["bicycle"] is None
     write_label_shard(tiny_synthetic, ids, tmp_path / "bg", corrupt=lambda g: np.zeros_like(g))
     r = evaluate_labels(tiny_synthetic, ids, [tmp_path / "bg"])
-    assert r["iou"]["background"] > 0 and all(v == 0.0 for k, v in r["iou"].items() if v is not None and k != "background")
+    assert r["iou"]["background"] > 0 and all(v == 0.0 for k, v in r["iou"].items()
+                                              if v is not None and k != "background")
 
 
 def test_label_png_of_another_size_is_an_error(tiny_synthetic, tmp_path):

@@ -214,7 +214,8 @@ def test_load_pipeline_row_reads_the_shards(tiny_synthetic, shards):
     np.testing.assert_array_equal(row["gt"], gt)
     np.testing.assert_array_equal(row["pseudo_label"], np.where(gt == 255, 0, gt))
     assert ids[1] in row["label"]
-    assert load_pipeline_row(tiny_synthetic, ids[0], dirs["cam"], dirs["d2cam"], dirs["matlabel"], 0.75, 0.2)["alpha"] is None
+    assert load_pipeline_row(tiny_synthetic, ids[0], dirs["cam"], dirs["d2cam"], dirs["matlabel"],
+                             0.75, 0.2)["alpha"] is None
     with pytest.raises(FileNotFoundError):
         load_pipeline_row(tiny_synthetic, "missing", dirs["cam"], dirs["d2cam"], dirs["matlabel"], 0.75, 0.2)
     seg = load_segmentation_row(tiny_synthetic, ids[1], dirs["seg"])

@@ -1,4 +1,5 @@
-"""bench/real_photos.py's run facts (the job count from Snakemake's log, the job seconds per rule) and bench/d2_landscape.py's CSV."""
+"""bench/real_photos.py's run facts (the job count from Snakemake's log, the job seconds per rule) and
+bench/d2_landscape.py's CSV."""
 import sys
 from pathlib import Path
 

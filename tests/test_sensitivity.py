@@ -46,9 +46,11 @@ def test_soft_maps_leave_unknown_pixels_that_grow_with_the_band(tiny_synthetic, 
 
 def test_grid_table_spread_and_figure(tmp_path):
     cells = {"d2cam": [{"eps_fg": f, "eps_bg": b, "miou": m, "mean_unknown_share": 0.1, "failures": 0}
-                       for (f, b), m in {(0.75, 0.2): 40.0, (0.75, 0.05): 38.5, (0.5, 0.2): 41.0, (0.5, 0.05): 39.0}.items()],
+                       for (f, b), m in {(0.75, 0.2): 40.0, (0.75, 0.05): 38.5, (0.5, 0.2): 41.0,
+                                         (0.5, 0.05): 39.0}.items()],
              "cam": [{"eps_fg": f, "eps_bg": b, "miou": m, "mean_unknown_share": 0.3, "failures": 1}
-                     for (f, b), m in {(0.75, 0.2): 30.0, (0.75, 0.05): 20.0, (0.5, 0.2): 35.0, (0.5, 0.05): 22.5}.items()]}
+                     for (f, b), m in {(0.75, 0.2): 30.0, (0.75, 0.05): 20.0, (0.5, 0.2): 35.0,
+                                       (0.5, 0.05): 22.5}.items()]}
     df = grid_table(cells)
     assert list(df.columns) == ["method", "eps_fg", "eps_bg", "miou", "mean_unknown_share", "failures", "grid_spread"]
     assert df.groupby("method", sort=False)["grid_spread"].first().to_dict() == {"d2cam": 2.5, "cam": 15.0}

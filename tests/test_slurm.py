@@ -128,8 +128,8 @@ def runs(slurm_cluster, tmp_path_factory):
     second_jobs = submitted_jobs(output(second))
     dry = run_snakemake(wd, target, *PROFILES, "--configfile", "config/demo.yaml", tiny, "-n", timeout=120)
     print(f"SLURM runs took {time.monotonic() - started:.0f} s")
-    return dict(wd=wd, first=first, first_jobs=first_jobs, first_log=first_log, first_table=first_table, finished=finished, second=second,
-                second_jobs=second_jobs, dry=dry)
+    return dict(wd=wd, first=first, first_jobs=first_jobs, first_log=first_log, first_table=first_table,
+                finished=finished, second=second, second_jobs=second_jobs, dry=dry)
 
 
 def slurm_logs(wd: Path) -> str:

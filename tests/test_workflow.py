@@ -19,7 +19,8 @@ def test_lint_is_clean(tmp_path):
 
 
 def test_requirements_and_conda_env_pin_the_same_packages():
-    req = [l.strip() for l in (ROOT / "requirements.txt").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    req = [l.strip() for l in (ROOT / "requirements.txt").read_text().splitlines()
+           if l.strip() and not l.startswith("#")]
     env = yaml.safe_load((ROOT / "envs" / "matlabel.yaml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert sorted(req) == sorted(pip)
@@ -138,12 +139,14 @@ def test_demo_end_to_end_tiny(tiny_demo, tmp_path):
     table2 = pd.read_csv(wd / "results" / "table2.csv", dtype=str).set_index("method")
     assert 0.0 <= float(table2.loc["Mat-Label", "val"]) <= 100.0 and table2.loc["Mat-Label", "val_paper"] == "73.0"
     assert 0.0 < float(table2.loc["All background (floor)", "val"]) < 100.0
-    assert table2.loc["Mat-Label", "test"].startswith("not run") and table2.loc["Mat-Label I+S", "val"].startswith("not run")
+    assert (table2.loc["Mat-Label", "test"].startswith("not run")
+            and table2.loc["Mat-Label I+S", "val"].startswith("not run"))
     assert (wd / "results" / "figures" / "fig5.png").stat().st_size > 10_000
     runtimes = pd.read_csv(wd / "results" / "runtimes.csv").set_index("rule")
     assert {"train_classifier", "matting_labels", "train_deeplab", "evaluate_deeplab"} <= set(runtimes.index)
     assert (runtimes["wall_s_total"] > 0).all() and runtimes.loc["export_cams", "jobs"] == 6  # 3 methods x 2 shards
-    assert yaml.safe_load((wd / "results" / "synthetic" / "config.yaml").read_text())["deeplab"]["train"]["iterations"] == 4
+    assert yaml.safe_load(
+        (wd / "results" / "synthetic" / "config.yaml").read_text())["deeplab"]["train"]["iterations"] == 4
     # the report: every table and figure with its caption, the runtimes and the config
     snakemake(wd, *targets, "--configfile", "config/demo.yaml", overlay, "--report", "report.html")
     html = (wd / "report.html").read_text(errors="replace")

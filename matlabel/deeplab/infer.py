@@ -108,11 +108,11 @@ def segment_all(model: nn.Module, images: Iterable[tuple[str, np.ndarray]], devi
                 crf_labels: str = "all", workers: int = 1) -> Iterator[tuple[str, np.ndarray]]:
     """:func:`segment` of :func:`predict` for each ``(id, image)``, yielded as ``(id, label map)`` in input order.
 
-    With a CRF and ``workers`` > 1, the CRFs (single-threaded pydensecrf over 21 classes, the slow part: bench/README.md)
-    run in that many worker processes while the model predicts the next images, at most ``2 * workers`` images
-    ahead; each CRF is the same call as without workers, so the labels are the same. The workers are started
-    from a fresh interpreter (:data:`POOL_CONTEXT`), never by forking this process: the model may have started CUDA
-    here already, and a forked child of a CUDA process inherits a state it cannot use."""
+    With a CRF and ``workers`` > 1, the CRFs (single-threaded pydensecrf over 21 classes, the slow part:
+    bench/README.md) run in that many worker processes while the model predicts the next images, at most ``2 * workers``
+    images ahead; each CRF is the same call as without workers, so the labels are the same. The workers are started from
+    a fresh interpreter (:data:`POOL_CONTEXT`), never by forking this process: the model may have started CUDA here
+    already, and a forked child of a CUDA process inherits a state it cannot use."""
     if crf_params is None or workers <= 1:
         for image_id, image in images:
             yield image_id, segment(image, predict(model, image, scales, flip, device), crf_params, crf_labels)
@@ -166,7 +166,8 @@ def evaluate_segmentation(model: nn.Module, manifest: Manifest, ids: Sequence[st
     iou = meter.iou()
     return {
         "miou": round(100 * meter.miou(), 2),
-        "iou": {name: (None if np.isnan(v) else round(100 * float(v), 2)) for name, v in zip(manifest.class_names, iou)},
+        "iou": {name: (None if np.isnan(v) else round(100 * float(v), 2))
+                for name, v in zip(manifest.class_names, iou)},
         "n_images": len(ids),
         "scales": [float(s) for s in scales],
         "flip": bool(flip),

@@ -35,9 +35,10 @@ def irn_loss(model: IRNet, batch: dict) -> dict[str, torch.Tensor]:
     bg, fg, neg = (batch[k].float() for k in ("bg_pos", "fg_pos", "neg"))
     ch, cw = pi.source_window(*edge_logits.shape[-2:])
     if bg.shape[-2:] != (len(pi), ch * cw):
-        raise ValueError(f"relation labels have shape {tuple(bg.shape[-2:])} but the network's {tuple(edge_logits.shape[-2:])} "
-                         f"output with radius {pi.radius} needs ({len(pi)}, {ch * cw}): the dataset's crop/radius "
-                         "must match the model's (crop = 4 × the output size)")
+        raise ValueError(f"relation labels have shape {tuple(bg.shape[-2:])} but the network's "
+                         f"{tuple(edge_logits.shape[-2:])} output with radius {pi.radius} needs "
+                         f"({len(pi)}, {ch * cw}): the dataset's crop/radius must match the model's "
+                         "(crop = 4 × the output size)")
     # the losses in fp32 even under bf16 autocast (log(a + 1e-5) needs the precision)
     aff = edge_to_affinity(torch.sigmoid(edge_logits.float()), pi)
     pos_l = -torch.log(aff + EPS)

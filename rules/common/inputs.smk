@@ -13,7 +13,8 @@ def row_thresholds(wildcards) -> dict:
 def confident_thresholds(wildcards) -> dict:
     """IRN's confident regions of a row: its method's thresholds on maps, irn.confident.matting on alphas."""
     if SOURCES[wildcards.row][1] == "matting":  # null: the trimap's own thresholds, read from there
-        return config["irn"]["confident"]["matting"] or {"fg": config["trimap"]["eps_fg"], "bg": config["trimap"]["eps_bg"]}
+        return config["irn"]["confident"]["matting"] or {"fg": config["trimap"]["eps_fg"],
+                                                         "bg": config["trimap"]["eps_bg"]}
     t = row_thresholds(wildcards)
     return {"fg": t["confident_fg"], "bg": t["confident_bg"]}
 
@@ -28,7 +29,8 @@ def walk_source(wildcards) -> str:
 def walk_settings(wildcards) -> dict:
     """irn.walk of a row with its background plane: the row's method's walk plane on maps, the seed's alpha
     threshold (matting.fg_threshold) on alphas."""
-    plane = config["matting"]["fg_threshold"] if walk_source(wildcards) == "matting" else row_thresholds(wildcards)["walk"]
+    plane = (config["matting"]["fg_threshold"] if walk_source(wildcards) == "matting"
+             else row_thresholds(wildcards)["walk"])
     return {**config["irn"]["walk"], "bg_threshold": plane}
 
 
