@@ -200,7 +200,7 @@ def test_image_without_object_label_is_skipped_with_a_count(tmp_path, quiet_runl
         output=SimpleNamespace(model=str(tmp_path / "model.pt")), log=[], rule="train_classifier", threads=1,
         wildcards=SimpleNamespace(method="cam"),
         params=SimpleNamespace(device="cpu", speed={}, split="train", seed=0, code="test",
-                               train={"epochs": 1, "batch_size": 2, "lr": 0.01},
+                               train={**paper_config()["cam"], "epochs": 1, "batch_size": 2},
                                augment={"resize_long": [24, 32], "crop": 24, "hflip": True},
                                backbone={"arch": "resnet18", "weights": "none", "output_stride": 16,
                                          "freeze_bn": False, "train_from": "stem"}))
