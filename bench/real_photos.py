@@ -15,6 +15,7 @@ ROOT is a VOC-layout folder (``JPEGImages/``, ``SegmentationClass/``, ``ImageSet
   present in an image: the map's mean on its own object and elsewhere, the shares at or above eps_fg / at or below
   eps_bg (Eq. 9's foreground / background), and the share of those pixels that lie on / off the object
   (``matlabel.evaluate.map_statistics``);
+- ``deeplab_iou.csv`` (with --table2): each row's DeepLab, its IoU per class on the evaluated split;
 - ``curves.csv`` / ``curves.png``: every trained model's loss terms per epoch (or iteration) from its ``model.pt``;
 - ``summary.json``: wall time, cores, CPU, commit, preset, and the files above in one place.
 
@@ -61,6 +62,16 @@ def sweeps(results: Path) -> list[dict]:
         for t, miou in data["sweep"].items():
             rows.append({"method": ev.parent.name, "bg_threshold": float(t), "miou": miou,
                          "configured": float(t) == float(data["bg_threshold"])})
+    return rows
+
+
+def deeplab_iou(results: Path) -> list[dict]:
+    """Each Table 2 row's DeepLab on the evaluated split: its IoU per class (``rows/<row>/deeplab/eval.json``), so a
+    row's mIoU can be read (e.g. a network that predicts objects everywhere: a low background IoU)."""
+    rows = []
+    for ev in sorted((results / "rows").glob("*/deeplab/eval.json")):
+        data = json.loads(ev.read_text())
+        rows += [{"row": ev.parent.parent.name, "class": c, "iou": iou} for c, iou in data["iou"].items()]
     return rows
 
 
@@ -208,6 +219,8 @@ def main(argv=None) -> None:
         for suffix in (".csv", ".md"):
             shutil.copy2(wd / t.replace(".csv", suffix), out / Path(t).name.replace(".csv", suffix))
     write_csv(out / "sweeps.csv", sweeps(results))
+    if args.table2:
+        write_csv(out / "deeplab_iou.csv", deeplab_iou(results))
     stats = map_stats(results, wd / "resources" / DATASET / "dataset.json", cfg["splits"]["eval_seed"],
                       args.stats_images, cfg["trimap"]["eps_fg"], cfg["trimap"]["eps_bg"])
     write_csv(out / "map_stats.csv", stats)

@@ -1,5 +1,6 @@
 """bench/real_photos.py's run facts (the job count from Snakemake's log, the job seconds per rule) and
 bench/d2_landscape.py's CSV."""
+import json
 import sys
 from pathlib import Path
 
@@ -48,3 +49,14 @@ def test_deeplab_budget_loss_per_output_counts_the_msc_outputs():
     history = [{"iteration": 1, "lr": 0.1, "x1": 2.0, "x0.5": 3.0, "x0.75": 1.0, "max": 2.0, "total": 8.0},
                {"iteration": 2, "lr": 0.1, "x1": 1.5, "max": 1.5, "total": 3.0}]  # msc_scales: [] (x1 and max)
     assert deeplab_budget.per_output(history) == [2.0, 1.5]
+
+
+def test_deeplab_iou_reads_each_rows_eval(tmp_path):
+    for row, iou in (("d2cam", {"background": 47.5, "bus": 22.1}), ("matlabel", {"background": 51.0, "bus": 8.1})):
+        ev = tmp_path / "rows" / row / "deeplab" / "eval.json"
+        ev.parent.mkdir(parents=True)
+        ev.write_text(json.dumps({"miou": 0.0, "iou": iou}))
+    (tmp_path / "rows" / "cam" / "irn").mkdir(parents=True)  # a row without DeepLab: no rows
+    assert real_photos.deeplab_iou(tmp_path) == [
+        {"row": "d2cam", "class": "background", "iou": 47.5}, {"row": "d2cam", "class": "bus", "iou": 22.1},
+        {"row": "matlabel", "class": "background", "iou": 51.0}, {"row": "matlabel", "class": "bus", "iou": 8.1}]

@@ -21,7 +21,7 @@ from docs_render.demo import (demo_class_iou, demo_eps, demo_gains, demo_gallery
                               demo_table1, demo_table2, demo_table4, demo_table4_moves, demo_table5, demo_table5_facts,
                               demo_table5_spread)
 from docs_render.formatting import DASH, about_minutes, duration, half_up  # noqa: E402
-from docs_render.photos import PHOTOS_T2, photos_table2_run  # noqa: E402
+from docs_render.photos import PHOTOS_T2, photos_deeplab_minutes, photos_table2_rows, photos_table2_run  # noqa: E402
 from docs_render.regions import REGION, REGIONS, doc_files, render_text  # noqa: E402
 from docs_render.sources import DEMO, Sources  # noqa: E402
 from docs_render.timings import TIMINGS, _with_history, timings  # noqa: E402
@@ -246,3 +246,18 @@ def test_photos_table2_run_says_whether_it_resumed_table1s_run(tmp_path):
     summary.write_text(json.dumps({**run, "jobs": 10, "resumed": True}))
     assert photos_table2_run(src).startswith("96.5 min for the 10 jobs on top of Table 1's "
                                              "(`bench/real_photos.py --table2 --resume`")
+
+
+def test_photos_table2_rows_best_first_and_deeplab_minutes(tmp_path):
+    out = tmp_path / PHOTOS_T2
+    write_csv(out / "table2.csv", [dict(method="All background (floor)", val="3.6"),
+                                   dict(method="D2CAM only", val="8.4"), dict(method="Mat-Label", val="6.2"),
+                                   dict(method="Mat-Label w/ ReCAM", val="15.8"),
+                                   dict(method="Mat-Label I+S", val="not run: needs saliency maps")])
+    write_csv(out / "deeplab_iou.csv", [dict(row=r, **{"class": c, "iou": "1.0"}) for r in ("d2cam", "matlabel")
+                                        for c in ("background", "bus")])
+    (out / "summary.json").write_text(json.dumps({"job_s_by_rule": {"train_deeplab": 1800.0}}))
+    src = Sources(root=tmp_path)
+    assert photos_table2_rows(src) == ("Mat-Label w/ ReCAM 15.8, D2CAM only 8.4, Mat-Label 6.2 "
+                                       "against the floor's 3.6")
+    assert photos_deeplab_minutes(src) == "15 min"  # 1,800 s over the two rows that trained a DeepLab

@@ -139,10 +139,14 @@ def photos_map_stats(src: Sources) -> str:
 PHOTOS_T2 = "bench/results/real_photos_voc330_table2"
 
 
+STAGE_COLUMNS = {"seed": "seed", "crf": "w/ CRF", "irn": "w/ IRN"}
+
+
 def photos_table2(src: Sources) -> str:
     """Table 2 on the 82 val photos: DeepLab-v2 trained on each row's labels of the 248 train photos, the mean of its
     loss per MSC output (the total over the outputs, x1, the extra scales and max, / their number) over the first and
-    the last 10 iterations (table2.csv, curves.csv)."""
+    the last 10 iterations (table2.csv, curves.csv), beside the mIoU of the labels it trained on (config.yaml's
+    ``deeplab.labels_stage`` column of the same run's Table 1) and its background IoU (deeplab_iou.csv)."""
     terms: dict[tuple[str, str], dict[str, float]] = {}
     for r in src.csv(f"{PHOTOS_T2}/curves.csv"):
         if r["model"].endswith("/deeplab"):
@@ -152,13 +156,35 @@ def photos_table2(src: Sources) -> str:
         outputs = [k for k in t if k != "total"]
         loss.setdefault(row, []).append(t["total"] / len(outputs))
     keys = {label: key for key, label in _table1_labels(src).items()}
+    stage = src.yaml("config.yaml")["deeplab"]["labels_stage"]
+    labels = {key: r[stage] for key, r in _table1_rows(src, f"{PHOTOS_T2}/table1.csv").items()}
+    background = {r["row"]: float(r["iou"]) for r in src.csv(f"{PHOTOS_T2}/deeplab_iou.csv")
+                  if r["class"] == "background"}
     out, seen = [], set()
     for r in src.csv(f"{PHOTOS_T2}/table2.csv"):
-        v = loss.get(keys.get(r["method"], ""))
-        out.append([r["method"], short_not_run(r["val"], seen), r["val_paper"],
+        key = keys.get(r["method"], "")
+        v = loss.get(key)
+        out.append([r["method"], short_not_run(r["val"], seen), r["val_paper"], labels.get(key, DASH),
+                    f"{background[key]:.1f}" if key in background else DASH,
                     DASH if not v else f"{sum(v[:10]) / 10:.1f} → {sum(v[-10:]) / 10:.1f}"])
-    return md_table(["method", "val mIoU", "paper (VOC val)", "DeepLab loss per output, first → last 10 iterations"],
-                    out)
+    return md_table(["method", "val mIoU", "paper (VOC val)", f"its labels (Table 1, {STAGE_COLUMNS[stage]})",
+                     "background IoU", "DeepLab loss per output, first → last 10 iterations"], out)
+
+
+def photos_table2_rows(src: Sources) -> str:
+    """The Table 2 rows that ran, best val mIoU first, against the floor's (table2.csv)."""
+    rows = [r for r in src.csv(f"{PHOTOS_T2}/table2.csv") if not r["val"].startswith("not run")]
+    floor = next(r for r in rows if r["method"].startswith("All background"))
+    ran = sorted((r for r in rows if r is not floor), key=lambda r: -float(r["val"]))
+    return (", ".join(f"{r['method']} {r['val']}" for r in ran) + f" against the floor's {floor['val']}")
+
+
+def photos_deeplab_minutes(src: Sources) -> str:
+    """One DeepLab training's mean wall time in the Table 2 run (summary.json's job seconds of train_deeplab over the
+    rows that trained one)."""
+    s = src.json(f"{PHOTOS_T2}/summary.json")
+    rows = {r["row"] for r in src.csv(f"{PHOTOS_T2}/deeplab_iou.csv")}
+    return f"{s['job_s_by_rule']['train_deeplab'] / len(rows) / 60:.0f} min"
 
 
 def photos_table2_run(src: Sources) -> str:

@@ -18,9 +18,10 @@ from docs_render.photos import (d2_landscape, d2_landscape_area, d2_landscape_fi
                                 d2_landscape_minimum, d2_landscape_photos, d2_landscape_vs_lma, d2cam_fill_mean_seed,
                                 d2cam_layer3_move, d2cam_readings, d2cam_readings_best, d2cam_readings_gap,
                                 d2cam_readings_range, phi_capacity, phi_layer3, phi_memorised, phi_vs_cam,
-                                photos_check, photos_findings, photos_jobs, photos_map_stats, photos_matting_gain,
-                                photos_run, photos_source, photos_table1, photos_table1_thresholds, photos_table2,
-                                photos_table2_run, photos_wall, recam_readings)
+                                photos_check, photos_deeplab_minutes, photos_findings, photos_jobs, photos_map_stats,
+                                photos_matting_gain, photos_run, photos_source, photos_table1,
+                                photos_table1_thresholds, photos_table2, photos_table2_rows, photos_table2_run,
+                                photos_wall, recam_readings)
 from docs_render.sources import ROOT, Missing, Sources
 from docs_render.timings import timing_about, timing_exact, timings, timings_table
 
@@ -64,6 +65,8 @@ REGIONS = {
     "photos-matting-gain": photos_matting_gain,
     "photos-table2": photos_table2,
     "photos-table2-run": photos_table2_run,
+    "photos-table2-rows": photos_table2_rows,
+    "photos-deeplab-minutes": photos_deeplab_minutes,
     "d2cam-readings": d2cam_readings,
     "d2cam-readings-range": d2cam_readings_range,
     "recam-readings": recam_readings,
