@@ -21,7 +21,8 @@ from docs_render.demo import (demo_class_iou, demo_eps, demo_gains, demo_gallery
                               demo_table1, demo_table2, demo_table4, demo_table4_moves, demo_table5, demo_table5_facts,
                               demo_table5_spread)
 from docs_render.formatting import DASH, about_minutes, duration, half_up  # noqa: E402
-from docs_render.photos import PHOTOS_T2, photos_deeplab_minutes, photos_table2_rows, photos_table2_run  # noqa: E402
+from docs_render.photos import (DEEPLAB_BUDGET, PHOTOS_T2, deeplab_msc, deeplab_msc_facts,  # noqa: E402
+                                photos_deeplab_minutes, photos_table2_rows, photos_table2_run)
 from docs_render.regions import REGION, REGIONS, doc_files, render_text  # noqa: E402
 from docs_render.sources import DEMO, Sources  # noqa: E402
 from docs_render.timings import TIMINGS, _with_history, timings  # noqa: E402
@@ -261,3 +262,18 @@ def test_photos_table2_rows_best_first_and_deeplab_minutes(tmp_path):
     assert photos_table2_rows(src) == ("Mat-Label w/ ReCAM 15.8, D2CAM only 8.4, Mat-Label 6.2 "
                                        "against the floor's 3.6")
     assert photos_deeplab_minutes(src) == "15 min"  # 1,800 s over the two rows that trained a DeepLab
+
+
+def test_deeplab_msc_with_and_without_the_extra_scales(tmp_path):
+    base = dict(row="matlabel", labels="irn", steps="150", batch="8", outputs="2", loss_first10="3.3",
+                loss_last10="1.0", val_miou="6.0", s_per_step="2.0", set="", msc_scales="")
+    write_csv(tmp_path / DEEPLAB_BUDGET, [
+        base, {**base, "steps": "30", "s_per_step": "9.9"},
+        {**base, "set": "deeplab.train.msc_scales=[0.5, 0.75]", "msc_scales": "0.5 0.75", "outputs": "4",
+         "loss_last10": "2.1", "val_miou": "3.6", "s_per_step": "3.6"}])
+    src = Sources(root=tmp_path)
+    assert deeplab_msc_facts(src) == ("150 iterations of 8 crops on Mat-Label's IRN labels; a step with MSC costs "
+                                      "1.8× one without")
+    table = deeplab_msc(src)
+    assert "| none (the preset) | 2 | 3.30 | 1.00 | 6.0 | 2.0 |" in table
+    assert "| 0.5 0.75 | 4 | 3.30 | 2.10 | 3.6 | 3.6 |" in table

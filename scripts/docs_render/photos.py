@@ -187,6 +187,33 @@ def photos_deeplab_minutes(src: Sources) -> str:
     return f"{s['job_s_by_rule']['train_deeplab'] / len(rows) / 60:.0f} min"
 
 
+DEEPLAB_BUDGET = "bench/results/deeplab_budget_photos.csv"
+
+
+def _msc_runs(src: Sources) -> tuple[dict, dict]:
+    """bench/deeplab_budget.py's two runs on the preset's row: without MSC's extra scales (the preset) and with them."""
+    runs = src.csv(DEEPLAB_BUDGET)
+    plain = next(r for r in runs if not r["set"] and not r["msc_scales"])
+    msc = next(r for r in runs if r["msc_scales"] and r["row"] == plain["row"] and r["steps"] == plain["steps"])
+    return plain, msc
+
+
+def deeplab_msc(src: Sources) -> str:
+    """DeepLab on a row's labels with and without MSC's extra input scales in training (deeplab_budget_photos.csv)."""
+    rows = [[r["msc_scales"] or "none (the preset)", r["outputs"], f"{float(r['loss_first10']):.2f}",
+             f"{float(r['loss_last10']):.2f}", f"{float(r['val_miou']):.1f}", r["s_per_step"]] for r in _msc_runs(src)]
+    return md_table(["extra input scales in training", "outputs", "loss per output, first 10 iterations",
+                     "last 10", "val mIoU", "s per step (one thread)"], rows)
+
+
+def deeplab_msc_facts(src: Sources) -> str:
+    """The MSC comparison in a sentence: the row, steps and batch, and the cost per step with MSC over without."""
+    plain, msc = _msc_runs(src)
+    return (f"{plain['steps']} iterations of {plain['batch']} crops on {_short(src, plain['row'])}'s "
+            f"{plain['labels'].upper()} labels; a step with MSC costs "
+            f"{float(msc['s_per_step']) / float(plain['s_per_step']):.1f}× one without")
+
+
 def photos_table2_run(src: Sources) -> str:
     """The Table 2 run: its wall time, its jobs (on top of Table 1's when it resumed that run's directory), commit and
     date (summary.json)."""
