@@ -181,13 +181,6 @@ STEP_STAGES = (("CAM", "cam"), ("D2CAM", "d2cam"), ("ReCAM", "recam"), ("IRN", "
 VOC_TRAIN_AUG = 10582  # images in VOC 2012's train_aug (SBD + VOC train), what the paper's classifiers train on
 
 
-def _merged(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in (over or {}).items():
-        out[k] = _merged(base.get(k) or {}, v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-    return out
-
-
 def _section(cfg: dict, dotted: str) -> dict:
     for key in dotted.split("."):
         cfg = cfg[key]
@@ -203,7 +196,7 @@ def _steps(section: dict, n_images: int) -> int:
 def demo_steps_rows(src: Sources) -> list[tuple[str, int, int]]:
     """(stage, demo steps, paper steps) of every network the demo trains, from config.yaml and config/demo.yaml."""
     paper = src.yaml("config.yaml")
-    demo = _merged(paper, src.yaml("config/demo.yaml"))
+    demo = src.config("config/demo.yaml")
     n_demo = int(demo["data"]["synthetic"]["n_train"])
     return [(name, _steps(_section(demo, key), n_demo), _steps(_section(paper, key), VOC_TRAIN_AUG))
             for name, key in STEP_STAGES]

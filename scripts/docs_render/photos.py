@@ -145,8 +145,9 @@ STAGE_COLUMNS = {"seed": "seed", "crf": "w/ CRF", "irn": "w/ IRN"}
 def photos_table2(src: Sources) -> str:
     """Table 2 on the 82 val photos: DeepLab-v2 trained on each row's labels of the 248 train photos, the mean of its
     loss per MSC output (the total over the outputs, x1, the extra scales and max, / their number) over the first and
-    the last 10 iterations (table2.csv, curves.csv), beside the mIoU of the labels it trained on (config.yaml's
-    ``deeplab.labels_stage`` column of the same run's Table 1) and its background IoU (deeplab_iou.csv)."""
+    the last 10 iterations (table2.csv, curves.csv), beside the mIoU of the labels it trained on (the
+    ``deeplab.labels_stage`` column of the same run's Table 1, that stage as config.yaml and the run's presets set it)
+    and its background IoU (deeplab_iou.csv)."""
     terms: dict[tuple[str, str], dict[str, float]] = {}
     for r in src.csv(f"{PHOTOS_T2}/curves.csv"):
         if r["model"].endswith("/deeplab"):
@@ -156,7 +157,7 @@ def photos_table2(src: Sources) -> str:
         outputs = [k for k in t if k != "total"]
         loss.setdefault(row, []).append(t["total"] / len(outputs))
     keys = {label: key for key, label in _table1_labels(src).items()}
-    stage = src.yaml("config.yaml")["deeplab"]["labels_stage"]
+    stage = src.config(*src.json(f"{PHOTOS_T2}/summary.json")["presets"])["deeplab"]["labels_stage"]
     labels = {key: r[stage] for key, r in _table1_rows(src, f"{PHOTOS_T2}/table1.csv").items()}
     background = {r["row"]: float(r["iou"]) for r in src.csv(f"{PHOTOS_T2}/deeplab_iou.csv")
                   if r["class"] == "background"}

@@ -47,6 +47,20 @@ class Sources:
         import yaml
         return yaml.safe_load(self.text(rel))
 
+    def config(self, *presets: str) -> dict:
+        """config.yaml with ``presets`` laid over it in order, as ``--configfile`` merges them."""
+        cfg = self.yaml("config.yaml")
+        for rel in presets:
+            cfg = _merged(cfg, self.yaml(rel))
+        return cfg
+
+
+def _merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in (over or {}).items():
+        out[k] = _merged(base.get(k) or {}, v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
 
 def _table1_rows(src: Sources, rel: str) -> dict[str, dict]:
     """The rows of a table CSV written by the workflow that are Table 1 rows, by their key (``matlabel.tables``'s
