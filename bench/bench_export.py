@@ -2,11 +2,16 @@
 each with its flip, upsampling, normalisation) against the reference run of a single forward pass of the
 same network at scale 1.0, in the same process. The ratio sizes the export shards (config n_shards).
 
-    .venv/bin/python bench/bench_export.py [--arch resnet50] [--size 500x375] [--device auto] [--repeat 5]
+    .venv/bin/python bench/bench_export.py [--arch resnet50] [--size 500x375] [--device auto] [--repeat 5] [--save]
+
+--save adds the measurement to ``bench/results/export_cost.csv`` (replacing an earlier one of the same arch, size and
+device kind), which docs/demo-results.md shows (``make docs``).
 """
 from __future__ import annotations
 
 import argparse
+import datetime
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from matlabel.backbone import build_backbone  # noqa: E402
 from matlabel.cam import CAMNet, multiscale_cams, normalize  # noqa: E402
@@ -41,6 +48,7 @@ def main() -> None:
     ap.add_argument("--size", default="500x375", help="WxH of the image (VOC-like by default)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--save", action="store_true", help="add the row to bench/results/export_cost.csv")
     args = ap.parse_args()
     device = resolve_device(args.device)
     w, h = map(int, args.size.split("x"))
@@ -59,8 +67,19 @@ def main() -> None:
     print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}), {args.arch}, {w}x{h}")
     print(f"single forward at scale 1.0 (reference): {ref * 1e3:8.1f} ms")
     print(f"multi-scale + flip export (ours):        {ours * 1e3:8.1f} ms")
-    print(f"ratio ours / reference: {ours / ref:.2f}  "
-          f"(pixel work of 4 scales x 2 flips = {2 * (1 + .25 + 2.25 + 4):.1f}x)")
+    work = 2 * (1 + .25 + 2.25 + 4)
+    print(f"ratio ours / reference: {ours / ref:.2f}  (pixel work of 4 scales x 2 flips = {work:.1f}x)")
+    if args.save:
+        from classifier_budget import append_csv  # bench/ is not a package
+
+        run = f"{args.arch}/{w}x{h}/{device.type}"
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True).stdout.strip()
+        append_csv(ROOT / "bench" / "results" / "export_cost.csv",
+                   [{"run": run, "arch": args.arch, "size": f"{w}x{h}", "device": device.type,
+                     "threads": torch.get_num_threads(), "reference_s": round(ref, 4), "export_s": round(ours, 4),
+                     "ratio": round(ours / ref, 2), "pixel_work": work, "commit": commit,
+                     "date": datetime.date.today().isoformat()}], replace_run=run)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@
     .venv/bin/python bench/deeplab_budget.py WORKDIR --row matlabel --steps 150 [--set deeplab.train.msc_scales=[]]
                                              [--name NAME]
 
-WORKDIR is a working directory of ``bench/real_photos.py`` whose row ``--row`` has its labels at
-``deeplab.labels_stage`` (``results/folder/rows/<row>/<stage>/shard*``): its prepared folder and its config
-(config.yaml, the preset it ran with, ``root.yaml``) are reused, so a run here differs from the workflow's
+WORKDIR is a working directory of ``bench/real_photos.py`` (or of the demo, e.g. ``bench/demo_readings.py``'s, with
+``--preset config/demo.yaml``) whose row ``--row`` has its labels at ``deeplab.labels_stage``
+(``results/<dataset>/rows/<row>/<stage>/shard*``; ``--row gt``: the ground-truth masks of the same images): its
+prepared dataset and its config (config.yaml, the preset it ran with, ``root.yaml`` where there is one) are reused,
+so a run here differs from the workflow's
 ``train_deeplab`` only in ``--steps`` (the iterations, poly decay over them) and what ``--set`` changes. The model, the
 dataset and the loop are the rule's (``DeepLabV2``, ``SegDataset``, ``train_deeplab``); the trained model is scored as
 ``evaluate_deeplab`` scores it (the config's test scales, flip and DenseCRF) on the ``splits.eval_seg`` images.
@@ -34,12 +36,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from classifier_budget import append_csv, set_key  # noqa: E402  (bench/ is not a package)
-from real_photos import DATASET, merged_config  # noqa: E402
+from real_photos import merged_config  # noqa: E402
 
 from matlabel.datasets.layout import load_manifest  # noqa: E402
 from matlabel.deeplab import DeepLabV2, SegConfig, train_deeplab  # noqa: E402
 from matlabel.deeplab.data import SegDataset  # noqa: E402
 from matlabel.deeplab.infer import DEEPLAB_CRF, evaluate_segmentation  # noqa: E402
+
+
+GROUND_TRUTH = "gt"
 
 
 def per_output(history: list[dict]) -> list[float]:
@@ -50,25 +55,31 @@ def per_output(history: list[dict]) -> list[float]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("workdir", type=Path)
-    ap.add_argument("--row", default="matlabel", help="the Table 2 row whose labels it trains on")
+    ap.add_argument("--row", default="matlabel", help=f"the Table 2 row whose labels it trains on; {GROUND_TRUTH!r}: "
+                    "the ground-truth masks of the same images")
     ap.add_argument("--steps", type=int, default=150, help="iterations (the poly decay runs over them)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (YAML value)")
-    ap.add_argument("--preset", action="append", default=None, help="as bench/real_photos.py ran (default: "
-                    "config/folder-example.yaml)")
+    ap.add_argument("--preset", action="append", default=None, help="as the workdir ran (default: "
+                    "config/folder-example.yaml, as bench/real_photos.py; the demo's: config/demo.yaml)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--name", default="photos")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cfg = merged_config(args.workdir, [*(args.preset or ["config/folder-example.yaml"]), "root.yaml"])
+    root_overlay = ["root.yaml"] if (args.workdir / "root.yaml").exists() else []  # a real-photo folder's root
+    cfg = merged_config(args.workdir, [*(args.preset or ["config/folder-example.yaml"]), *root_overlay])
     for assignment in args.set:
         set_key(cfg, assignment)
     dl = cfg["deeplab"]
-    manifest = load_manifest(args.workdir / "resources" / DATASET / "dataset.json")
+    dataset_name = cfg["dataset"]
+    manifest = load_manifest(args.workdir / "resources" / dataset_name / "dataset.json")
     seg = SegConfig.from_mapping({**dl["train"], "iterations": args.steps, "checkpoint_every": args.steps + 1,
                                   "seed": cfg.get("seed", 0)})
     model = DeepLabV2(manifest.num_classes, seed=seg.seed, **dl["model"])
-    stage = dl["labels_stage"]
-    shards = sorted((args.workdir / "results" / DATASET / "rows" / args.row / stage).glob("shard*"))
+    if args.row == GROUND_TRUTH:  # the masks themselves: how far the budget takes DeepLab with perfect labels
+        stage, shards = "masks", None
+    else:
+        stage = dl["labels_stage"]
+        shards = sorted((args.workdir / "results" / dataset_name / "rows" / args.row / stage).glob("shard*"))
     dataset = SegDataset(manifest, cfg["splits"]["export"], shards, crop=seg.crop, scales=seg.scales, hflip=seg.hflip,
                          seed=seg.seed, pad_rgb=model.mean_rgb)
     start = time.perf_counter()

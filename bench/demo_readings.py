@@ -1,6 +1,6 @@
 """Table 1 of the demo under each alternative reading of the paper, each rerunning only the stages it changes.
 
-    .venv/bin/python bench/demo_readings.py [--cores 2] [--workdir DIR] [--only NAME ...]
+    .venv/bin/python bench/demo_readings.py [--cores 2] [--workdir DIR] [--only NAME ...] [--reuse]
 
 The workflow runs as ``make demo`` runs it, ``snakemake results/table1.csv --configfile config/demo.yaml``, in a
 fresh working directory (the checkout's ``results/`` is not touched): first with the defaults, then once per reading
@@ -45,6 +45,8 @@ READINGS = [
      "walk 0.28)", {"method_thresholds": {"recam": IRN_THRESHOLDS}}),
     ("matting_walk_alphas", "w/ IRN, `irn.matting_walk: alphas` (default `maps`)", {"irn": {"matting_walk": "alphas"}}),
     ("d2cam_n1_frozen", "`d2cam.train_n1: false`, N1 frozen (default `true`)", {"d2cam": {"train_n1": False}}),
+    ("d2cam_from_imagenet", "D2CAM from ImageNet, as the paper (`d2cam.init_from: null`; the demo's: `cam`, its "
+     "trained CAM)", {"d2cam": {"init_from": None}}),
     ("border_pad_16", "`export.border_pad: 16`, every method's maps read from the image mirrored by 16 px "
      "(default 0, the plain maps)", {"export": {"border_pad": 16}}),
 ]
@@ -72,18 +74,24 @@ def main(argv=None) -> None:
     ap.add_argument("--workdir", type=Path, default=Path("bench-demo-readings"),
                     help="fresh working directory (removed first); each reading runs in a copy beside it")
     ap.add_argument("--only", action="append", choices=[r[0] for r in READINGS],
-                    help="run only these readings (the defaults always run)")
+                    help="run only these readings")
+    ap.add_argument("--reuse", action="store_true", help="keep --workdir from an earlier run of this commit and "
+                    "its defaults' rows in the CSV; run only the readings")
     args = ap.parse_args(argv)
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     base = args.workdir.resolve()
-    shutil.rmtree(base, ignore_errors=True)
-    base.mkdir(parents=True)
-    for name in WORKFLOW_FILES:
-        (base / name).symlink_to(ROOT / name)
-    measure(base, "default", "the defaults (config.yaml + config/demo.yaml, as `make demo`)", CONFIGS, args.cores,
-            commit)
+    if args.reuse:
+        if not (base / TARGET).exists():
+            sys.exit(f"--reuse: {base / TARGET} is missing (run without --reuse first)")
+    else:
+        shutil.rmtree(base, ignore_errors=True)
+        base.mkdir(parents=True)
+        for name in WORKFLOW_FILES:
+            (base / name).symlink_to(ROOT / name)
+        measure(base, "default", "the defaults (config.yaml + config/demo.yaml, as `make demo`)", CONFIGS,
+                args.cores, commit)
     for name, reading, overlay in READINGS:
         if args.only and name not in args.only:
             continue

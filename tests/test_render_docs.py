@@ -14,8 +14,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from docs_render.bench import (PROJECTION, node_projection_one_gpu, node_projection_row,  # noqa: E402
-                               node_projection_shards64, node_projection_work)
+from docs_render.bench import (CRF_GT, EXPORT_COST, PROJECTION, crf_gt_seed, crf_gt_seed_cost,  # noqa: E402
+                               export_cost, node_projection_one_gpu, node_projection_row, node_projection_shards64,
+                               node_projection_work)
+from docs_render.demo import (DEEPLAB_BUDGET as DEMO_BUDGET, READINGS, demo_deeplab_budget,  # noqa: E402
+                              demo_readings, demo_readings_source)
 from docs_render.demo import (demo_class_iou, demo_eps, demo_gains, demo_gallery_scores,  # noqa: E402
                               demo_gallery_time, demo_matting_failures, demo_seeds_vs_floor, demo_sweep_peaks,
                               demo_table1, demo_table2, demo_table4, demo_table4_moves, demo_table5, demo_table5_facts,
@@ -25,7 +28,7 @@ from docs_render.photos import (DEEPLAB_BUDGET, PHOTOS_T2, deeplab_msc, deeplab_
                                 photos_deeplab_minutes, photos_table2_rows, photos_table2_run)
 from docs_render.regions import REGION, REGIONS, doc_files, render_text  # noqa: E402
 from docs_render.sources import DEMO, Sources  # noqa: E402
-from docs_render.timings import TIMINGS, _with_history, timings  # noqa: E402
+from docs_render.timings import TIMINGS, _with_history, dry_runs, recorded, timings  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("render_docs", ROOT / "scripts" / "render_docs.py")
 rd = importlib.util.module_from_spec(_spec)  # the command: its main()
@@ -277,3 +280,61 @@ def test_deeplab_msc_with_and_without_the_extra_scales(tmp_path):
     table = deeplab_msc(src)
     assert "| none (the preset) | 2 | 3.30 | 1.00 | 6.0 | 2.0 |" in table
     assert "| 0.5 0.75 | 4 | 3.30 | 2.10 | 3.6 | 3.6 |" in table
+
+
+def _readings_rows(run, what, scores, jobs="52", wall_s="550.0"):
+    labels = {"cam": "CAM", "d2cam": "D2CAM only", "matlabel": "Mat-Label"}
+    rows = [dict(run=run, what=what, method="All background (floor)", seed="12.7", crf="12.7", irn="12.7", jobs=jobs,
+                 wall_s=wall_s, commit="abc1234")]
+    return rows + [dict(run=run, what=what, method=labels[k], seed=str(s), crf=str(c), irn=str(i), jobs=jobs,
+                        wall_s=wall_s, commit="abc1234") for k, (s, c, i) in scores.items()]
+
+
+def test_demo_readings_show_each_readings_move_from_the_defaults(demo, tmp_path):
+    default = {"cam": (11.3, 10.8, 10.2), "d2cam": (17.8, 19.9, 19.0), "matlabel": (17.3, 17.9, 19.1)}
+    psa = {**default, "cam": (11.3, 15.5, 10.2), "matlabel": (17.3, 17.3, 19.1)}
+    write_csv(tmp_path / READINGS, _readings_rows("default", "the defaults", default)
+              + _readings_rows("crf_psa_score", "w/ CRF, psa_score", psa, jobs="12", wall_s="18.0"))
+    src = Sources(root=tmp_path, results=demo.results)
+    table = demo_readings(src).splitlines()
+    assert table[0] == "| reading | CAM | D2CAM only | Mat-Label | jobs, wall time |"
+    assert table[2] == ("| **the defaults** | **11.3 / 10.8 / 10.2** | **17.8 / 19.9 / 19.0** | **17.3 / 17.9 / 19.1** "
+                        "| 52 jobs, 9 min 10 s |")
+    assert table[3] == "| w/ CRF, psa_score | 0.0 / +4.7 / 0.0 | same | 0.0 / −0.6 / 0.0 | 12 jobs, 18 s |"
+    assert demo_readings_source(src) == ("`bench/demo_readings.py` at abc1234; its defaults differ from the demo's "
+                                         "Table 1 above: a commit since changed the results, rerun the bench")
+
+
+def test_demo_deeplab_budget_names_labels_and_masks(tmp_path):
+    base = dict(row="matlabel", labels="irn", steps="600", batch="6", set="", loss_first10="3.05",
+                loss_last10="0.61", val_miou="13.6", train_s="250.4")
+    write_csv(tmp_path / DEMO_BUDGET, [base, {**base, "row": "gt", "labels": "masks", "val_miou": "16.5"},
+                                       {**base, "steps": "30", "set": "deeplab.train.lr=2.5e-3"}])
+    table = demo_deeplab_budget(Sources(root=tmp_path)).splitlines()
+    assert table[2] == "| Mat-Label's IRN labels | 600 × 6 | — | 3.05 → 0.61 | 13.6 | 4 min 10 s |"
+    assert table[3].startswith("| ground-truth masks | 600 × 6 |")
+    assert table[4].startswith("| Mat-Label's IRN labels | 30 × 6 | deeplab.train.lr=2.5e-3 |")
+
+
+def test_crf_gt_seed_and_export_cost_and_recorded_timings(tmp_path):
+    write_csv(tmp_path / CRF_GT, [dict(dataset=d, reading=r, miou=m) for d, r, m in [
+        ("demo", "none", "100.0"), ("demo", "irn_label", "94.4"), ("demo", "irn_label_psa_pairwise", "78.3"),
+        ("photos", "none", "100.0"), ("photos", "irn_label", "82.0"), ("photos", "irn_label_psa_pairwise", "63.6")]])
+    src = Sources(root=tmp_path)
+    assert crf_gt_seed(src) == ("it erodes a ground-truth seed to 78 on the demo's images and 64 on the 248 real "
+                                "photos (mIoU against the masks), IRN's terms keep 94 / 82")
+    assert crf_gt_seed_cost(src).startswith("36 points of mIoU on the 248 real photos (IRN's own terms: 18;")
+    write_csv(tmp_path / EXPORT_COST, [dict(arch="resnet18", size="128x96", device="cpu", threads="2",
+                                            export_s="0.05", ratio="10.84", pixel_work="15.0")])
+    assert export_cost(src) == ("10.8× a single forward pass for resnet18 at 128×96 (0.05 s per image on CPU, "
+                                "2 threads), against 15× the pixel work")
+    row = dict(machine="m", detail="d", source="s")
+    write_csv(tmp_path / TIMINGS, [
+        dict(date="2026-11-30", commit="new", what="dry_run_voc_table1", value="2.0", unit="s", **row),
+        dict(date="2026-11-30", commit="old", what="dry_run_voc_table1", value="8.0", unit="s", **row),
+        dict(date="2026-11-30", commit="new", what="dry_run_coco_table3", value="3.3", unit="s", **row),
+        dict(date="2026-11-30", commit="old", what="dry_run_coco_table3", value="14.1", unit="s", **row),
+        dict(date="2026-11-26", commit="c", what="test_resume_idle", value="3-4", unit="min", **row)])
+    assert dry_runs(src) == ("the paper's VOC Table 1 dry run takes 2.0 s and COCO's Table 3 3.3 s on the 2-core "
+                             "machine (8.0 s and 14.1 s at old, before new)")
+    assert recorded("test_resume_idle")(src) == "3-4 min"

@@ -70,6 +70,16 @@ def matting_goal_point(src: Sources) -> str:
     last = _sweep(src)[-1]
     return f"{last['methods'][OURS]['cpu_s_per_image']:.2f} s at {pct(last['unknown_share_any_class'])} unknown"
 
+
+def matting_alpha_agreement(src: Sources) -> str:
+    """The largest alpha difference to ours over the sweep's settings: the baseline commit's and pymatting's."""
+    ss = _sweep(src)
+    base = src.json(f"{SWEEP}.json")["args"]["baseline"]
+    worst = {prefix: max(v["max_abs_alpha_diff_to_ours"] for s in ss for k, v in s["methods"].items()
+                         if k.startswith(prefix)) for prefix in (BASE, PYM)}
+    return (f"within {worst[BASE]:.1e} of {base}'s (the same graph; the solver changed) and within "
+            f"{worst[PYM]:.2g} of pymatting's").replace("e-0", "e-")
+
 # ------------------------------------------------------------------------------- the GPU scale check (bench/results/)
 
 SCALE = {"H100": "bench/results/voc_scale_h100.json", "H200": "bench/results/voc_scale_h200.json"}
@@ -240,3 +250,41 @@ def crf_presets(src: Sources) -> str:
                      f"sxy {p['bilateral_sxy']:g}, srgb {p['bilateral_srgb']:g}, compat {p['bilateral_compat']:g}",
                      str(p["iterations"])])
     return md_table(["`crf.preset`", "unary", "Gaussian kernel", "bilateral kernel", "iterations"], rows)
+
+
+# ------------------------------------------------------------------------ the export's cost (bench/results/)
+
+EXPORT_COST = "bench/results/export_cost.csv"
+
+
+def export_cost(src: Sources) -> str:
+    """The multi-scale export against one forward pass, per network and image size (bench/bench_export.py --save)."""
+    rows = src.csv(EXPORT_COST)
+    parts = [f"{float(r['ratio']):.1f}× a single forward pass for {r['arch']} at {r['size'].replace('x', '×')} "
+             f"({float(r['export_s']):.2f} s per image on {r['device'].upper()}, {r['threads']} threads)"
+             for r in rows]
+    return (", ".join(parts[:-1]) + " and " if len(parts) > 1 else "") + parts[-1] + (
+        f", against {float(rows[0]['pixel_work']):g}× the pixel work")
+
+
+# ---------------------------------------------------------------------- a perfect seed through the CRF (bench/results/)
+
+CRF_GT = "bench/results/crf_gt_seed.csv"
+CRF_GT_DATASETS = {"demo": "the demo's images", "photos": "the 248 real photos"}
+
+
+def crf_gt_seed(src: Sources) -> str:
+    """What the label CRF with PSA's pairwise terms and with IRN's leaves of a ground-truth seed (crf_gt_seed.csv)."""
+    rows = {(r["dataset"], r["reading"]): float(r["miou"]) for r in src.csv(CRF_GT)}
+    names = [d for d in CRF_GT_DATASETS if (d, "irn_label") in rows]
+    hybrid = " and ".join(f"{rows[(d, 'irn_label_psa_pairwise')]:.0f} on {CRF_GT_DATASETS[d]}" for d in names)
+    irn = " / ".join(f"{rows[(d, 'irn_label')]:.0f}" for d in names)
+    return f"it erodes a ground-truth seed to {hybrid} (mIoU against the masks), IRN's terms keep {irn}"
+
+
+def crf_gt_seed_cost(src: Sources) -> str:
+    """The mIoU points the hybrid and IRN's own label CRF take off a ground-truth seed on the real photos."""
+    rows = {(r["dataset"], r["reading"]): float(r["miou"]) for r in src.csv(CRF_GT)}
+    none, hybrid, irn = (rows[("photos", k)] for k in ("none", "irn_label_psa_pairwise", "irn_label"))
+    return (f"{none - hybrid:.0f} points of mIoU on the 248 real photos (IRN's own terms: {none - irn:.0f}; "
+            "`bench/crf_gt_seed.py`)")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import sys
 
-from docs_render.formatting import DASH, METHOD_NAMES, _signed, md_table, pct, short_not_run
-from docs_render.sources import DEMO, Missing, Sources, _short, _table1_rows
+from docs_render.formatting import DASH, METHOD_NAMES, _signed, duration, md_table, pct, short_not_run
+from docs_render.sources import DEMO, Missing, Sources, _short, _table1_labels, _table1_rows
 
 
 def demo_table1(src: Sources) -> str:
@@ -121,6 +121,14 @@ def demo_table4_moves(src: Sources) -> str:
             f"seed by {_signed(oe)} (the paper: {_signed(paper[-1] - paper[-2])})")
 
 
+def demo_table4_background(src: Sources) -> str:
+    """The background IoU of L_d2 alone against the full D2CAM's (their maps' eval.json)."""
+    sys.path.insert(0, str(src.root))
+    from matlabel.methods import TABLE4_METHODS
+    alone, full = (_demo_eval(src, TABLE4_METHODS[v], "seed")["iou"]["background"] for v in ("d2", "d2_ma_oe"))
+    return f"background IoU {alone:.1f} against {full:.1f} for the full D2CAM"
+
+
 def demo_table5(src: Sources) -> str:
     """Table 5 (which matting method) of the demo: seed / w/ CRF, seconds per image, per label rule."""
     rows = src.csv(f"results/{DEMO}/table5.csv")
@@ -212,3 +220,100 @@ def demo_steps_share(src: Sources) -> str:
     """The range of the demo's share of the paper's steps, e.g. ``0.15–3.6%``."""
     shares = [d / p for _, d, p in demo_steps_rows(src)]
     return f"{100 * min(shares):.2g}–{100 * max(shares):.2g}%"
+
+
+# ------------------------------------------------------------------ the readings (bench/results/demo_readings.csv)
+
+READINGS = "bench/results/demo_readings.csv"
+STAGES = ("seed", "crf", "irn")
+
+
+def _readings(src: Sources) -> dict[str, dict]:
+    """Each run of bench/demo_readings.py (``run``: ``default`` or a reading's name): what it read, its jobs and
+    wall time, and its Table 1 by row key."""
+    runs: dict[str, dict] = {}
+    for r in src.csv(READINGS):
+        run = runs.setdefault(r["run"], {"what": r["what"], "jobs": r["jobs"], "wall_s": float(r["wall_s"]),
+                                         "commit": r["commit"], "rows": {}})
+        run["rows"][r["method"]] = {s: float(r[s]) for s in STAGES}
+    if "default" not in runs:
+        raise KeyError(f"{READINGS} has no run 'default' (bench/demo_readings.py writes it first)")
+    keys = {label: key for key, label in _table1_labels(src).items()}
+    for run in runs.values():
+        run["rows"] = {keys[m]: v for m, v in run["rows"].items() if m in keys}
+    return runs
+
+
+def _reading(src: Sources, name: str) -> dict:
+    """One run of bench/demo_readings.py by name; :class:`Missing` when it has not been measured."""
+    runs = _readings(src)
+    if name not in runs:
+        raise Missing(f"{READINGS}: run {name}")
+    return runs[name]
+
+
+def _moved(reading: dict, default: dict) -> str:
+    """A row's seed / CRF / IRN under a reading against the defaults' (``0.0 / +1.2 / −0.4``); ``same`` if none
+    moved."""
+    moves = [reading[s] - default[s] for s in STAGES]
+    return "same" if all(round(m, 1) == 0 for m in moves) else " / ".join(_gain(m) for m in moves)
+
+
+def demo_readings(src: Sources) -> str:
+    """Table 1 under each reading: the defaults' seed / CRF / IRN, each reading's move from them, the jobs it reran."""
+    runs = _readings(src)
+    default = runs["default"]
+    rows = list(default["rows"])
+    triple = lambda scores: " / ".join(f"{scores[s]:.1f}" for s in STAGES)  # noqa: E731
+    out = [[f"**{default['what']}**", *(f"**{triple(default['rows'][r])}**" for r in rows),
+            f"{default['jobs']} jobs, {duration(default['wall_s'])}"]]
+    for name, run in runs.items():
+        if name != "default":
+            out.append([run["what"], *(_moved(run["rows"][r], default["rows"][r]) for r in rows),
+                        f"{run['jobs']} jobs, {duration(run['wall_s'])}"])
+    return md_table(["reading", *(_short(src, r) for r in rows), "jobs, wall time"], out)
+
+
+def demo_readings_source(src: Sources) -> str:
+    """The commit the readings ran at, and whether their defaults equal the demo's Table 1 (results/synthetic/; without
+    it the region is left as it is)."""
+    default = _readings(src)["default"]
+    agree = ("its defaults equal the demo's Table 1 above" if default["rows"] == _demo_table1(src) else
+             "its defaults differ from the demo's Table 1 above: a commit since changed the results, rerun the bench")
+    return f"`bench/demo_readings.py` at {default['commit']}; {agree}"
+
+
+# ------------------------------------------------------------- DeepLab's budget (bench/results/deeplab_budget_demo.csv)
+
+DEEPLAB_BUDGET = "bench/results/deeplab_budget_demo.csv"
+
+
+def demo_deeplab_budget(src: Sources) -> str:
+    """DeepLab retrained on the demo's labels or masks at other budgets and learning rates (bench/deeplab_budget.py
+    on a demo working directory), in the order run."""
+    out = []
+    for r in src.csv(DEEPLAB_BUDGET):
+        labels = "ground-truth masks" if r["row"] == "gt" else f"{_short(src, r['row'])}'s {r['labels'].upper()} labels"
+        out.append([labels, f"{int(r['steps']):,} × {r['batch']}", r["set"].replace(",", ", ") or DASH,
+                    f"{float(r['loss_first10']):.2f} → {float(r['loss_last10']):.2f}", f"{float(r['val_miou']):.1f}",
+                    duration(float(r["train_s"]))])
+    return md_table(["trained on", "iterations × crops", "reading", "loss per output, first → last 10 iterations",
+                     "val mIoU", "training time"], out)
+
+
+def demo_n1_seeds(src: Sources) -> str:
+    """D2CAM's and Mat-Label's seeds with N1 trained (the default) and frozen (demo_readings.csv)."""
+    on, off = _reading(src, "default")["rows"], _reading(src, "d2cam_n1_frozen")["rows"]
+    return (f"D2CAM's seed {on['d2cam']['seed']:.1f} with `true`, {off['d2cam']['seed']:.1f} with `false` "
+            f"(Mat-Label's {on['matlabel']['seed']:.1f} and {off['matlabel']['seed']:.1f})")
+
+
+def demo_d2cam_from_imagenet(src: Sources) -> str:
+    """D2CAM trained from ImageNet for the demo's steps against from the trained CAM, and the floor (demo_readings)."""
+    sys.path.insert(0, str(src.root))
+    from matlabel.tables import FLOOR_ROW
+    cam_start, imagenet = _reading(src, "default")["rows"], _reading(src, "d2cam_from_imagenet")["rows"]
+    floor = next(float(r["seed"]) for r in src.csv(READINGS) if r["run"] == "default" and r["method"] == FLOOR_ROW)
+    return (f"D2CAM's seed {imagenet['d2cam']['seed']:.1f} and Mat-Label's {imagenet['matlabel']['seed']:.1f} "
+            f"against the floor's {floor:.1f} ({cam_start['d2cam']['seed']:.1f} and "
+            f"{cam_start['matlabel']['seed']:.1f} from the trained CAM)")

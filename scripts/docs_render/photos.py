@@ -77,6 +77,20 @@ def photos_jobs(src: Sources) -> str:
     return f"{s['jobs']} jobs, {s['jobs_side_by_side']:.1f} at a time on average"
 
 
+#: The rules of a Table 1 run as the docs name them (a rule not named here is shown by its own name).
+RULE_NAMES = {"train_irn": "IRN training", "train_classifier": "classifier training (CAM, ReCAM, D2CAM)",
+              "random_walk": "random walk", "export_cams": "map export", "matting_labels": "matting",
+              "ir_labels": "IRN's confident regions", "crf_labels": "CRF", "evaluate_labels": "label evaluation",
+              "evaluate_cams": "map evaluation", "prepare_folder": "folder check", "evaluate_floor": "the floor"}
+
+
+def photos_job_seconds(src: Sources) -> str:
+    """The real-photo run's job time per rule, summed over its jobs, the largest first (summary.json)."""
+    s = src.json(f"{PHOTOS}/summary.json")
+    return ", ".join(f"{RULE_NAMES.get(rule, rule)} {secs:.0f} s" for rule, secs in s["job_s_by_rule"].items()
+                     if secs >= 1)
+
+
 def photos_findings(src: Sources) -> str:
     """What the real-photo Table 1 shows, each number from its files: matting on each map method's maps against that
     method's own seed, the order of the map methods, CRF's and IRN's moves, IRN's displacement loss."""
@@ -303,6 +317,15 @@ def d2cam_layer3_move(src: Sources) -> str:
     return (f"raises the precision of the foreground from {_r(a['fg_precision'], 2)} to {_r(b['fg_precision'], 2)} "
             f"and lowers L_d2 from {_r(a['loss_d2'], 2)} to {_r(b['loss_d2'], 2)}, but the foreground shrinks to "
             f"{pct(float(b['fg_share']))} of the pixels and the seed goes from {_r(a['miou'])} to {_r(b['miou'])}")
+
+
+def d2cam_budget_growth(src: Sources) -> str:
+    """D2CAM at the preset's budget against three times it: L_ma and the mean map on and off the object."""
+    rows = {r["run"]: r for r in _budget_rows(src, D2CAM_READINGS)}
+    a, b = rows["d2cam/cam/176"], rows["d2cam/cam/528"]
+    return (f"L_ma {_r(a['loss_ma'], 2)} → {_r(b['loss_ma'], 2)} from {a['steps']} to {b['steps']} steps, the mean map "
+            f"{_r(a['on_object'], 2)} → {_r(b['on_object'], 2)} on the object and {_r(a['elsewhere'], 2)} → "
+            f"{_r(b['elsewhere'], 2)} elsewhere")
 
 
 def d2cam_fill_mean_seed(src: Sources) -> str:

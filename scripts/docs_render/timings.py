@@ -57,3 +57,19 @@ def timing_exact(what: str):
         return f"{_value(r)} from a fresh clone of {r['commit']}"
     render.__doc__ = f"The newest {what} record and its commit."
     return render
+
+
+def recorded(what: str):
+    def render(src: Sources) -> str:
+        r = timings(src, what)[0]
+        return f"{r['value']} {r['unit']}"
+    render.__doc__ = f"The newest {what} record as written (value and unit)."
+    return render
+
+
+def dry_runs(src: Sources) -> str:
+    """The planning time of VOC's Table 1 and COCO's Table 3, each against its record before (timings.csv)."""
+    voc, coco = timings(src, "dry_run_voc_table1"), timings(src, "dry_run_coco_table3")
+    return (f"the paper's VOC Table 1 dry run takes {voc[0]['value']} s and COCO's Table 3 {coco[0]['value']} s on "
+            f"the 2-core machine ({voc[1]['value']} s and {coco[1]['value']} s at {voc[1]['commit']}, before "
+            f"{voc[0]['commit']})")
