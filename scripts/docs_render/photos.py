@@ -310,10 +310,15 @@ def d2cam_readings_best(src: Sources) -> str:
     return _r(max(float(r["miou"]) for r in _budget_rows(src, D2CAM_READINGS)))
 
 
+def _d2cam_pair(src: Sources, first: str, second: str) -> tuple[dict, dict]:
+    """Two of the D2CAM readings' rows by their runs."""
+    rows = {r["run"]: r for r in _budget_rows(src, D2CAM_READINGS)}
+    return rows[first], rows[second]
+
+
 def d2cam_layer3_move(src: Sources) -> str:
     """F one stage deeper against the paper's F, both 176 steps from the CAM."""
-    rows = {r["run"]: r for r in _budget_rows(src, D2CAM_READINGS)}
-    a, b = rows["d2cam/cam/176"], rows["d2cam/cam/176/_split=layer3"]
+    a, b = _d2cam_pair(src, "d2cam/cam/176", "d2cam/cam/176/_split=layer3")
     return (f"raises the precision of the foreground from {_r(a['fg_precision'], 2)} to {_r(b['fg_precision'], 2)} "
             f"and lowers L_d2 from {_r(a['loss_d2'], 2)} to {_r(b['loss_d2'], 2)}, but the foreground shrinks to "
             f"{pct(float(b['fg_share']))} of the pixels and the seed goes from {_r(a['miou'])} to {_r(b['miou'])}")
@@ -321,8 +326,7 @@ def d2cam_layer3_move(src: Sources) -> str:
 
 def d2cam_budget_growth(src: Sources) -> str:
     """D2CAM at the preset's budget against three times it: L_ma and the mean map on and off the object."""
-    rows = {r["run"]: r for r in _budget_rows(src, D2CAM_READINGS)}
-    a, b = rows["d2cam/cam/176"], rows["d2cam/cam/528"]
+    a, b = _d2cam_pair(src, "d2cam/cam/176", "d2cam/cam/528")
     return (f"L_ma {_r(a['loss_ma'], 2)} → {_r(b['loss_ma'], 2)} from {a['steps']} to {b['steps']} steps, the mean map "
             f"{_r(a['on_object'], 2)} → {_r(b['on_object'], 2)} on the object and {_r(a['elsewhere'], 2)} → "
             f"{_r(b['elsewhere'], 2)} elsewhere")

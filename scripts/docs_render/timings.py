@@ -44,27 +44,25 @@ def timings_table(src: Sources) -> str:
     ])
 
 
-def timing_about(what: str):
+def _newest(what: str, text, doc: str):
+    """A renderer of the newest ``what`` record through ``text(record)``."""
     def render(src: Sources) -> str:
-        return about_minutes(float(timings(src, what)[0]["value"]))
-    render.__doc__ = f"``about N minutes`` of the newest {what} record."
+        return text(timings(src, what)[0])
+    render.__doc__ = doc.format(what=what)
     return render
+
+
+def timing_about(what: str):
+    return _newest(what, lambda r: about_minutes(float(r["value"])), "``about N minutes`` of the newest {what} record.")
 
 
 def timing_exact(what: str):
-    def render(src: Sources) -> str:
-        r = timings(src, what)[0]
-        return f"{_value(r)} from a fresh clone of {r['commit']}"
-    render.__doc__ = f"The newest {what} record and its commit."
-    return render
+    return _newest(what, lambda r: f"{_value(r)} from a fresh clone of {r['commit']}",
+                   "The newest {what} record and its commit.")
 
 
 def recorded(what: str):
-    def render(src: Sources) -> str:
-        r = timings(src, what)[0]
-        return f"{r['value']} {r['unit']}"
-    render.__doc__ = f"The newest {what} record as written (value and unit)."
-    return render
+    return _newest(what, lambda r: f"{r['value']} {r['unit']}", "The newest {what} record as written (value and unit).")
 
 
 def dry_runs(src: Sources) -> str:
