@@ -133,6 +133,35 @@ def d2cam_step_ratio(src: Sources) -> str:
     return " and ".join(parts)
 
 
+def deeplab_5x2(src: Sources) -> str:
+    """The reference's 5 × 2 accumulated DeepLab passes against one pass of 10, per card (voc_scale, same process)."""
+    return " / ".join(f"{src.json(path)['deeplab_5x2_over_config']:.2f}× ({card})" for card, path in SCALE.items())
+
+
+def matting_gpu_machines(src: Sources) -> str:
+    """The matting stage's CPU seconds per image at its unknown share on each card's machine (voc_scale)."""
+    return ", ".join(f"{src.json(path)['stages']['matting']['s_per_unit']:.2f} s per image at "
+                     f"{pct(src.json(path)['stages']['matting']['unknown_share'], 1)} unknown on the {card} machine's "
+                     "cores" for card, path in SCALE.items())
+
+
+def loader_vs_d2cam(src: Sources) -> str:
+    """Images per second the data loader gives on 16 cores against what a D2CAM step consumes, over the cards."""
+    batch = int(src.config("config/voc-scale.yaml")["d2cam"]["batch_size"])
+    runs = [src.json(path) for path in SCALE.values()]
+    loader = [r["loader_images_per_s"] for r in runs]
+    used = sorted(batch / r["stages"]["d2cam"]["s_per_unit"] for r in runs)
+    return (f"about {round(min(loader), -2):,.0f} images/s of JPEG decode + augmentation on 16 cores against the "
+            f"{round(used[0], -1):.0f}–{round(used[-1], -1):.0f} images/s D2CAM consumes")
+
+
+def voc_scale_minutes(src: Sources) -> str:
+    """The projected VOC wall time of the Mat-Label row over the cards (voc_scale's projection)."""
+    minutes = sorted(src.json(path)["projected_minutes"] for path in SCALE.values())
+    low, high = round(minutes[0]), round(minutes[-1])
+    return f"{low}-minute" if low == high else f"{low}–{high}-minute"
+
+
 def crf_deeplab_per_image(src: Sources) -> str:
     """The DeepLab evaluation's CRF per image on each card's machine (voc_scale's ``crf_deeplab`` stage)."""
     parts = [f"{src.json(path)['stages']['crf_deeplab']['s_per_unit']:.2f} s" for path in SCALE.values()]
