@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -71,10 +70,10 @@ def main() -> None:
     print(f"ratio ours / reference: {ours / ref:.2f}  (pixel work of 4 scales x 2 flips = {work:.1f}x)")
     if args.save:
         from classifier_budget import append_csv  # bench/ is not a package
+        from real_photos import short_commit
 
         run = f"{args.arch}/{w}x{h}/{device.type}"
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True).stdout.strip()
+        commit = short_commit()
         append_csv(ROOT / "bench" / "results" / "export_cost.csv",
                    [{"run": run, "arch": args.arch, "size": f"{w}x{h}", "device": device.type,
                      "threads": torch.get_num_threads(), "reference_s": round(ref, 4), "export_s": round(ours, 4),

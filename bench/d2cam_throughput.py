@@ -4,21 +4,26 @@ feature maps of the P positive labels), same backbone settings, batch and crop, 
 The ratio sizes the D2CAM training jobs against the CAM job (paper: ResNet-50, crop 512, batch 16).
 
     .venv/bin/python bench/d2cam_throughput.py [--arch resnet50] [--crop 512] [--batch 16] [--device auto] [--steps 10]
+                                               [--save]
 
 bf16 autocast and channels_last on CUDA (as matlabel.train.train), fp32 on CPU. Labels: 1–3 classes per image,
 cycling (1, 2, 1, 2, 1, 3, 1, 1) so 1.5 on average as in VOC train_aug; both models see the same batch. On CUDA
-the peak GPU memory of each model's steps is printed too.
+the peak GPU memory of each model's steps is printed too. --save adds the measurement to
+``bench/results/d2cam_throughput.csv`` (replacing an earlier one of the same arch, crop, batch and device kind).
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from matlabel.backbone import build_backbone  # noqa: E402
 from matlabel.cam import CAMNet  # noqa: E402
@@ -97,6 +102,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--save", action="store_true", help="add the row to bench/results/d2cam_throughput.csv")
     args = ap.parse_args()
     device = resolve_device(args.device)
     batch = make_batch(args.batch, args.crop, device)
@@ -120,6 +126,16 @@ def main() -> None:
     print(f"ratio D2CAM / CAM step time: {d2 / cam:.2f}")
     if device.type == "cuda":
         print(f"peak GPU memory: CAM {cam_mem:.1f} GiB, D2CAM {d2_mem:.1f} GiB")
+    if args.save:
+        from classifier_budget import append_csv  # bench/ is not a package
+        from real_photos import short_commit
+
+        run = f"{args.arch}/{args.crop}/{args.batch}/{device.type}"
+        append_csv(ROOT / "bench" / "results" / "d2cam_throughput.csv",
+                   [{"run": run, "arch": args.arch, "crop": args.crop, "batch": args.batch, "device": device.type,
+                     "threads": torch.get_num_threads(), "cam_s": round(cam, 4), "d2cam_s": round(d2, 4),
+                     "ratio": round(d2 / cam, 2), "steps": args.steps, "commit": short_commit(),
+                     "date": datetime.date.today().isoformat()}], replace_run=run)
 
 
 if __name__ == "__main__":

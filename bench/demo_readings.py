@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from classifier_budget import append_csv  # noqa: E402  (bench/ is not a package)
 from folder_example import WORKFLOW_FILES, run  # noqa: E402
-from real_photos import steps_done  # noqa: E402
+from real_photos import short_commit, steps_done  # noqa: E402
 
 CONFIGS = ["config/demo.yaml"]
 TARGET = "results/table1.csv"
@@ -79,8 +78,7 @@ def main(argv=None) -> None:
                     "its defaults' rows in the CSV; run only the readings")
     args = ap.parse_args(argv)
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
+    commit = short_commit()
     base = args.workdir.resolve()
     if args.reuse:
         if not (base / TARGET).exists():

@@ -164,6 +164,12 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         w.writerows(rows)
 
 
+def short_commit() -> str:
+    """The checkout's commit (``git rev-parse --short HEAD``), recorded beside a measurement."""
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True).stdout.strip()
+
+
 def machine() -> dict:
     import os
 
@@ -229,8 +235,7 @@ def main(argv=None) -> None:
     plot_curves(curve_rows, out / "curves.png")
     seconds = job_seconds(wd)  # every job of the working directory (with --resume, the earlier runs' too)
     busy = sum(seconds.values())
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
+    commit = short_commit()
     summary = {"root_name": root.name, "presets": presets, "resumed": args.resume, "targets": targets,
                "cores": args.cores,
                "check_s": round(check, 1), "wall_s": round(total, 1), "wall_min": round(total / 60, 1),

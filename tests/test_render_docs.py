@@ -14,9 +14,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from docs_render.bench import (CRF_GT, EXPORT_COST, PROJECTION, crf_gt_seed, crf_gt_seed_cost,  # noqa: E402
-                               export_cost, node_projection_one_gpu, node_projection_row, node_projection_shards64,
-                               node_projection_work)
+from docs_render.bench import (CRF_GT, D2CAM_THROUGHPUT, EXPORT_COST, PROJECTION, crf_gt_seed,  # noqa: E402
+                               crf_gt_seed_cost, d2cam_cpu_step, export_cost, node_projection_one_gpu,
+                               node_projection_row, node_projection_shards64, node_projection_work)
 from docs_render.demo import (DEEPLAB_BUDGET as DEMO_BUDGET, READINGS, demo_deeplab_budget,  # noqa: E402
                               demo_readings, demo_readings_source)
 from docs_render.demo import (demo_class_iou, demo_eps, demo_gains, demo_gallery_scores,  # noqa: E402
@@ -328,6 +328,11 @@ def test_crf_gt_seed_and_export_cost_and_recorded_timings(tmp_path):
                                             export_s="0.05", ratio="10.84", pixel_work="15.0")])
     assert export_cost(src) == ("10.8× a single forward pass for resnet18 at 128×96 (0.05 s per image on CPU, "
                                 "2 threads), against 15× the pixel work")
+    write_csv(tmp_path / D2CAM_THROUGHPUT, [dict(arch="resnet18", crop="96", batch="16", device="cpu", threads="2",
+                                                 ratio="2.45"),
+                                            dict(arch="resnet50", crop="512", batch="16", device="cuda", threads="16",
+                                                 ratio="2.79")])
+    assert d2cam_cpu_step(src) == "2.45× for resnet18 at crop 96, batch 16 (2 threads)"
     row = dict(machine="m", detail="d", source="s")
     write_csv(tmp_path / TIMINGS, [
         dict(date="2026-11-30", commit="new", what="dry_run_voc_table1", value="2.0", unit="s", **row),

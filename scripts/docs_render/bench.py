@@ -6,7 +6,7 @@ import re
 import sys
 
 from docs_render.formatting import half_up, md_table, pct
-from docs_render.sources import Sources
+from docs_render.sources import Missing, Sources
 
 
 # --------------------------------------------------------------------------------- matting speed (bench/results/)
@@ -279,6 +279,20 @@ def crf_presets(src: Sources) -> str:
                      f"sxy {p['bilateral_sxy']:g}, srgb {p['bilateral_srgb']:g}, compat {p['bilateral_compat']:g}",
                      str(p["iterations"])])
     return md_table(["`crf.preset`", "unary", "Gaussian kernel", "bilateral kernel", "iterations"], rows)
+
+
+# --------------------------------------------------------------- D2CAM's step on CPU (bench/results/)
+
+D2CAM_THROUGHPUT = "bench/results/d2cam_throughput.csv"
+
+
+def d2cam_cpu_step(src: Sources) -> str:
+    """D2CAM's training step against the plain CAM step on CPU, per network, crop and batch (d2cam_throughput.py)."""
+    rows = [r for r in src.csv(D2CAM_THROUGHPUT) if r["device"] == "cpu"]
+    if not rows:
+        raise Missing(f"{D2CAM_THROUGHPUT}: no CPU rows")
+    return ", ".join(f"{float(r['ratio']):.2f}× for {r['arch']} at crop {r['crop']}, batch {r['batch']} "
+                     f"({r['threads']} threads)" for r in rows)
 
 
 # ------------------------------------------------------------------------ the export's cost (bench/results/)

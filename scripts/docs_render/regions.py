@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from docs_render.bench import (crf_deeplab_per_image, crf_gt_seed, crf_gt_seed_cost, crf_presets, d2cam_step_ratio,
-                               deeplab_5x2, export_cost, loader_vs_d2cam, matting_alpha_agreement, matting_goal_point,
-                               matting_gpu_machines, matting_speed, matting_sweep, node_projection,
+from docs_render.bench import (crf_deeplab_per_image, crf_gt_seed, crf_gt_seed_cost, crf_presets, d2cam_cpu_step,
+                               d2cam_step_ratio, deeplab_5x2, export_cost, loader_vs_d2cam, matting_alpha_agreement,
+                               matting_goal_point, matting_gpu_machines, matting_speed, matting_sweep, node_projection,
                                node_projection_one_gpu, node_projection_row, node_projection_shards64,
                                node_projection_summary, node_projection_work, voc_scale, voc_scale_minutes)
 from docs_render.demo import (demo_class_iou, demo_d2cam_from_imagenet, demo_deeplab_budget, demo_eps, demo_gains,
@@ -115,6 +115,7 @@ REGIONS = {
     "export-cost": export_cost,
     "voc-scale": voc_scale,
     "d2cam-step-ratio": d2cam_step_ratio,
+    "d2cam-cpu-step": d2cam_cpu_step,
     "deeplab-5x2": deeplab_5x2,
     "loader-vs-d2cam": loader_vs_d2cam,
     "voc-scale-minutes": voc_scale_minutes,
