@@ -349,6 +349,20 @@ def recam_readings(src: Sources) -> str:
                      "predictor's CE (chance 3.0)"], out)
 
 
+def d2cam_trained_ld2(src: Sources) -> str:
+    """The range of L_d2 at the end of the readings that train the paper's D2CAM (F after layer2, N1 trained)."""
+    runs = ("d2cam/cam/176", "d2cam/cam/528", "d2cam/cam/176/d2cam.head_lr_mult=1")
+    values = [float(r["loss_d2"]) for r in _budget_rows(src, D2CAM_READINGS) if r["run"] in runs]
+    return f"L_d2 {_r(min(values))}–{_r(max(values))}"
+
+
+def recam_trained_spread(src: Sources) -> str:
+    """How far apart the seeds of the ReCAM recipes whose class predictor trained are (all but the reference's lr,
+    at chance after 176 steps), as the table shows them."""
+    seeds = [float(_r(r["miou"])) for r in _budget_rows(src, RECAM_READINGS)[1:]]
+    return f"the {len(seeds)} trained settings are within {max(seeds) - min(seeds):.1f} points"
+
+
 PHI = "bench/results/phi_capacity_photos.csv"
 
 

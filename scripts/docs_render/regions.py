@@ -19,12 +19,12 @@ from docs_render.formatting import duration
 from docs_render.photos import (d2_landscape, d2_landscape_area, d2_landscape_fill_mean, d2_landscape_gradient,
                                 d2_landscape_minimum, d2_landscape_photos, d2_landscape_vs_lma, d2cam_budget_growth,
                                 d2cam_fill_mean_seed, d2cam_layer3_move, d2cam_readings, d2cam_readings_best,
-                                d2cam_readings_gap, d2cam_readings_range, deeplab_msc, deeplab_msc_facts, phi_capacity,
-                                phi_layer3, phi_memorised, phi_vs_cam, photos_check, photos_deeplab_minutes,
-                                photos_findings, photos_job_seconds, photos_jobs, photos_map_stats,
-                                photos_matting_gain, photos_run, photos_source, photos_table1,
+                                d2cam_readings_gap, d2cam_readings_range, d2cam_trained_ld2, deeplab_msc,
+                                deeplab_msc_facts, phi_capacity, phi_layer3, phi_memorised, phi_vs_cam, photos_check,
+                                photos_deeplab_minutes, photos_findings, photos_job_seconds, photos_jobs,
+                                photos_map_stats, photos_matting_gain, photos_run, photos_source, photos_table1,
                                 photos_table1_thresholds, photos_table2, photos_table2_rows, photos_table2_run,
-                                photos_wall, recam_readings)
+                                photos_wall, recam_readings, recam_trained_spread)
 from docs_render.sources import ROOT, Missing, Sources
 from docs_render.timings import dry_runs, recorded, timing_about, timing_exact, timings, timings_table
 
@@ -91,6 +91,8 @@ REGIONS = {
     "d2cam-readings": d2cam_readings,
     "d2cam-readings-range": d2cam_readings_range,
     "recam-readings": recam_readings,
+    "recam-trained-spread": recam_trained_spread,
+    "d2cam-trained-ld2": d2cam_trained_ld2,
     "d2cam-readings-gap": d2cam_readings_gap,
     "d2cam-readings-best": d2cam_readings_best,
     "d2cam-layer3-move": d2cam_layer3_move,
