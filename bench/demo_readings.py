@@ -35,20 +35,30 @@ CONFIGS = ["config/demo.yaml"]
 TARGET = "results/table1.csv"
 OUT = ROOT / "bench" / "results" / "demo_readings.csv"
 
-# (name, what it reads, the config it lays over the demo's). The defaults are config.yaml's: the paper's where it
-# says, the references' where it is silent (docs/paper-readings.md).
-IRN_THRESHOLDS = {"seed": 0.15, "confident_fg": 0.30, "confident_bg": 0.05, "walk": 0.25}
-READINGS = [
-    ("crf_psa_score", "w/ CRF, `crf.preset: psa_score` (default `irn_label`)", {"crf": {"preset": "psa_score"}}),
-    ("recam_irn_thresholds", "ReCAM rows with IRN's thresholds (default ReCAM's: seed 0.21, confident 0.35 / 0.10, "
-     "walk 0.28)", {"method_thresholds": {"recam": IRN_THRESHOLDS}}),
-    ("matting_walk_alphas", "w/ IRN, `irn.matting_walk: alphas` (default `maps`)", {"irn": {"matting_walk": "alphas"}}),
-    ("d2cam_n1_frozen", "`d2cam.train_n1: false`, N1 frozen (default `true`)", {"d2cam": {"train_n1": False}}),
-    ("d2cam_from_imagenet", "D2CAM from ImageNet, as the paper (`d2cam.init_from: null`; the demo's: `cam`, its "
-     "trained CAM)", {"d2cam": {"init_from": None}}),
-    ("border_pad_16", "`export.border_pad: 16`, every method's maps read from the image mirrored by 16 px "
-     "(default 0, the plain maps)", {"export": {"border_pad": 16}}),
-]
+def readings(cfg: dict) -> list[tuple[str, str, dict]]:
+    """(name, what it reads, the config it lays over the demo's) of each reading; the thresholds from ``cfg``
+    (config.yaml), which owns them. The defaults are config.yaml's: the paper's where it says, the references'
+    where it is silent (docs/paper-readings.md)."""
+    from matlabel.config import method_thresholds
+
+    irn = method_thresholds({**cfg, "method_thresholds": {}}, "recam")  # IRN's, shared by the methods without own
+    recam = method_thresholds(cfg, "recam")
+    own = ", ".join(f"{k} {v:.2f}" for k, v in recam.items())
+    return [
+        ("crf_psa_score", "w/ CRF, `crf.preset: psa_score` (default `irn_label`)", {"crf": {"preset": "psa_score"}}),
+        ("recam_irn_thresholds", f"ReCAM rows with IRN's thresholds (default ReCAM's own: {own})",
+         {"method_thresholds": {"recam": irn}}),
+        ("matting_walk_alphas", "w/ IRN, `irn.matting_walk: alphas` (default `maps`)",
+         {"irn": {"matting_walk": "alphas"}}),
+        ("d2cam_n1_frozen", "`d2cam.train_n1: false`, N1 frozen (default `true`)", {"d2cam": {"train_n1": False}}),
+        ("d2cam_from_imagenet", "D2CAM from ImageNet, as the paper (`d2cam.init_from: null`; the demo's: `cam`, its "
+         "trained CAM)", {"d2cam": {"init_from": None}}),
+        ("border_pad_16", "`export.border_pad: 16`, every method's maps read from the image mirrored by 16 px "
+         "(default 0, the plain maps)", {"export": {"border_pad": 16}}),
+    ]
+
+
+READINGS = readings(yaml.safe_load((ROOT / "config.yaml").read_text()))
 
 
 def table_rows(workdir: Path) -> list[dict]:
