@@ -155,6 +155,16 @@ def loader_vs_d2cam(src: Sources) -> str:
             f"{round(used[0], -1):.0f}–{round(used[-1], -1):.0f} images/s D2CAM consumes")
 
 
+def voc_scale_h100_minutes(src: Sources) -> str:
+    """The projected VOC wall time of the Mat-Label row on the H100 (voc_scale_h100.json)."""
+    return f"about {round(src.json(SCALE['H100'])['projected_minutes'])} minutes"
+
+
+def deeplab_autotuner_ms(src: Sources) -> str:
+    """DeepLab's 5 x 2 loop per iteration in the first H200 run, cudnn's autotuner on (voc_scale_h200_first.json)."""
+    return f"{1000 * src.json('bench/results/voc_scale_h200_first.json')['stages']['deeplab']['s_per_unit']:.0f} ms"
+
+
 def voc_scale_minutes(src: Sources) -> str:
     """The projected VOC wall time of the Mat-Label row over the cards (voc_scale's projection)."""
     minutes = sorted(src.json(path)["projected_minutes"] for path in SCALE.values())

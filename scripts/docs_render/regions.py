@@ -6,10 +6,11 @@ import re
 from pathlib import Path
 
 from docs_render.bench import (crf_deeplab_per_image, crf_gt_seed, crf_gt_seed_cost, crf_presets, d2cam_cpu_step,
-                               d2cam_step_ratio, deeplab_5x2, export_cost, loader_vs_d2cam, matting_alpha_agreement,
-                               matting_goal_point, matting_gpu_machines, matting_speed, matting_sweep, node_projection,
-                               node_projection_one_gpu, node_projection_row, node_projection_shards64,
-                               node_projection_summary, node_projection_work, voc_scale, voc_scale_minutes)
+                               d2cam_step_ratio, deeplab_5x2, deeplab_autotuner_ms, export_cost, loader_vs_d2cam,
+                               matting_alpha_agreement, matting_goal_point, matting_gpu_machines, matting_speed,
+                               matting_sweep, node_projection, node_projection_one_gpu, node_projection_row,
+                               node_projection_shards64, node_projection_summary, node_projection_work, voc_scale,
+                               voc_scale_h100_minutes, voc_scale_minutes)
 from docs_render.demo import (demo_class_iou, demo_d2cam_from_imagenet, demo_deeplab_budget, demo_eps, demo_gains,
                               demo_gallery_scores, demo_gallery_time, demo_matting_failures, demo_n1_seeds,
                               demo_readings, demo_readings_source, demo_seeds_vs_floor, demo_steps, demo_steps_share,
@@ -121,6 +122,8 @@ REGIONS = {
     "deeplab-5x2": deeplab_5x2,
     "loader-vs-d2cam": loader_vs_d2cam,
     "voc-scale-minutes": voc_scale_minutes,
+    "voc-scale-h100-minutes": voc_scale_h100_minutes,
+    "deeplab-autotuner-ms": deeplab_autotuner_ms,
     "matting-gpu-machines": matting_gpu_machines,
     "crf-deeplab-per-image": crf_deeplab_per_image,
     "crf-presets": crf_presets,
