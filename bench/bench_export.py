@@ -10,7 +10,6 @@ device kind), which docs/demo-results.md shows (``make docs``).
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 import time
 from pathlib import Path
@@ -18,8 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from matlabel.backbone import build_backbone  # noqa: E402
@@ -69,16 +67,12 @@ def main() -> None:
     work = 2 * (1 + .25 + 2.25 + 4)
     print(f"ratio ours / reference: {ours / ref:.2f}  (pixel work of 4 scales x 2 flips = {work:.1f}x)")
     if args.save:
-        from classifier_budget import append_csv  # bench/ is not a package
-        from real_photos import short_commit
+        from classifier_budget import record_measurement  # bench/ is not a package
 
-        run = f"{args.arch}/{w}x{h}/{device.type}"
-        commit = short_commit()
-        append_csv(ROOT / "bench" / "results" / "export_cost.csv",
-                   [{"run": run, "arch": args.arch, "size": f"{w}x{h}", "device": device.type,
-                     "threads": torch.get_num_threads(), "reference_s": round(ref, 4), "export_s": round(ours, 4),
-                     "ratio": round(ours / ref, 2), "pixel_work": work, "commit": commit,
-                     "date": datetime.date.today().isoformat()}], replace_run=run)
+        record_measurement("export_cost", f"{args.arch}/{w}x{h}/{device.type}",
+                           {"arch": args.arch, "size": f"{w}x{h}", "device": device.type,
+                            "threads": torch.get_num_threads(), "reference_s": round(ref, 4),
+                            "export_s": round(ours, 4), "ratio": round(ours / ref, 2), "pixel_work": work})
 
 
 if __name__ == "__main__":

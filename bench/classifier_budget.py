@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime
 import json
 import math
 import sys
@@ -38,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from real_photos import merged_config, write_csv  # noqa: E402  (bench/ is not a package)
+from real_photos import merged_config, short_commit, write_csv  # noqa: E402  (bench/ is not a package)
 
 from matlabel.cam import border_response, multiscale_cams  # noqa: E402
 from matlabel.checkpoints import read_checkpoint  # noqa: E402
@@ -130,6 +131,14 @@ def append_csv(path: Path, rows: list[dict], replace_run: str | None = None) -> 
     with ``replace_run``, the old rows of that ``run`` are dropped first (a rerun replaces its rows)."""
     old = list(csv.DictReader(path.open())) if path.exists() else []
     write_csv(path, [r for r in old if replace_run is None or r.get("run") != replace_run] + rows)
+
+
+def record_measurement(name: str, run: str, fields: dict) -> None:
+    """One measurement of a ``--save`` bench as the row ``run`` of ``bench/results/<name>.csv`` (replacing an earlier
+    row of that run), with the checkout's commit and the date."""
+    append_csv(ROOT / "bench" / "results" / f"{name}.csv",
+               [{"run": run, **fields, "commit": short_commit(), "date": datetime.date.today().isoformat()}],
+               replace_run=run)
 
 
 def main(argv=None) -> None:

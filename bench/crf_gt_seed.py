@@ -11,7 +11,7 @@ result is scored by the workflow's meter (``matlabel.metrics.ConfusionMeter``). 
 terms (sxy 80, srgb 13: the hybrid the workflow ran before the presets). Reference in the same process: the seeds
 unrefined (100 by construction, the check that the scoring is the workflow's).
 
-One row per reading goes to ``bench/results/crf_gt_seed.csv`` (a rerun replaces its rows).
+One row per reading goes to ``bench/results/crf_gt_seed.csv``, all under the run ``NAME`` (a rerun replaces them).
 """
 from __future__ import annotations
 
@@ -64,11 +64,10 @@ def main(argv=None) -> None:
             pred = gt if reading is None else refine(image, gt, present, CRFParams.from_mapping(reading))
             meters[name].add(gt, pred)
     name = args.name or dataset
-    rows = [{"run": f"{name}/{reading}", "dataset": name, "reading": reading, "images": len(ids),
-             "split": args.split, "miou": round(100 * meters[reading].miou(), 1)} for reading in READINGS]
-    out = ROOT / "bench" / "results" / "crf_gt_seed.csv"
+    rows = [{"run": name, "dataset": name, "reading": reading, "images": len(ids), "split": args.split,
+             "miou": round(100 * meters[reading].miou(), 1)} for reading in READINGS]
+    append_csv(ROOT / "bench" / "results" / "crf_gt_seed.csv", rows, replace_run=name)
     for row in rows:
-        append_csv(out, [row], replace_run=row["run"])
         print(row)
 
 

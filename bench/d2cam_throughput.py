@@ -14,15 +14,13 @@ the peak GPU memory of each model's steps is printed too. --save adds the measur
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from matlabel.backbone import build_backbone  # noqa: E402
@@ -127,15 +125,12 @@ def main() -> None:
     if device.type == "cuda":
         print(f"peak GPU memory: CAM {cam_mem:.1f} GiB, D2CAM {d2_mem:.1f} GiB")
     if args.save:
-        from classifier_budget import append_csv  # bench/ is not a package
-        from real_photos import short_commit
+        from classifier_budget import record_measurement  # bench/ is not a package
 
-        run = f"{args.arch}/{args.crop}/{args.batch}/{device.type}"
-        append_csv(ROOT / "bench" / "results" / "d2cam_throughput.csv",
-                   [{"run": run, "arch": args.arch, "crop": args.crop, "batch": args.batch, "device": device.type,
-                     "threads": torch.get_num_threads(), "cam_s": round(cam, 4), "d2cam_s": round(d2, 4),
-                     "ratio": round(d2 / cam, 2), "steps": args.steps, "commit": short_commit(),
-                     "date": datetime.date.today().isoformat()}], replace_run=run)
+        record_measurement("d2cam_throughput", f"{args.arch}/{args.crop}/{args.batch}/{device.type}",
+                           {"arch": args.arch, "crop": args.crop, "batch": args.batch, "device": device.type,
+                            "threads": torch.get_num_threads(), "cam_s": round(cam, 4), "d2cam_s": round(d2, 4),
+                            "ratio": round(d2 / cam, 2), "steps": args.steps})
 
 
 if __name__ == "__main__":

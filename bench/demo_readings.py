@@ -35,6 +35,7 @@ CONFIGS = ["config/demo.yaml"]
 TARGET = "results/table1.csv"
 OUT = ROOT / "bench" / "results" / "demo_readings.csv"
 
+
 def readings(cfg: dict) -> list[tuple[str, str, dict]]:
     """(name, what it reads, the config it lays over the demo's) of each reading; the thresholds from ``cfg``
     (config.yaml), which owns them. The defaults are config.yaml's: the paper's where it says, the references'

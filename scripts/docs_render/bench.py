@@ -140,9 +140,9 @@ def deeplab_5x2(src: Sources) -> str:
 
 def matting_gpu_machines(src: Sources) -> str:
     """The matting stage's CPU seconds per image at its unknown share on each card's machine (voc_scale)."""
-    return ", ".join(f"{src.json(path)['stages']['matting']['s_per_unit']:.2f} s per image at "
-                     f"{pct(src.json(path)['stages']['matting']['unknown_share'], 1)} unknown on the {card} machine's "
-                     "cores" for card, path in SCALE.items())
+    stage = {card: src.json(path)["stages"]["matting"] for card, path in SCALE.items()}
+    return ", ".join(f"{m['s_per_unit']:.2f} s per image at {pct(m['unknown_share'], 1)} unknown on the {card} "
+                     "machine's cores" for card, m in stage.items())
 
 
 def loader_vs_d2cam(src: Sources) -> str:
@@ -326,9 +326,14 @@ CRF_GT = "bench/results/crf_gt_seed.csv"
 CRF_GT_DATASETS = {"demo": "the demo's images", "photos": "the 248 real photos"}
 
 
+def _crf_gt(src: Sources) -> dict[tuple[str, str], float]:
+    """crf_gt_seed.csv's mIoU by (dataset, reading)."""
+    return {(r["dataset"], r["reading"]): float(r["miou"]) for r in src.csv(CRF_GT)}
+
+
 def crf_gt_seed(src: Sources) -> str:
     """What the label CRF with PSA's pairwise terms and with IRN's leaves of a ground-truth seed (crf_gt_seed.csv)."""
-    rows = {(r["dataset"], r["reading"]): float(r["miou"]) for r in src.csv(CRF_GT)}
+    rows = _crf_gt(src)
     names = [d for d in CRF_GT_DATASETS if (d, "irn_label") in rows]
     hybrid = " and ".join(f"{rows[(d, 'irn_label_psa_pairwise')]:.0f} on {CRF_GT_DATASETS[d]}" for d in names)
     irn = " / ".join(f"{rows[(d, 'irn_label')]:.0f}" for d in names)
@@ -337,7 +342,7 @@ def crf_gt_seed(src: Sources) -> str:
 
 def crf_gt_seed_cost(src: Sources) -> str:
     """The mIoU points the hybrid and IRN's own label CRF take off a ground-truth seed on the real photos."""
-    rows = {(r["dataset"], r["reading"]): float(r["miou"]) for r in src.csv(CRF_GT)}
+    rows = _crf_gt(src)
     none, hybrid, irn = (rows[("photos", k)] for k in ("none", "irn_label_psa_pairwise", "irn_label"))
     return (f"{none - hybrid:.0f} points of mIoU on the 248 real photos (IRN's own terms: {none - irn:.0f}; "
             "`bench/crf_gt_seed.py`)")

@@ -230,7 +230,9 @@ STAGES = ("seed", "crf", "irn")
 
 def _readings(src: Sources) -> dict[str, dict]:
     """Each run of bench/demo_readings.py (``run``: ``default`` or a reading's name): what it read, its jobs and
-    wall time, and its Table 1 by row key."""
+    wall time, its Table 1 by row key and the floor's seed."""
+    sys.path.insert(0, str(src.root))
+    from matlabel.tables import FLOOR_ROW
     runs: dict[str, dict] = {}
     for r in src.csv(READINGS):
         run = runs.setdefault(r["run"], {"what": r["what"], "jobs": r["jobs"], "wall_s": float(r["wall_s"]),
@@ -240,16 +242,18 @@ def _readings(src: Sources) -> dict[str, dict]:
         raise KeyError(f"{READINGS} has no run 'default' (bench/demo_readings.py writes it first)")
     keys = {label: key for key, label in _table1_labels(src).items()}
     for run in runs.values():
+        run["floor"] = run["rows"][FLOOR_ROW]["seed"]
         run["rows"] = {keys[m]: v for m, v in run["rows"].items() if m in keys}
     return runs
 
 
-def _reading(src: Sources, name: str) -> dict:
-    """One run of bench/demo_readings.py by name; :class:`Missing` when it has not been measured."""
+def _runs(src: Sources, *names: str) -> list[dict]:
+    """The named runs of bench/demo_readings.py (as :func:`_readings`); :class:`Missing` when one was not measured."""
     runs = _readings(src)
-    if name not in runs:
-        raise Missing(f"{READINGS}: run {name}")
-    return runs[name]
+    for name in names:
+        if name not in runs:
+            raise Missing(f"{READINGS}: run {name}")
+    return [runs[name] for name in names]
 
 
 def _moved(reading: dict, default: dict) -> str:
@@ -303,17 +307,15 @@ def demo_deeplab_budget(src: Sources) -> str:
 
 def demo_n1_seeds(src: Sources) -> str:
     """D2CAM's and Mat-Label's seeds with N1 trained (the default) and frozen (demo_readings.csv)."""
-    on, off = _reading(src, "default")["rows"], _reading(src, "d2cam_n1_frozen")["rows"]
+    on, off = (run["rows"] for run in _runs(src, "default", "d2cam_n1_frozen"))
     return (f"D2CAM's seed {on['d2cam']['seed']:.1f} with `true`, {off['d2cam']['seed']:.1f} with `false` "
             f"(Mat-Label's {on['matlabel']['seed']:.1f} and {off['matlabel']['seed']:.1f})")
 
 
 def demo_d2cam_from_imagenet(src: Sources) -> str:
     """D2CAM trained from ImageNet for the demo's steps against from the trained CAM, and the floor (demo_readings)."""
-    sys.path.insert(0, str(src.root))
-    from matlabel.tables import FLOOR_ROW
-    cam_start, imagenet = _reading(src, "default")["rows"], _reading(src, "d2cam_from_imagenet")["rows"]
-    floor = next(float(r["seed"]) for r in src.csv(READINGS) if r["run"] == "default" and r["method"] == FLOOR_ROW)
+    default, imagenet_run = _runs(src, "default", "d2cam_from_imagenet")
+    cam_start, imagenet, floor = default["rows"], imagenet_run["rows"], default["floor"]
     return (f"D2CAM's seed {imagenet['d2cam']['seed']:.1f} and Mat-Label's {imagenet['matlabel']['seed']:.1f} "
             f"against the floor's {floor:.1f} ({cam_start['d2cam']['seed']:.1f} and "
             f"{cam_start['matlabel']['seed']:.1f} from the trained CAM)")
